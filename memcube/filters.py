@@ -1,0 +1,44 @@
+"""Which memories a query is about: the filters shared by list and search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from memos.errors import InvalidInputError
+
+from .models import Kind
+
+
+@dataclass(frozen=True)
+class MemoryFilter:
+    """All given fields must match; ``tags`` means every tag listed is present."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    category: str | None = None
+    kind: str | None = None
+    tags: tuple[str, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is not None and self.kind not in {k.value for k in Kind}:
+            raise InvalidInputError(
+                f"filter kind must be one of {sorted(k.value for k in Kind)}, got {self.kind!r}"
+            )
+        for name in ("created_after", "created_before"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise InvalidInputError(f"filter {name} needs a time zone (e.g. ...Z)")
+        if (
+            self.created_after is not None
+            and self.created_before is not None
+            and self.created_after >= self.created_before
+        ):
+            raise InvalidInputError("filter created_after must be earlier than created_before")
+
+    @property
+    def is_empty(self) -> bool:
+        return self == MemoryFilter()

@@ -1,0 +1,203 @@
+"""SQLAlchemy tables of the MemCube data model (see docs/design.md)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no time zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Kind(enum.StrEnum):
+    PLAINTEXT = "plaintext"
+    ACTIVATION = "activation"
+    PARAMETRIC = "parametric"
+
+
+class State(enum.StrEnum):
+    """Lifecycle of a cube. Only ``generated`` and ``activated`` cubes are served."""
+
+    GENERATED = "generated"
+    ACTIVATED = "activated"
+    MERGED = "merged"
+    ARCHIVED = "archived"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+
+
+LIVE_STATES = (State.GENERATED.value, State.ACTIVATED.value)
+
+
+class Source(enum.StrEnum):
+    API = "api"
+    SDK = "sdk"
+    AGENT = "agent"
+    TOOL = "tool"
+    IMPORT = "import"
+    SCHEDULER = "scheduler"
+
+
+class Operation(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    ROLLBACK = "rollback"
+    EXPIRE = "expire"
+    PURGE = "purge"
+    FUSE = "fuse"
+    MIGRATE = "migrate"
+    PROMOTE = "promote"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class Namespace(Base):
+    """A tenant. ``revision`` grows with every change the vector index must reflect."""
+
+    __tablename__ = "namespaces"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ApiKey(Base):
+    """A bearer key scoped to one namespace; only its SHA-256 digest is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace: Mapped[str] = mapped_column(ForeignKey("namespaces.name"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class MemCube(Base):
+    """The current state of one memory; its past lives in ``memcube_versions``."""
+
+    __tablename__ = "memcubes"
+    __table_args__ = (
+        Index("ix_memcubes_ns_id", "namespace", "id"),
+        Index("ix_memcubes_ns_user", "namespace", "user_id"),
+        Index("ix_memcubes_ns_agent", "namespace", "agent_id"),
+        Index("ix_memcubes_ns_session", "namespace", "session_id"),
+        Index("ix_memcubes_ns_category", "namespace", "category"),
+        Index("ix_memcubes_ns_created", "namespace", "created_at"),
+        Index("ix_memcubes_ns_hash", "namespace", "content_hash"),
+        Index("ix_memcubes_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace: Mapped[str] = mapped_column(ForeignKey("namespaces.name"))
+    user_id: Mapped[str | None] = mapped_column(String(128))
+    agent_id: Mapped[str | None] = mapped_column(String(128))
+    session_id: Mapped[str | None] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16), default=Kind.PLAINTEXT.value)
+    payload: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(128))
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    importance: Mapped[float] = mapped_column(Float, default=0.5)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    embedding_model: Mapped[str | None] = mapped_column(String(200))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    valid_from: Mapped[datetime | None]
+    valid_to: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16), default=State.GENERATED.value)
+    access_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_accessed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CubeTag(Base):
+    """One row per (cube, tag), so tag filters are plain indexed joins on every backend."""
+
+    __tablename__ = "memcube_tags"
+    __table_args__ = (Index("ix_memcube_tags_tag", "tag", "cube_id"),)
+
+    cube_id: Mapped[str] = mapped_column(
+        ForeignKey("memcubes.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class CubeVersion(Base):
+    """An append-only record of one version of a cube, with its provenance."""
+
+    __tablename__ = "memcube_versions"
+    __table_args__ = (
+        UniqueConstraint("cube_id", "version", name="uq_memcube_versions_cube_version"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    cube_id: Mapped[str] = mapped_column(ForeignKey("memcubes.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(128))
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    importance: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    valid_from: Mapped[datetime | None]
+    valid_to: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    embedding_model: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    operation: Mapped[str] = mapped_column(String(16))
+    derived_from: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

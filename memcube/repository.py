@@ -1,0 +1,216 @@
+"""Queries over MemCubes, their tags and versions, inside one caller-owned session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, and_, delete, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from .filters import MemoryFilter
+from .models import LIVE_STATES, CubeTag, CubeVersion, MemCube, Namespace, State
+
+
+class CubeRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # namespaces -----------------------------------------------------------------
+
+    def ensure_namespace(self, name: str) -> None:
+        if self.session.get(Namespace, name) is None:
+            self.session.add(Namespace(name=name, revision=0))
+            self.session.flush()
+
+    def namespace_names(self) -> list[str]:
+        return list(self.session.scalars(select(Namespace.name).order_by(Namespace.name)))
+
+    def revision(self, namespace: str) -> int:
+        value = self.session.scalar(select(Namespace.revision).where(Namespace.name == namespace))
+        return int(value or 0)
+
+    def bump_revision(self, namespace: str) -> int:
+        """Mark a change the vector index must reflect; returns the new revision."""
+        self.session.execute(
+            update(Namespace)
+            .where(Namespace.name == namespace)
+            .values(revision=Namespace.revision + 1)
+        )
+        return self.revision(namespace)
+
+    # cubes ----------------------------------------------------------------------
+
+    def live_condition(self, now: datetime):
+        return and_(
+            MemCube.state.in_(LIVE_STATES),
+            (MemCube.expires_at.is_(None)) | (MemCube.expires_at > now),
+        )
+
+    def get(self, namespace: str, cube_id: str, *, for_update: bool = False) -> MemCube | None:
+        stmt = select(MemCube).where(MemCube.id == cube_id, MemCube.namespace == namespace)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self.session.scalar(stmt)
+
+    def live_with_hashes(
+        self, namespace: str, hashes: Iterable[str], now: datetime
+    ) -> list[MemCube]:
+        stmt = select(MemCube).where(
+            MemCube.namespace == namespace,
+            MemCube.content_hash.in_(set(hashes)),
+            self.live_condition(now),
+        )
+        return list(self.session.scalars(stmt))
+
+    def add_all(self, cubes: Sequence[MemCube], versions: Sequence[CubeVersion]) -> None:
+        """Insert new cubes, then their first versions and tags (foreign keys need this order)."""
+        self.session.add_all(cubes)
+        self.session.flush()
+        self.session.add_all(versions)
+        self.session.add_all(CubeTag(cube_id=c.id, tag=tag) for c in cubes for tag in c.tags)
+
+    def set_tags(self, cube_id: str, tags: Iterable[str]) -> None:
+        self.session.execute(delete(CubeTag).where(CubeTag.cube_id == cube_id))
+        self.session.add_all(CubeTag(cube_id=cube_id, tag=tag) for tag in tags)
+
+    def add_version(self, version: CubeVersion) -> None:
+        self.session.add(version)
+
+    def filtered(self, namespace: str, flt: MemoryFilter, now: datetime) -> Select[tuple[MemCube]]:
+        stmt = select(MemCube).where(MemCube.namespace == namespace, self.live_condition(now))
+        return self._apply(stmt, flt)
+
+    def _apply(self, stmt: Select, flt: MemoryFilter) -> Select:
+        for column, value in (
+            (MemCube.user_id, flt.user_id),
+            (MemCube.agent_id, flt.agent_id),
+            (MemCube.session_id, flt.session_id),
+            (MemCube.category, flt.category),
+            (MemCube.kind, flt.kind),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        for tag in flt.tags:
+            stmt = stmt.where(exists().where(CubeTag.cube_id == MemCube.id, CubeTag.tag == tag))
+        if flt.created_after is not None:
+            stmt = stmt.where(MemCube.created_at >= flt.created_after)
+        if flt.created_before is not None:
+            stmt = stmt.where(MemCube.created_at < flt.created_before)
+        return stmt
+
+    def page(
+        self, namespace: str, flt: MemoryFilter, now: datetime, limit: int, before_id: str | None
+    ) -> list[MemCube]:
+        """Newest first; ``before_id`` continues after the last id of the previous page."""
+        stmt = self.filtered(namespace, flt, now)
+        if before_id is not None:
+            stmt = stmt.where(MemCube.id < before_id)
+        return list(self.session.scalars(stmt.order_by(MemCube.id.desc()).limit(limit)))
+
+    def matching_ids(
+        self, namespace: str, flt: MemoryFilter, now: datetime, limit: int
+    ) -> list[str]:
+        stmt = self.filtered(namespace, flt, now).with_only_columns(MemCube.id).limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def live_by_ids(
+        self, namespace: str, ids: Sequence[str], flt: MemoryFilter, now: datetime
+    ) -> dict[str, MemCube]:
+        if not ids:
+            return {}
+        stmt = self.filtered(namespace, flt, now).where(MemCube.id.in_(list(ids)))
+        return {cube.id: cube for cube in self.session.scalars(stmt)}
+
+    def live_embeddings(
+        self, namespace: str, now: datetime, batch: int = 5_000
+    ) -> Iterator[list[tuple[str, bytes]]]:
+        """Every served cube's stored embedding, in id order, a batch at a time."""
+        last = ""
+        while True:
+            rows = self.session.execute(
+                select(MemCube.id, MemCube.embedding)
+                .where(
+                    MemCube.namespace == namespace,
+                    MemCube.id > last,
+                    MemCube.embedding.is_not(None),
+                    self.live_condition(now),
+                )
+                .order_by(MemCube.id)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return
+            yield [(row[0], row[1]) for row in rows]
+            last = rows[-1][0]
+
+    def count_live(self, namespace: str, now: datetime) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(MemCube)
+            .where(MemCube.namespace == namespace, self.live_condition(now))
+        )
+        return int(self.session.scalar(stmt) or 0)
+
+    def due_to_expire(self, now: datetime, limit: int) -> list[MemCube]:
+        stmt = (
+            select(MemCube)
+            .where(MemCube.state.in_(LIVE_STATES), MemCube.expires_at <= now)
+            .limit(limit)
+        )
+        return list(self.session.scalars(stmt))
+
+    def due_to_purge(self, deleted_before: datetime, limit: int) -> list[MemCube]:
+        stmt = (
+            select(MemCube)
+            .where(
+                MemCube.state == State.DELETED.value,
+                MemCube.purged_at.is_(None),
+                MemCube.deleted_at <= deleted_before,
+            )
+            .limit(limit)
+        )
+        return list(self.session.scalars(stmt))
+
+    def export_rows(self, namespace: str, batch: int = 1_000) -> Iterator[list[MemCube]]:
+        last = ""
+        while True:
+            rows = list(
+                self.session.scalars(
+                    select(MemCube)
+                    .where(MemCube.namespace == namespace, MemCube.id > last)
+                    .order_by(MemCube.id)
+                    .limit(batch)
+                )
+            )
+            if not rows:
+                return
+            yield rows
+            last = rows[-1].id
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        if not ids:
+            return set()
+        return set(self.session.scalars(select(MemCube.id).where(MemCube.id.in_(ids))))
+
+    # versions -------------------------------------------------------------------
+
+    def versions(self, cube_id: str) -> list[CubeVersion]:
+        stmt = (
+            select(CubeVersion).where(CubeVersion.cube_id == cube_id).order_by(CubeVersion.version)
+        )
+        return list(self.session.scalars(stmt))
+
+    def version(self, cube_id: str, version: int) -> CubeVersion | None:
+        stmt = select(CubeVersion).where(
+            CubeVersion.cube_id == cube_id, CubeVersion.version == version
+        )
+        return self.session.scalar(stmt)
+
+    def erase_version_payloads(self, cube_id: str) -> None:
+        self.session.execute(
+            update(CubeVersion)
+            .where(CubeVersion.cube_id == cube_id)
+            .values(payload=None, content_hash=None, meta={})
+        )

@@ -1,0 +1,204 @@
+"""`memos`: serve, db upgrade, keys, export/import."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@click.group()
+def main() -> None:
+    """MemOS: a memory operating system for LLM agents."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+# db ----------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    from .migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo(f"database at {_redacted(settings.database_url)} is up to date")
+
+
+# keys --------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """API keys (each opens one namespace)."""
+
+
+@keys.command("create")
+@click.option("--namespace", required=True, help="The namespace the key opens.")
+@click.option("--label", default=None, help="A note to tell keys apart.")
+def keys_create(namespace: str, label: str | None) -> None:
+    """Create a key; it is printed once, alone on the last line."""
+    from memos.memcube import keys as api_keys
+
+    from . import validation
+
+    validation.namespace(namespace)
+    with _database() as database, database.unit_of_work() as session:
+        info, secret = api_keys.create_key(session, namespace, label)
+    click.echo(
+        f"created key {info.id} for namespace {namespace!r}; store it now, it is not shown again:"
+    )
+    click.echo(secret)
+
+
+@keys.command("list")
+@click.option("--namespace", default=None)
+def keys_list(namespace: str | None) -> None:
+    """List keys (never their secrets)."""
+    from memos.memcube import keys as api_keys
+
+    with _database() as database, database.reader() as session:
+        rows = api_keys.list_keys(session, namespace)
+    for row in rows:
+        status = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+        click.echo(f"{row.id}  {row.namespace:<20} {row.prefix}…  {status}  {row.label or ''}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (see `memos keys list`)."""
+    from memos.memcube import keys as api_keys
+
+    from .errors import NotFoundError
+
+    try:
+        with _database() as database, database.unit_of_work() as session:
+            api_keys.revoke_key(session, key_id)
+    except NotFoundError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"revoked {key_id}")
+
+
+# export / import ---------------------------------------------------------------
+
+
+@main.command("export")
+@click.option("--namespace", required=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="-")
+def export_cmd(namespace: str, out_path: str) -> None:
+    """Write a namespace's served memories as JSON lines (to stdout by default)."""
+    from .core import MemOS
+    from .transfer import export_jsonl
+
+    with MemOS(_settings()) as memos:
+        if out_path == "-":
+            count = export_jsonl(memos, namespace, sys.stdout)
+        else:
+            with open(out_path, "w", encoding="utf-8") as out:
+                count = export_jsonl(memos, namespace, out)
+    click.echo(f"exported {count} memories", err=True)
+
+
+@main.command("import")
+@click.option("--namespace", required=True)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_cmd(namespace: str, path: str) -> None:
+    """Add the memories of a JSON-lines export to a namespace."""
+    from .core import MemOS
+    from .errors import MemOSError
+    from .transfer import import_jsonl
+
+    with open(path, encoding="utf-8") as counting:
+        total = sum(1 for line in counting if line.strip())
+    with MemOS(_settings()) as memos, open(path, encoding="utf-8") as lines:
+        try:
+            imported, skipped = import_jsonl(memos, namespace, lines, total=total)
+        except MemOSError as exc:
+            raise click.ClickException(exc.detail) from exc
+    click.echo(f"imported {imported}, skipped {skipped} already present")
+
+
+# serve -------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Upgrade the schema, load the embedder and indexes, and serve the REST API."""
+    import uvicorn
+
+    from memos.server.app import create_app
+
+    from .core import MemOS
+    from .migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo("loading the embedding model and indexes ...")
+    memos = MemOS(settings)
+    key_note = _bootstrap_key(memos, settings.data_dir)
+    app = create_app(memos)
+    click.echo(f"MemOS serving on http://{host}:{port}  (OpenAPI at http://{host}:{port}/schema)")
+    click.echo(key_note)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        memos.close()
+
+
+def _bootstrap_key(memos: object, data_dir: Path) -> str:
+    """On the first start, a key for the `default` namespace, kept in the data dir."""
+    from memos.memcube import keys as api_keys
+
+    path = data_dir / "bootstrap-key"
+    database = memos.db  # type: ignore[attr-defined]
+    if path.exists():
+        secret = path.read_text().strip()
+        with database.reader() as session:
+            if api_keys.namespace_for(session, secret) == "default":
+                return f"API key for namespace 'default' (in {path}): {secret}"
+    with database.unit_of_work() as session:
+        _, secret = api_keys.create_key(session, "default", label="bootstrap")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return f"created API key for namespace 'default' (saved in {path}): {secret}"
+
+
+class _database:
+    """The configured database, schema upgraded, as a context manager."""
+
+    def __enter__(self):
+        from memos.memcube.database import Database
+
+        from .migrate import upgrade
+
+        settings = _settings()
+        upgrade(settings.database_url)
+        self.db = Database(settings.database_url)
+        return self.db
+
+    def __exit__(self, *_exc: object) -> None:
+        self.db.dispose()
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

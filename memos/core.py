@@ -1,0 +1,682 @@
+"""The MemOS facade: the few verbs a user needs (add, search, get, update, delete,
+history, rollback), over the MemCube store and the per-namespace vector index."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from memos.memcube.database import Database
+from memos.memcube.filters import MemoryFilter
+from memos.memcube.ids import new_id
+from memos.memcube.models import (
+    LIVE_STATES,
+    CubeVersion,
+    Kind,
+    MemCube,
+    Operation,
+    Source,
+    State,
+    utcnow,
+)
+from memos.memcube.repository import CubeRepository
+
+from . import validation as check
+from .config import Settings
+from .embeddings import Embedder, load_embedder
+from .errors import ConflictError, InvalidInputError, NotFoundError, TooLargeError
+from .index_registry import IndexRegistry
+from .records import AddResult, Memory, NewMemory, Page, SearchHit, VersionRecord
+from .vector_index import Neighbour, encode_vector
+
+log = logging.getLogger(__name__)
+
+EXACT_SEARCH_LIMIT = 4_096  # filters matching at most this many memories are searched exactly
+MAX_PAGE = 1_000
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who or what asked for a change, recorded in the provenance of the version it writes."""
+
+    source: str = Source.SDK.value
+    actor: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in {s.value for s in Source}:
+            raise InvalidInputError(f"unknown provenance source {self.source!r}")
+
+
+def content_hash(kind: str, text: str) -> str:
+    return hashlib.sha256(f"{kind}\x00{text}".encode()).hexdigest()
+
+
+class MemOS:
+    """One memory store: a database, an embedder and the vector indexes built over them."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.db = Database(self.settings.database_url)
+        self.embedder = embedder or load_embedder(self.settings.model_dir, self.settings.embedder)
+        self.indexes = IndexRegistry(
+            self.db, self.settings.index_dir, self.embedder.model_id, self.embedder.dim
+        )
+
+    def open(self) -> MemOS:
+        """Load (or rebuild) every namespace's index now rather than on first use."""
+        self.indexes.open_all()
+        return self
+
+    def close(self) -> None:
+        self.indexes.save_changed()
+        self.db.dispose()
+
+    def __enter__(self) -> MemOS:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # add ------------------------------------------------------------------------
+
+    def add(
+        self,
+        text: str,
+        *,
+        namespace: str = "default",
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        category: str | None = None,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        importance: float = 0.5,
+        ttl_s: float | None = None,
+        valid_from: datetime | None = None,
+        valid_to: datetime | None = None,
+        dedupe: bool = True,
+        origin: Origin = Origin(),
+    ) -> AddResult:
+        item = NewMemory(
+            text=text, user_id=user_id, agent_id=agent_id, session_id=session_id,
+            category=category, tags=tags if isinstance(tags, str) else tuple(tags),
+            metadata=metadata or {}, importance=importance, ttl_s=ttl_s,
+            valid_from=valid_from, valid_to=valid_to,
+        )  # fmt: skip
+        return self.add_batch([item], namespace=namespace, dedupe=dedupe, origin=origin)[0]
+
+    def add_batch(
+        self,
+        items: Sequence[NewMemory],
+        *,
+        namespace: str = "default",
+        dedupe: bool = True,
+        origin: Origin = Origin(),
+        ids: Sequence[str | None] | None = None,
+        vectors: Sequence[np.ndarray | None] | None = None,
+    ) -> list[AddResult]:
+        """Add many memories in one transaction: all are stored, or none is.
+
+        For imports: ``ids`` keeps given ids (one already in use is a conflict) and
+        ``vectors`` supplies embeddings already computed by this embedder's model.
+        """
+        check.namespace(namespace)
+        if len(items) > self.settings.max_batch_items:
+            raise TooLargeError(
+                f"a batch holds at most {self.settings.max_batch_items} items, got {len(items)}"
+            )
+        for name, given in (("ids", ids), ("vectors", vectors)):
+            if given is not None and len(given) != len(items):
+                raise InvalidInputError(f"{name} must have one entry per item")
+        items = [
+            self._checked(item, f"items[{i}]." if len(items) > 1 else "")
+            for i, item in enumerate(items)
+        ]
+        kind = Kind.PLAINTEXT.value
+        hashes = [content_hash(kind, item.text) for item in items]
+
+        existing = self._duplicates(namespace, items, hashes) if dedupe else {}
+        fresh = [i for i in range(len(items)) if i not in existing]
+        # Identical items inside one batch are stored once.
+        first_of: dict[tuple, int] = {}
+        for i in fresh:
+            first_of.setdefault(_dedupe_key(items[i], hashes[i]), i)
+        to_store = sorted(set(first_of.values())) if dedupe else fresh
+        embedded = self._embeddings(
+            [items[i] for i in to_store], [vectors[i] for i in to_store] if vectors else None
+        )
+
+        with self.indexes.lock(namespace):
+            index = self.indexes.get(namespace)
+            with self.db.unit_of_work() as session:
+                repo = CubeRepository(session)
+                repo.ensure_namespace(namespace)
+                now = utcnow()
+                if dedupe:  # re-check under the lock: a concurrent add may have won
+                    existing.update(self._duplicates(namespace, items, hashes, repo))
+                if ids is not None:
+                    wanted = [ids[i] for i in to_store if ids[i] is not None]
+                    taken = repo.existing_ids(wanted)
+                    if taken:
+                        raise ConflictError(f"memory id {sorted(taken)[0]!r} already exists")
+                stored: dict[int, MemCube] = {}
+                rows: list[int] = []
+                for row, i in enumerate(to_store):
+                    if i in existing:
+                        continue
+                    cube_id = (ids[i] if ids is not None else None) or new_id()
+                    stored[i] = self._new_cube(
+                        cube_id, namespace, items[i], hashes[i], embedded[row], now
+                    )
+                    rows.append(row)
+                repo.add_all(
+                    list(stored.values()),
+                    [self._version_of(c, Operation.CREATE, origin, now) for c in stored.values()],
+                )
+                revision = repo.bump_revision(namespace) if stored else None
+                existing_cubes = {i: repo.get(namespace, cid) for i, cid in existing.items()}
+            if stored:
+                index.upsert([c.id for c in stored.values()], embedded[rows])
+                index.revision = revision or index.revision
+
+        results: list[AddResult] = []
+        for i, item in enumerate(items):
+            if i in stored:
+                results.append(AddResult(_memory(stored[i]), True))
+            elif i in existing_cubes and existing_cubes[i] is not None:
+                results.append(AddResult(_memory(existing_cubes[i]), False))
+            else:
+                twin = stored[first_of[_dedupe_key(item, hashes[i])]]
+                results.append(AddResult(_memory(twin), False))
+        return results
+
+    def _embeddings(
+        self, items: Sequence[NewMemory], given: Sequence[np.ndarray | None] | None
+    ) -> np.ndarray:
+        out = np.zeros((len(items), self.embedder.dim), dtype=np.float32)
+        missing = [i for i in range(len(items)) if given is None or given[i] is None]
+        if given is not None:
+            for i in set(range(len(items))) - set(missing):
+                out[i] = given[i]
+        if missing:
+            out[missing] = self.embedder.embed([items[i].text for i in missing])
+        return out
+
+    def _checked(self, item: NewMemory, where: str) -> NewMemory:
+        if not isinstance(item, NewMemory):
+            raise InvalidInputError(f"{where or 'item'} must be a NewMemory")
+        if item.valid_from and item.valid_to and item.valid_from >= item.valid_to:
+            raise InvalidInputError(f"{where}valid_from must be earlier than valid_to")
+        return NewMemory(
+            text=check.text(item.text, self.settings.max_text_chars, f"{where}text"),
+            user_id=check.identifier(item.user_id, f"{where}user_id"),
+            agent_id=check.identifier(item.agent_id, f"{where}agent_id"),
+            session_id=check.identifier(item.session_id, f"{where}session_id"),
+            category=check.identifier(item.category, f"{where}category"),
+            tags=check.tags(item.tags),
+            metadata=check.metadata(item.metadata),
+            importance=check.importance(item.importance),
+            ttl_s=check.ttl(item.ttl_s),
+            valid_from=item.valid_from,
+            valid_to=item.valid_to,
+        )
+
+    def _duplicates(
+        self,
+        namespace: str,
+        items: Sequence[NewMemory],
+        hashes: Sequence[str],
+        repo: CubeRepository | None = None,
+    ) -> dict[int, str]:
+        """Positions of items whose content is already stored for the same user and agent."""
+        if repo is None:
+            with self.db.reader() as session:
+                return self._duplicates(namespace, items, hashes, CubeRepository(session))
+        twins = {
+            (c.content_hash, c.user_id, c.agent_id): c.id
+            for c in repo.live_with_hashes(namespace, hashes, utcnow())
+        }
+        found = {i: twins.get(_dedupe_key(item, hashes[i])) for i, item in enumerate(items)}
+        return {i: cube_id for i, cube_id in found.items() if cube_id is not None}
+
+    def _new_cube(
+        self, cube_id: str, namespace: str, item: NewMemory, digest: str, vector: np.ndarray,
+        now: datetime,
+    ) -> MemCube:  # fmt: skip
+        return MemCube(
+            id=cube_id,
+            namespace=namespace,
+            user_id=item.user_id,
+            agent_id=item.agent_id,
+            session_id=item.session_id,
+            kind=Kind.PLAINTEXT.value,
+            payload=item.text,
+            category=item.category,
+            tags=list(item.tags),
+            meta=item.metadata,
+            importance=item.importance,
+            embedding=encode_vector(vector),
+            embedding_model=self.embedder.model_id,
+            content_hash=digest,
+            valid_from=item.valid_from,
+            valid_to=item.valid_to,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + timedelta(seconds=item.ttl_s) if item.ttl_s else None,
+            state=State.GENERATED.value,
+            access_count=0,
+            version=1,
+        )
+
+    @staticmethod
+    def _version_of(
+        cube: MemCube, operation: Operation, origin: Origin, now: datetime,
+        derived_from: Sequence[dict[str, Any]] = (),
+    ) -> CubeVersion:  # fmt: skip
+        return CubeVersion(
+            cube_id=cube.id,
+            version=cube.version,
+            payload=cube.payload,
+            category=cube.category,
+            tags=list(cube.tags),
+            meta=dict(cube.meta),
+            importance=cube.importance,
+            state=cube.state,
+            valid_from=cube.valid_from,
+            valid_to=cube.valid_to,
+            expires_at=cube.expires_at,
+            content_hash=cube.content_hash,
+            embedding_model=cube.embedding_model,
+            source=origin.source,
+            actor=origin.actor,
+            operation=operation.value,
+            derived_from=list(derived_from),
+            recorded_at=now,
+        )
+
+    # read -----------------------------------------------------------------------
+
+    def get(self, memory_id: str, *, namespace: str = "default") -> Memory:
+        """A served memory; counts the access. Deleted or expired memories are not found."""
+        check.namespace(namespace)
+        with self.db.unit_of_work() as session:
+            cube = self._live(CubeRepository(session), namespace, memory_id, utcnow())
+            cube.access_count += 1
+            cube.last_accessed_at = utcnow()
+            return _memory(cube)
+
+    def list(
+        self,
+        *,
+        namespace: str = "default",
+        filters: MemoryFilter | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Served memories, newest first; pass ``next_cursor`` back for the next page."""
+        check.namespace(namespace)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInputError(f"limit must be an integer from 1 to {MAX_PAGE}, got {limit!r}")
+        with self.db.reader() as session:
+            cubes = CubeRepository(session).page(
+                namespace, filters or MemoryFilter(), utcnow(), limit + 1, cursor
+            )
+        more = len(cubes) > limit
+        cubes = cubes[:limit]
+        return Page([_memory(c) for c in cubes], cubes[-1].id if more else None)
+
+    def search(
+        self,
+        query: str,
+        *,
+        namespace: str = "default",
+        top_k: int = 10,
+        min_score: float | None = None,
+        filters: MemoryFilter | None = None,
+    ) -> list[SearchHit]:
+        """The served memories most similar to ``query`` (cosine), best first."""
+        check.namespace(namespace)
+        check.text(query, self.settings.max_text_chars, "query")
+        top_k = check.top_k(top_k, self.settings.max_top_k)
+        min_score = check.min_score(min_score)
+        flt = filters or MemoryFilter()
+        vector = self.embedder.embed([query])[0]
+        return self.search_vector(
+            vector, namespace=namespace, top_k=top_k, min_score=min_score, filters=flt
+        )
+
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        *,
+        namespace: str,
+        top_k: int,
+        min_score: float | None,
+        filters: MemoryFilter,
+    ) -> list[SearchHit]:
+        index = self.indexes.get(namespace)
+        now = utcnow()
+        with self.db.reader() as session:
+            repo = CubeRepository(session)
+            if not filters.is_empty:
+                candidates = repo.matching_ids(namespace, filters, now, EXACT_SEARCH_LIMIT + 1)
+                if len(candidates) <= EXACT_SEARCH_LIMIT:
+                    found = index.exact_search(vector, candidates, top_k)
+                    return self._hits(repo, namespace, found, filters, now, top_k, min_score)
+            k = top_k
+            while True:
+                found = index.search(vector, k)
+                hits = self._hits(repo, namespace, found, filters, now, top_k, min_score)
+                exhausted = len(found) < k or (
+                    min_score is not None and found[-1].score < min_score
+                )
+                if len(hits) >= top_k or exhausted:
+                    return hits
+                k *= 4
+
+    @staticmethod
+    def _hits(
+        repo: CubeRepository, namespace: str, found: list[Neighbour], filters: MemoryFilter,
+        now: datetime, top_k: int, min_score: float | None,
+    ) -> list[SearchHit]:  # fmt: skip
+        if min_score is not None:
+            found = [n for n in found if n.score >= min_score]
+        rows = repo.live_by_ids(namespace, [n.id for n in found], filters, now)
+        hits = [SearchHit(_memory(rows[n.id]), n.score) for n in found if n.id in rows]
+        return hits[:top_k]
+
+    def history(self, memory_id: str, *, namespace: str = "default") -> list[VersionRecord]:
+        """Every version, oldest first, deleted memories included."""
+        check.namespace(namespace)
+        with self.db.reader() as session:
+            repo = CubeRepository(session)
+            if repo.get(namespace, memory_id) is None:
+                raise NotFoundError(f"memory {memory_id!r} not found")
+            versions = repo.versions(memory_id)
+        return [
+            _version_record(v, versions[n + 1].recorded_at if n + 1 < len(versions) else None)
+            for n, v in enumerate(versions)
+        ]
+
+    # change ---------------------------------------------------------------------
+
+    def update(
+        self,
+        memory_id: str,
+        *,
+        namespace: str = "default",
+        text: str = UNSET,
+        category: str | None = UNSET,
+        tags: Sequence[str] = UNSET,
+        metadata: dict[str, Any] = UNSET,
+        importance: float = UNSET,
+        ttl_s: float | None = UNSET,
+        valid_to: datetime | None = UNSET,
+        origin: Origin = Origin(),
+    ) -> Memory:
+        """Write a new version with the given fields changed; unchanged input writes nothing."""
+        check.namespace(namespace)
+        changes: dict[str, Any] = {}
+        if text is not UNSET:
+            changes["payload"] = check.text(text, self.settings.max_text_chars)
+        if category is not UNSET:
+            changes["category"] = check.identifier(category, "category")
+        if tags is not UNSET:
+            changes["tags"] = list(check.tags(tags))
+        if metadata is not UNSET:
+            changes["meta"] = check.metadata(metadata)
+        if importance is not UNSET:
+            changes["importance"] = check.importance(importance)
+        if valid_to is not UNSET:
+            changes["valid_to"] = valid_to
+        ttl = check.ttl(ttl_s) if ttl_s is not UNSET else UNSET
+        vector = self.embedder.embed([changes["payload"]])[0] if "payload" in changes else None
+
+        with self.indexes.lock(namespace):
+            index = self.indexes.get(namespace)
+            with self.db.unit_of_work() as session:
+                repo = CubeRepository(session)
+                now = utcnow()
+                cube = self._live(repo, namespace, memory_id, now, for_update=True)
+                if ttl is not UNSET:
+                    changes["expires_at"] = now + timedelta(seconds=ttl) if ttl else None
+                changed = {k: v for k, v in changes.items() if getattr(cube, k) != v}
+                if not changed:
+                    return _memory(cube)
+                for key, value in changed.items():
+                    setattr(cube, key, value)
+                if "tags" in changed:
+                    repo.set_tags(cube.id, cube.tags)
+                if "payload" in changed:
+                    cube.content_hash = content_hash(cube.kind, cube.payload or "")
+                    cube.embedding = encode_vector(vector)
+                    cube.embedding_model = self.embedder.model_id
+                cube.version += 1
+                cube.updated_at = now
+                repo.add_version(self._version_of(cube, Operation.UPDATE, origin, now))
+                revision = repo.bump_revision(namespace)
+                result = _memory(cube)
+            if "payload" in changed:
+                index.upsert([memory_id], vector[None, :])
+            index.revision = revision
+        return result
+
+    def delete(
+        self, memory_id: str, *, namespace: str = "default", erase: bool = False,
+        origin: Origin = Origin(),
+    ) -> None:  # fmt: skip
+        """Tombstone a memory (it stays in history and can be rolled back); ``erase``
+        also removes its text, metadata and embedding from every version for good."""
+        check.namespace(namespace)
+        with self.indexes.lock(namespace):
+            index = self.indexes.get(namespace)
+            with self.db.unit_of_work() as session:
+                repo = CubeRepository(session)
+                now = utcnow()
+                cube = self._live(repo, namespace, memory_id, now, for_update=True)
+                cube.state = State.DELETED.value
+                cube.deleted_at = now
+                cube.updated_at = now
+                cube.version += 1
+                repo.add_version(self._version_of(cube, Operation.DELETE, origin, now))
+                if erase:
+                    self._erase(repo, cube, now, origin)
+                revision = repo.bump_revision(namespace)
+            index.remove([memory_id])
+            index.revision = revision
+
+    def rollback(
+        self, memory_id: str, version: int, *, namespace: str = "default",
+        origin: Origin = Origin(),
+    ) -> Memory:  # fmt: skip
+        """Write a new version whose content equals ``version``'s.
+
+        Content is text, category, tags, metadata, importance and validity; a deleted or
+        expired memory comes back to life with no expiry, a served one keeps its expiry.
+        """
+        check.namespace(namespace)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidInputError(f"version must be a positive integer, got {version!r}")
+        with self.db.reader() as session:
+            repo = CubeRepository(session)
+            cube = repo.get(namespace, memory_id)
+            if cube is None:
+                raise NotFoundError(f"memory {memory_id!r} not found")
+            target = repo.version(memory_id, version)
+        if target is None:
+            raise NotFoundError(f"memory {memory_id!r} has no version {version}")
+        if target.payload is None:
+            raise ConflictError(f"version {version} of memory {memory_id!r} was erased")
+        vector = self.embedder.embed([target.payload])[0]
+
+        with self.indexes.lock(namespace):
+            index = self.indexes.get(namespace)
+            with self.db.unit_of_work() as session:
+                repo = CubeRepository(session)
+                now = utcnow()
+                cube = repo.get(namespace, memory_id, for_update=True)
+                if cube is None or cube.purged_at is not None:
+                    raise ConflictError(f"memory {memory_id!r} was erased")
+                revived = cube.state not in LIVE_STATES or (
+                    cube.expires_at is not None and cube.expires_at <= now
+                )
+                cube.payload = target.payload
+                cube.category = target.category
+                cube.tags = list(target.tags)
+                cube.meta = dict(target.meta)
+                cube.importance = target.importance
+                cube.valid_from, cube.valid_to = target.valid_from, target.valid_to
+                cube.content_hash = content_hash(cube.kind, target.payload)
+                cube.embedding = encode_vector(vector)
+                cube.embedding_model = self.embedder.model_id
+                if revived:
+                    cube.state, cube.expires_at, cube.deleted_at = State.ACTIVATED.value, None, None
+                cube.version += 1
+                cube.updated_at = now
+                repo.set_tags(cube.id, cube.tags)
+                derived = [{"id": memory_id, "version": version}]
+                repo.add_version(self._version_of(cube, Operation.ROLLBACK, origin, now, derived))
+                revision = repo.bump_revision(namespace)
+                result = _memory(cube)
+            index.upsert([memory_id], vector[None, :])
+            index.revision = revision
+        return result
+
+    # lifecycle jobs -------------------------------------------------------------
+
+    def expire_due(self, batch: int = 1_000) -> int:
+        """Move memories whose TTL has passed to ``expired``, with provenance; returns how many."""
+        origin = Origin(Source.SCHEDULER.value, "ttl")
+        total = 0
+        with self.db.reader() as session:
+            due = [
+                (c.namespace, c.id) for c in CubeRepository(session).due_to_expire(utcnow(), batch)
+            ]
+        for namespace in sorted({ns for ns, _ in due}):
+            ids = [cid for ns, cid in due if ns == namespace]
+            with self.indexes.lock(namespace):
+                index = self.indexes.get(namespace)
+                with self.db.unit_of_work() as session:
+                    repo = CubeRepository(session)
+                    now = utcnow()
+                    for cube_id in ids:
+                        cube = repo.get(namespace, cube_id, for_update=True)
+                        if cube is None or cube.state not in LIVE_STATES:
+                            continue
+                        cube.state = State.EXPIRED.value
+                        cube.updated_at = now
+                        cube.version += 1
+                        repo.add_version(self._version_of(cube, Operation.EXPIRE, origin, now))
+                        total += 1
+                    revision = repo.bump_revision(namespace)
+                index.remove(ids)
+                index.revision = revision
+        return total
+
+    def purge_deleted(self, older_than_s: float | None = None, batch: int = 1_000) -> int:
+        """Erase the content of memories deleted at least ``older_than_s`` seconds ago."""
+        age = self.settings.purge_after_s if older_than_s is None else older_than_s
+        origin = Origin(Source.SCHEDULER.value, "purge")
+        with self.db.unit_of_work() as session:
+            repo = CubeRepository(session)
+            now = utcnow()
+            cubes = repo.due_to_purge(now - timedelta(seconds=age), batch)
+            for cube in cubes:
+                self._erase(repo, cube, now, origin)
+            return len(cubes)
+
+    @staticmethod
+    def _erase(repo: CubeRepository, cube: MemCube, now: datetime, origin: Origin) -> None:
+        repo.erase_version_payloads(cube.id)
+        cube.payload, cube.embedding, cube.content_hash, cube.meta = None, None, None, {}
+        cube.purged_at = now
+        cube.version += 1
+        repo.add_version(MemOS._version_of(cube, Operation.PURGE, origin, now))
+
+    @staticmethod
+    def _live(
+        repo: CubeRepository,
+        namespace: str,
+        memory_id: str,
+        now: datetime,
+        for_update: bool = False,
+    ) -> MemCube:
+        cube = (
+            repo.get(namespace, memory_id, for_update=for_update)
+            if isinstance(memory_id, str)
+            else None
+        )
+        if cube is None:
+            raise NotFoundError(f"memory {memory_id!r} not found")
+        if cube.state not in LIVE_STATES or (
+            cube.expires_at is not None and cube.expires_at <= now
+        ):
+            state = State.EXPIRED.value if cube.state in LIVE_STATES else cube.state
+            raise NotFoundError(f"memory {memory_id!r} is {state}")
+        return cube
+
+
+def _dedupe_key(item: NewMemory, digest: str) -> tuple:
+    return (digest, item.user_id, item.agent_id)
+
+
+def _memory(cube: MemCube) -> Memory:
+    return Memory(
+        id=cube.id,
+        namespace=cube.namespace,
+        text=cube.payload,
+        kind=cube.kind,
+        user_id=cube.user_id,
+        agent_id=cube.agent_id,
+        session_id=cube.session_id,
+        category=cube.category,
+        tags=tuple(cube.tags or ()),
+        metadata=dict(cube.meta or {}),
+        importance=cube.importance,
+        state=cube.state,
+        version=cube.version,
+        created_at=cube.created_at,
+        updated_at=cube.updated_at,
+        expires_at=cube.expires_at,
+        valid_from=cube.valid_from,
+        valid_to=cube.valid_to,
+        access_count=cube.access_count,
+        last_accessed_at=cube.last_accessed_at,
+        content_hash=cube.content_hash,
+        embedding_model=cube.embedding_model,
+    )
+
+
+def _version_record(v: CubeVersion, superseded_at: datetime | None) -> VersionRecord:
+    return VersionRecord(
+        version=v.version,
+        text=v.payload,
+        category=v.category,
+        tags=tuple(v.tags or ()),
+        metadata=dict(v.meta or {}),
+        importance=v.importance,
+        state=v.state,
+        expires_at=v.expires_at,
+        content_hash=v.content_hash,
+        embedding_model=v.embedding_model,
+        source=v.source,
+        actor=v.actor,
+        operation=v.operation,
+        derived_from=tuple(v.derived_from or ()),
+        recorded_at=v.recorded_at,
+        superseded_at=superseded_at,
+    )

@@ -1,0 +1,33 @@
+"""The domain's one error hierarchy; server/ maps each class to an HTTP status once."""
+
+from __future__ import annotations
+
+
+class MemOSError(Exception):
+    """Base of every error the memory core raises on purpose."""
+
+    title = "Memory service error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(MemOSError):
+    title = "Not found"
+
+
+class InvalidInputError(MemOSError):
+    title = "Invalid input"
+
+
+class ConflictError(MemOSError):
+    title = "Conflict"
+
+
+class TooLargeError(MemOSError):
+    title = "Too large"
+
+
+class UnauthorizedError(MemOSError):
+    title = "Unauthorized"

@@ -1,0 +1,110 @@
+"""Checks on caller input, raising InvalidInputError or TooLargeError with a precise message."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import InvalidInputError, TooLargeError
+
+NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_ID_CHARS = 128
+MAX_TAGS = 64
+MAX_TAG_CHARS = 128
+MAX_METADATA_BYTES = 64 * 1024
+MAX_TTL_S = 100 * 365 * 24 * 3600
+
+
+def namespace(name: str) -> str:
+    if not isinstance(name, str) or not NAMESPACE_PATTERN.match(name):
+        raise InvalidInputError(
+            f"namespace must be 1-64 letters, digits, '_', '.' or '-', starting with a letter "
+            f"or digit; got {name!r}"
+        )
+    return name
+
+
+def text(value: str, max_chars: int, field: str = "text") -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{field} must be a string")
+    if not value.strip():
+        raise InvalidInputError(f"{field} must not be empty")
+    if len(value) > max_chars:
+        raise TooLargeError(f"{field} has {len(value)} characters; the limit is {max_chars}")
+    return value
+
+
+def identifier(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{field} must be a non-empty string")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidInputError(f"{field} is longer than {MAX_ID_CHARS} characters")
+    return value
+
+
+def tags(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise InvalidInputError("tags must be a list of strings, not one string")
+    result: list[str] = []
+    for tag in values:
+        if not isinstance(tag, str) or not tag.strip():
+            raise InvalidInputError("every tag must be a non-empty string")
+        if len(tag) > MAX_TAG_CHARS:
+            raise InvalidInputError(
+                f"tag {tag[:20]!r}... is longer than {MAX_TAG_CHARS} characters"
+            )
+        if tag not in result:
+            result.append(tag)
+    if len(result) > MAX_TAGS:
+        raise InvalidInputError(f"at most {MAX_TAGS} tags, got {len(result)}")
+    return tuple(result)
+
+
+def metadata(value: dict[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError("metadata must be an object")
+    try:
+        encoded = json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata must be JSON-serializable: {exc}") from exc
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise TooLargeError(f"metadata is {len(encoded)} bytes; the limit is {MAX_METADATA_BYTES}")
+    return value
+
+
+def importance(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise InvalidInputError(f"importance must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def ttl(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise InvalidInputError(f"ttl_s must be a positive number of seconds, got {value!r}")
+    if value > MAX_TTL_S:
+        raise InvalidInputError(f"ttl_s must be at most {MAX_TTL_S} seconds (100 years)")
+    return float(value)
+
+
+def top_k(value: int, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"top_k must be a positive integer, got {value!r}")
+    if value > limit:
+        raise InvalidInputError(f"top_k must be at most {limit}, got {value}")
+    return value
+
+
+def min_score(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
+        raise InvalidInputError(f"min_score must be a number from -1 to 1, got {value!r}")
+    return float(value)

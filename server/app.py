@@ -1,0 +1,89 @@
+"""The Litestar application: controllers, dependencies, errors, metrics, background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from memos.core import MemOS
+
+from .auth import KeyResolver, provide_tenant
+from .health import HealthController, watch
+from .memories import MemoryController
+from .problems import HANDLERS
+
+log = logging.getLogger(__name__)
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+async def _maintenance(memos: MemOS) -> None:
+    """Expire memories past their TTL, purge tombstones, and snapshot changed indexes."""
+    interval = memos.settings.maintenance_interval_s
+    since_snapshot = 0.0
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            expired = await anyio.to_thread.run_sync(memos.expire_due)
+            purged = await anyio.to_thread.run_sync(memos.purge_deleted)
+            if expired or purged:
+                log.info("maintenance: %d expired, %d purged", expired, purged)
+            since_snapshot += interval
+            if since_snapshot >= memos.settings.snapshot_interval_s:
+                since_snapshot = 0.0
+                await anyio.to_thread.run_sync(memos.indexes.save_changed)
+        except Exception:
+            log.exception("maintenance pass failed; retrying next interval")
+
+
+def create_app(memos: MemOS, *, background_jobs: bool = True) -> Litestar:
+    """An app serving ``memos``; the caller owns it (opens it before, closes it after)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(memos.open)
+        app.state.ready = True
+        task = asyncio.create_task(_maintenance(memos)) if background_jobs else None
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await anyio.to_thread.run_sync(memos.indexes.save_changed)
+
+    watch(memos)
+    prometheus = PrometheusConfig(app_name="memos", prefix="memos", group_path=True)
+    app = Litestar(
+        route_handlers=[MemoryController, HealthController, MetricsController],
+        dependencies={
+            "memos": Provide(lambda: memos, use_cache=True, sync_to_thread=False),
+            "tenant": Provide(provide_tenant, sync_to_thread=False),
+        },
+        exception_handlers=HANDLERS,
+        middleware=[prometheus.middleware],
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="MemOS",
+            version="0.1.0",
+            description="Memory operating system for LLM agents.",
+            path="/schema",
+        ),
+        request_max_body_size=memos.settings.max_request_bytes,
+    )
+    app.state.key_resolver = KeyResolver(memos)
+    app.state.ready = False
+    return app

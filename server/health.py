@@ -1,0 +1,57 @@
+"""Liveness, readiness and the service's own Prometheus gauges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from litestar import Controller, Request, Response, get
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+from sqlalchemy import text
+
+from memos.core import MemOS
+
+from .problems import problem
+
+
+class HealthController(Controller):
+    tags = ["health"]
+
+    @get("/healthz", summary="The process is up")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", sync_to_thread=True, summary="The database answers and the indexes are loaded")
+    def readyz(self, request: Request, memos: MemOS) -> Response:
+        if not request.app.state.get("ready", False):
+            return problem(request, 503, "indexes are still loading")
+        try:
+            with memos.db.reader() as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means not ready
+            return problem(request, 503, f"database unavailable: {type(exc).__name__}")
+        return Response({"status": "ready"})
+
+
+class IndexCollector(Collector):
+    """Vectors held per namespace, read at scrape time from the service's MemOS."""
+
+    def __init__(self) -> None:
+        self.memos: MemOS | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "memos_index_vectors", "Vectors in the namespace's search index", labels=["namespace"]
+        )
+        if self.memos is not None:
+            for namespace, size in self.memos.indexes.sizes().items():
+                gauge.add_metric([namespace], size)
+        yield gauge
+
+
+_collector = IndexCollector()
+REGISTRY.register(_collector)
+
+
+def watch(memos: MemOS) -> None:
+    _collector.memos = memos

@@ -1,0 +1,153 @@
+"""/v1/memories: the memory verbs over HTTP. Thin: validation and work live in memos.core."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import Parameter
+from memos.memcube.filters import MemoryFilter
+from memos.memcube.models import Source
+
+from memos.core import MemOS, Origin
+from memos.records import NewMemory
+
+from .auth import Tenant
+from .schemas import (
+    AddOut,
+    BatchIn,
+    BatchOut,
+    FiltersIn,
+    HistoryOut,
+    HitOut,
+    ListOut,
+    MemoryIn,
+    MemoryOut,
+    MemoryPatch,
+    RollbackIn,
+    SearchIn,
+    SearchOut,
+    VersionOut,
+)
+
+
+def _origin(tenant: Tenant) -> Origin:
+    return Origin(Source.API.value, tenant.actor)
+
+
+def _new(item: MemoryIn) -> NewMemory:
+    return NewMemory(
+        text=item.text, user_id=item.user_id, agent_id=item.agent_id,
+        session_id=item.session_id, category=item.category, tags=tuple(item.tags),
+        metadata=item.metadata or {}, importance=item.importance, ttl_s=item.ttl_s,
+        valid_from=item.valid_from, valid_to=item.valid_to,
+    )  # fmt: skip
+
+
+def _filter(f: FiltersIn | None) -> MemoryFilter:
+    if f is None:
+        return MemoryFilter()
+    return MemoryFilter(
+        user_id=f.user_id, agent_id=f.agent_id, session_id=f.session_id, category=f.category,
+        kind=f.kind, tags=tuple(f.tags), created_after=f.created_after,
+        created_before=f.created_before,
+    )  # fmt: skip
+
+
+class MemoryController(Controller):
+    path = "/v1/memories"
+    tags = ["memories"]
+
+    @post("/", sync_to_thread=True, summary="Add a memory")
+    def add(self, data: MemoryIn, tenant: Tenant, memos: MemOS) -> Response[AddOut]:
+        """201 with the new memory; 200 with the existing one when identical content is
+        already stored for the same user and agent (unless ``dedupe`` is false)."""
+        result = memos.add_batch(
+            [_new(data)], namespace=tenant.namespace, dedupe=data.dedupe, origin=_origin(tenant)
+        )[0]
+        body = AddOut(**msgspec.structs.asdict(MemoryOut.of(result.memory)), created=result.created)
+        return Response(body, status_code=201 if result.created else 200)
+
+    @post("/batch", status_code=201, sync_to_thread=True, summary="Add many memories at once")
+    def add_batch(self, data: BatchIn, tenant: Tenant, memos: MemOS) -> BatchOut:
+        results = memos.add_batch(
+            [_new(item) for item in data.items],
+            namespace=tenant.namespace,
+            dedupe=data.dedupe,
+            origin=_origin(tenant),
+        )
+        return BatchOut([r.memory.id for r in results], [r.created for r in results])
+
+    @get("/", sync_to_thread=True, summary="List memories, newest first")
+    def list_memories(
+        self,
+        tenant: Tenant,
+        memos: MemOS,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        category: str | None = None,
+        kind: str | None = None,
+        tags: Annotated[list[str] | None, Parameter(query="tag")] = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ListOut:
+        flt = FiltersIn(
+            user_id=user_id, agent_id=agent_id, session_id=session_id, category=category,
+            kind=kind, tags=tags or [], created_after=created_after,
+            created_before=created_before,
+        )  # fmt: skip
+        page = memos.list(
+            namespace=tenant.namespace, filters=_filter(flt), limit=limit, cursor=cursor
+        )
+        return ListOut([MemoryOut.of(m) for m in page.items], page.next_cursor)
+
+    @post("/search", status_code=200, sync_to_thread=True, summary="Semantic search")
+    def search(self, data: SearchIn, tenant: Tenant, memos: MemOS) -> SearchOut:
+        hits = memos.search(
+            data.query,
+            namespace=tenant.namespace,
+            top_k=data.top_k,
+            min_score=data.min_score,
+            filters=_filter(data.filters),
+        )
+        return SearchOut([HitOut.of_hit(h) for h in hits])
+
+    @get("/{memory_id:str}", sync_to_thread=True, summary="Get one memory")
+    def get_memory(self, memory_id: str, tenant: Tenant, memos: MemOS) -> MemoryOut:
+        return MemoryOut.of(memos.get(memory_id, namespace=tenant.namespace))
+
+    @patch("/{memory_id:str}", sync_to_thread=True, summary="Update a memory (new version)")
+    def update(self, memory_id: str, data: MemoryPatch, tenant: Tenant, memos: MemOS) -> MemoryOut:
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        memory = memos.update(
+            memory_id, namespace=tenant.namespace, origin=_origin(tenant), **changes
+        )
+        return MemoryOut.of(memory)
+
+    @delete("/{memory_id:str}", sync_to_thread=True, summary="Delete (tombstone) a memory")
+    def delete_memory(
+        self, memory_id: str, tenant: Tenant, memos: MemOS, erase: bool = False
+    ) -> None:
+        """204. With ``erase=true`` the text and embedding are removed for good at once;
+        otherwise the purge job removes them after the configured grace period."""
+        memos.delete(memory_id, namespace=tenant.namespace, erase=erase, origin=_origin(tenant))
+
+    @get("/{memory_id:str}/history", sync_to_thread=True, summary="Every version of a memory")
+    def history(self, memory_id: str, tenant: Tenant, memos: MemOS) -> HistoryOut:
+        versions = memos.history(memory_id, namespace=tenant.namespace)
+        return HistoryOut(memory_id, [VersionOut.of(v) for v in versions])
+
+    @post(
+        "/{memory_id:str}/rollback", status_code=200, sync_to_thread=True,
+        summary="Restore an earlier version (as a new version)",
+    )  # fmt: skip
+    def rollback(self, memory_id: str, data: RollbackIn, tenant: Tenant, memos: MemOS) -> MemoryOut:
+        memory = memos.rollback(
+            memory_id, data.version, namespace=tenant.namespace, origin=_origin(tenant)
+        )
+        return MemoryOut.of(memory)

@@ -1,0 +1,87 @@
+"""Every error leaves the API as RFC 9457 problem+json, mapped here and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from memos.errors import (
+    ConflictError,
+    InvalidInputError,
+    MemOSError,
+    NotFoundError,
+    TooLargeError,
+    UnauthorizedError,
+)
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_OF: dict[type[MemOSError], int] = {
+    NotFoundError: 404,
+    InvalidInputError: 422,
+    ConflictError: 409,
+    TooLargeError: 413,
+    UnauthorizedError: 401,
+}
+
+
+def problem(
+    request: Request,
+    status: int,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors:
+        body["errors"] = errors
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def on_domain_error(request: Request, exc: MemOSError) -> Response[dict[str, Any]]:
+    status = next((code for cls, code in STATUS_OF.items() if isinstance(exc, cls)), 400)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(request, status, exc.detail, headers=headers)
+
+
+def on_http_error(request: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    if isinstance(exc, ValidationException):
+        errors = [e for e in (exc.extra or []) if isinstance(e, dict)]
+        detail = "; ".join(_describe(e) for e in errors) or exc.detail
+        return problem(request, 422, detail, errors=errors)
+    status = exc.status_code
+    detail = exc.detail or HTTPStatus(status).phrase
+    if status == 413:
+        detail = "request body is larger than the server accepts"
+    return problem(request, status, detail, headers=exc.headers)
+
+
+def on_unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(request, 500, "internal error; the request changed nothing it could not finish")
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = error.get("key")
+    message = str(error.get("message", "invalid value"))
+    return f"{key}: {message}" if key and key not in message else message
+
+
+HANDLERS = {
+    MemOSError: on_domain_error,
+    HTTPException: on_http_error,
+    Exception: on_unexpected,
+}
+
+__all__ = ["HANDLERS", "PROBLEM_JSON", "MediaType", "problem"]

@@ -1,0 +1,162 @@
+"""Request and response bodies of the REST API (msgspec structs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from memos.records import Memory, SearchHit, VersionRecord
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Unknown fields in a request are an error, not silently ignored."""
+
+
+class MemoryIn(Strict):
+    text: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    category: str | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    importance: float = 0.5
+    ttl_s: float | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    dedupe: bool = True
+
+
+class BatchIn(Strict):
+    items: list[MemoryIn]
+    dedupe: bool = True
+
+
+class MemoryPatch(Strict):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+    category: str | msgspec.UnsetType | None = msgspec.UNSET
+    tags: list[str] | msgspec.UnsetType = msgspec.UNSET
+    metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    importance: float | msgspec.UnsetType = msgspec.UNSET
+    ttl_s: float | msgspec.UnsetType | None = msgspec.UNSET
+    valid_to: datetime | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FiltersIn(Strict):
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    category: str | None = None
+    kind: str | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class SearchIn(Strict):
+    query: str
+    top_k: int = 10
+    min_score: float | None = None
+    filters: FiltersIn | None = None
+
+
+class RollbackIn(Strict):
+    version: int
+
+
+class MemoryOut(msgspec.Struct):
+    id: str
+    text: str | None
+    kind: str
+    user_id: str | None
+    agent_id: str | None
+    session_id: str | None
+    category: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    importance: float
+    state: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    valid_from: datetime | None
+    valid_to: datetime | None
+    access_count: int
+    content_hash: str | None
+    embedding_model: str | None
+
+    @classmethod
+    def of(cls, m: Memory) -> MemoryOut:
+        return cls(
+            id=m.id, text=m.text, kind=m.kind, user_id=m.user_id, agent_id=m.agent_id,
+            session_id=m.session_id, category=m.category, tags=list(m.tags),
+            metadata=m.metadata, importance=m.importance, state=m.state, version=m.version,
+            created_at=m.created_at, updated_at=m.updated_at, expires_at=m.expires_at,
+            valid_from=m.valid_from, valid_to=m.valid_to, access_count=m.access_count,
+            content_hash=m.content_hash, embedding_model=m.embedding_model,
+        )  # fmt: skip
+
+
+class AddOut(MemoryOut):
+    created: bool = True
+
+
+class BatchOut(msgspec.Struct):
+    ids: list[str]
+    created: list[bool]
+
+
+class ListOut(msgspec.Struct):
+    items: list[MemoryOut]
+    next_cursor: str | None
+
+
+class HitOut(MemoryOut):
+    score: float = 0.0
+
+    @classmethod
+    def of_hit(cls, hit: SearchHit) -> HitOut:
+        base = msgspec.structs.asdict(MemoryOut.of(hit.memory))
+        return cls(**base, score=round(hit.score, 6))
+
+
+class SearchOut(msgspec.Struct):
+    results: list[HitOut]
+
+
+class VersionOut(msgspec.Struct):
+    version: int
+    text: str | None
+    category: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    importance: float
+    state: str
+    expires_at: datetime | None
+    content_hash: str | None
+    embedding_model: str | None
+    source: str
+    actor: str | None
+    operation: str
+    derived_from: list[dict[str, Any]]
+    recorded_at: datetime
+    superseded_at: datetime | None
+
+    @classmethod
+    def of(cls, v: VersionRecord) -> VersionOut:
+        return cls(
+            version=v.version, text=v.text, category=v.category, tags=list(v.tags),
+            metadata=v.metadata, importance=v.importance, state=v.state,
+            expires_at=v.expires_at, content_hash=v.content_hash,
+            embedding_model=v.embedding_model, source=v.source, actor=v.actor,
+            operation=v.operation, derived_from=list(v.derived_from),
+            recorded_at=v.recorded_at, superseded_at=v.superseded_at,
+        )  # fmt: skip
+
+
+class HistoryOut(msgspec.Struct):
+    id: str
+    versions: list[VersionOut]

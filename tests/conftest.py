@@ -1,0 +1,83 @@
+"""Fixtures: the real embedder (loaded once), and each test's store on SQLite and PostgreSQL.
+
+PostgreSQL is the server on 127.0.0.1:5432, database ``test`` (override with
+MEMOS_TEST_POSTGRES_URL). Each test run migrates a schema of its own and drops it at
+the end; each test uses namespaces of its own, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from memos.config import Settings
+from memos.core import MemOS
+from memos.embeddings import Embedder, load_embedder
+from memos.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_CACHE = ROOT / "var" / "test-models"
+POSTGRES_URL = os.environ.get(
+    "MEMOS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return load_embedder(MODEL_CACHE, "auto")
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'memos.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    schema = f"memos_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url)
+
+
+@pytest.fixture
+def memos(settings: Settings, embedder: Embedder) -> Iterator[MemOS]:
+    store = MemOS(settings, embedder=embedder)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def ns() -> str:
+    """A namespace no other test uses."""
+    return f"t{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def other_ns() -> str:
+    return f"o{uuid.uuid4().hex[:16]}"
