@@ -121,13 +121,14 @@ def import_cmd(namespace: str, path: str) -> None:
     """Add the memories of a JSON-lines export to a namespace."""
     from .core import MemOS
     from .errors import MemOSError
-    from .transfer import import_jsonl
+    from .transfer import import_jsonl, validate_jsonl
 
-    with open(path, encoding="utf-8") as counting:
-        total = sum(1 for line in counting if line.strip())
-    with MemOS(_settings()) as memos, open(path, encoding="utf-8") as lines:
+    with MemOS(_settings()) as memos:
         try:
-            imported, skipped = import_jsonl(memos, namespace, lines, total=total)
+            with open(path, encoding="utf-8") as lines:
+                total = validate_jsonl(memos, lines)
+            with open(path, encoding="utf-8") as lines:
+                imported, skipped = import_jsonl(memos, namespace, lines, total=total)
         except MemOSError as exc:
             raise click.ClickException(exc.detail) from exc
     click.echo(f"imported {imported}, skipped {skipped} already present")

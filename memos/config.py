@@ -27,6 +27,7 @@ class Settings:
 
     data_dir: Path = field(default_factory=lambda: Path("var"))
     database_url: str = ""
+    model_dir_override: Path | None = None
     embedder: str = "auto"  # auto | onnx | torch
     max_text_chars: int = 32_768
     max_batch_items: int = 1_000
@@ -47,13 +48,17 @@ class Settings:
 
     @property
     def model_dir(self) -> Path:
-        return self.data_dir / "models"
+        """Where the exported embedding model is kept (one export serves many data dirs)."""
+        return self.model_dir_override or self.data_dir / "models"
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             data_dir=Path(os.environ.get("MEMOS_DATA_DIR", "var")),
             database_url=os.environ.get("MEMOS_DATABASE_URL", ""),
+            model_dir_override=Path(os.environ["MEMOS_MODEL_DIR"])
+            if os.environ.get("MEMOS_MODEL_DIR")
+            else None,
             embedder=os.environ.get("MEMOS_EMBEDDER", "auto"),
             max_text_chars=_env_int("MEMOS_MAX_TEXT_CHARS", 32_768),
             max_batch_items=_env_int("MEMOS_MAX_BATCH_ITEMS", 1_000),

@@ -143,7 +143,7 @@ class MemOS:
             if given is not None and len(given) != len(items):
                 raise InvalidInputError(f"{name} must have one entry per item")
         items = [
-            self._checked(item, f"items[{i}]." if len(items) > 1 else "")
+            self.check_new(item, f"items[{i}]." if len(items) > 1 else "")
             for i, item in enumerate(items)
         ]
         kind = Kind.PLAINTEXT.value
@@ -216,7 +216,8 @@ class MemOS:
             out[missing] = self.embedder.embed([items[i].text for i in missing])
         return out
 
-    def _checked(self, item: NewMemory, where: str) -> NewMemory:
+    def check_new(self, item: NewMemory, where: str = "") -> NewMemory:
+        """``item`` with its fields validated and normalized; raises on bad input."""
         if not isinstance(item, NewMemory):
             raise InvalidInputError(f"{where or 'item'} must be a NewMemory")
         if item.valid_from and item.valid_to and item.valid_from >= item.valid_to:

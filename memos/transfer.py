@@ -65,11 +65,27 @@ def _record(cube: Any) -> dict[str, Any]:
     }
 
 
+def validate_jsonl(memos: MemOS, lines: Iterable[str]) -> int:
+    """Check every record of an export before anything is written; returns how many."""
+    count = 0
+    for count, record in enumerate(_parse(lines), start=1):
+        try:
+            memos.check_new(_new(record))
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"record {count}: {exc.detail}") from exc
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"record {count}: {exc}") from exc
+    return count
+
+
 def import_jsonl(
     memos: MemOS, namespace: str, lines: Iterable[str], total: int | None = None,
     progress: bool = True,
 ) -> tuple[int, int]:  # fmt: skip
     """Add the memories of an export, keeping their ids; ids already present are skipped.
+
+    Run ``validate_jsonl`` over the same lines first: a bad record found here, after
+    earlier batches were written, leaves those batches in place.
 
     Stored embeddings are reused when they come from the same model, else recomputed.
     Returns (imported, skipped).
@@ -134,7 +150,7 @@ def _new(record: dict[str, Any]) -> NewMemory:
         agent_id=record.get("agent_id"),
         session_id=record.get("session_id"),
         category=record.get("category"),
-        tags=tuple(record.get("tags") or ()),
+        tags=tags if isinstance(tags := record.get("tags") or (), str) else tuple(tags),
         metadata=record.get("metadata") or {},
         importance=record.get("importance", 0.5),
         ttl_s=max(ttl, 1.0) if ttl is not None else None,

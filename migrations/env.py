@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
+
 from memos.memcube.database import make_engine
 from memos.memcube.models import Base
-from sqlalchemy import Connection
 
 config = context.config
 target_metadata = Base.metadata

@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass
 
 from litestar import Request
-from memos.memcube import keys
 
 from memos.core import MemOS
 from memos.errors import UnauthorizedError
+from memos.memcube import keys
 
 CACHE_TTL_S = 5.0  # a revoked key stops working within this many seconds
 

@@ -8,10 +8,10 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
-from memos.memcube.filters import MemoryFilter
-from memos.memcube.models import Source
 
 from memos.core import MemOS, Origin
+from memos.memcube.filters import MemoryFilter
+from memos.memcube.models import Source
 from memos.records import NewMemory
 
 from .auth import Tenant

@@ -164,7 +164,7 @@ def test_list_pages_newest_first(memos: MemOS, ns: str) -> None:
         memos.list(namespace=ns, limit=0)
 
 
-def _tags(*tags: str):  # noqa: ANN202
+def _tags(*tags: str):
     from memos.memcube.filters import MemoryFilter
 
     return MemoryFilter(tags=tags)

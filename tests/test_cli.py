@@ -1,0 +1,111 @@
+"""The `memos` command: keys, db upgrade, export and import, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import MODEL_CACHE
+
+MEMOS = str(Path(sys.executable).with_name("memos"))
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MEMOS_DATA_DIR": str(tmp_path / "data"),
+        "MEMOS_DATABASE_URL": database_url,
+        "MEMOS_MODEL_DIR": str(MODEL_CACHE),
+    }
+
+
+def run(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([MEMOS, *args], env=env, capture_output=True, text=True, timeout=300)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_keys_create_list_revoke(env: dict[str, str], ns: str) -> None:
+    created = run(env, "keys", "create", "--namespace", ns, "--label", "ci")
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("mk_") and " " not in secret
+    listed = run(env, "keys", "list", "--namespace", ns).stdout
+    assert ns in listed and "active" in listed and secret not in listed
+    key_id = listed.split()[0]
+    run(env, "keys", "revoke", key_id)
+    assert "revoked" in run(env, "keys", "list", "--namespace", ns).stdout
+    missing = run(env, "keys", "revoke", "no-such-key", ok=False)
+    assert missing.returncode != 0 and "not found" in missing.stderr
+    bad = run(env, "keys", "create", "--namespace", "bad name!", ok=False)
+    assert bad.returncode != 0 and "namespace" in bad.stderr
+
+
+def test_db_upgrade_is_idempotent(env: dict[str, str]) -> None:
+    assert "up to date" in run(env, "db", "upgrade").stdout
+    assert "up to date" in run(env, "db", "upgrade").stdout
+
+
+def test_export_then_import_into_another_namespace(
+    env: dict[str, str], ns: str, other_ns: str, tmp_path: Path, embedder
+) -> None:
+    from memos.config import Settings
+    from memos.core import MemOS
+    from memos.records import NewMemory
+
+    settings = Settings(
+        data_dir=Path(env["MEMOS_DATA_DIR"]), database_url=env["MEMOS_DATABASE_URL"]
+    )
+    with MemOS(settings, embedder=embedder) as memos:
+        memos.add_batch(
+            [NewMemory(f"exported fact {i}", user_id="u", tags=("t",)) for i in range(30)],
+            namespace=ns,
+        )
+        gone = memos.list(namespace=ns, limit=1).items[0].id
+        memos.delete(gone, namespace=ns)
+
+    dump = tmp_path / "dump.jsonl"
+    exported = run(env, "export", "--namespace", ns, "--out", str(dump))
+    assert "exported 29 memories" in exported.stderr
+    records = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert len(records) == 29 and all(r["embedding"] for r in records)
+
+    # Importing into the same database keeps ids, so those already present are skipped.
+    assert "imported 0, skipped 29" in run(env, "import", "--namespace", ns, str(dump)).stdout
+    # A copy without ids imports into another namespace and reuses the stored embeddings.
+    fresh = tmp_path / "fresh.jsonl"
+    fresh.write_text("".join(json.dumps({**r, "id": None}) + "\n" for r in records))
+    assert (
+        "imported 29, skipped 0" in run(env, "import", "--namespace", other_ns, str(fresh)).stdout
+    )
+    with MemOS(settings, embedder=embedder) as memos:
+        hits = memos.search("exported fact 7", namespace=other_ns, top_k=1)
+        assert hits[0].memory.text == "exported fact 7"
+        assert memos.history(hits[0].memory.id, namespace=other_ns)[0].source == "import"
+
+
+def test_import_rejects_a_bad_file_and_stores_nothing(
+    env: dict[str, str], ns: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    good = "".join(json.dumps({"text": f"fine {i}"}) + "\n" for i in range(300))
+    bad.write_text(good + "{not json}\n")
+    done = run(env, "import", "--namespace", ns, str(bad), ok=False)
+    assert done.returncode != 0 and "line 301" in done.stderr
+    bad.write_text(good + json.dumps({"text": "x", "tags": "not-a-list"}) + "\n")
+    done = run(env, "import", "--namespace", ns, str(bad), ok=False)
+    assert done.returncode != 0 and "record 301" in done.stderr and "tags" in done.stderr
+    engine = create_engine(env["MEMOS_DATABASE_URL"])
+    with engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM memcubes WHERE namespace = :ns"), {"ns": ns}
+        ).scalar()
+    engine.dispose()
+    assert count == 0

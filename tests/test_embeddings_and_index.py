@@ -1,0 +1,69 @@
+"""The embedder's two engines agree; the vector index upserts, removes and snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memos.embeddings import Embedder, OnnxEmbedder, TorchEmbedder, agreement, load_embedder
+from memos.vector_index import VectorIndex
+
+
+def test_default_embedder_reproduces_sentence_transformers(embedder: Embedder) -> None:
+    assert isinstance(embedder, OnnxEmbedder)
+    reference = TorchEmbedder()
+    assert agreement(embedder, reference) > 0.9999
+    texts = ["short", "a much longer sentence " * 30, "Ünïcödé and emoji 🚀"]
+    assert np.allclose(embedder.embed(texts), reference.embed(texts), atol=1e-4)
+    vectors = embedder.embed(texts)
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_unknown_embedder_engine_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="auto, onnx or torch"):
+        load_embedder(tmp_path, "tensorflow")
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, 16)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_index_upsert_remove_and_grow() -> None:
+    rng = np.random.default_rng(0)
+    index = VectorIndex(16, "m")
+    vectors = _unit(rng, 3000)  # grows past the initial capacity
+    ids = [f"id{i}" for i in range(3000)]
+    index.upsert(ids, vectors)
+    assert len(index) == 3000
+    assert index.search(vectors[42], 1)[0].id == "id42"
+    index.remove(["id42"])
+    assert "id42" not in index and all(n.id != "id42" for n in index.search(vectors[42], 5))
+    index.upsert(["id7"], vectors[8:9])  # replaced vector
+    assert index.search(vectors[8], 2)[0].score == pytest.approx(1.0, abs=1e-5)
+    assert {n.id for n in index.search(vectors[8], 2)} == {"id7", "id8"}
+    exact = index.exact_search(vectors[100], ["id100", "id5", "missing"], 5)
+    assert [n.id for n in exact] == ["id100", "id5"]
+
+
+def test_index_snapshot_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    index = VectorIndex(16, "m")
+    vectors = _unit(rng, 200)
+    index.upsert([f"id{i}" for i in range(200)], vectors)
+    index.remove(["id3"])
+    index.revision = 17
+    index.save(tmp_path, "ns")
+    loaded = VectorIndex.load(tmp_path, "ns", "m", 16)
+    assert loaded is not None and loaded.revision == 17 and len(loaded) == 199
+    assert [n.id for n in loaded.search(vectors[9], 3)] == [
+        n.id for n in index.search(vectors[9], 3)
+    ]
+    assert VectorIndex.load(tmp_path, "ns", "other-model", 16) is None
+    assert VectorIndex.load(tmp_path, "absent", "m", 16) is None
+    (tmp_path / "ns.json").write_text("{broken")
+    assert VectorIndex.load(tmp_path, "ns", "m", 16) is None

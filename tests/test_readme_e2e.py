@@ -1,0 +1,121 @@
+"""`memos serve` as `make run` starts it, driven by the README's own curl examples."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import MODEL_CACHE, ROOT
+
+MEMOS = str(Path(sys.executable).with_name("memos"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(workdir: Path) -> Iterator[str]:
+    """A real `memos serve` with the embedded defaults, run from ``workdir``."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_")}
+    env["MEMOS_MODEL_DIR"] = str(MODEL_CACHE)
+    log_path = workdir / f"server-{port}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [MEMOS, "serve", "--port", str(port)], cwd=workdir, env=env, stdout=log, stderr=log
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None, log_path.read_text()
+                time.sleep(0.3)
+            else:
+                pytest.fail("server did not become ready:\n" + log_path.read_text())
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with serving(tmp_path) as base:
+        yield base, tmp_path
+
+
+def _readme_example() -> str:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(
+        r"<!-- readme-example:start -->\s*```sh\n(.*?)```\s*<!-- readme-example:end -->",
+        readme,
+        re.S,
+    )
+    assert block, "README lost its example block"
+    return block.group(1)
+
+
+def test_readme_examples_answer_as_shown(server: tuple[str, Path]) -> None:
+    base, workdir = server
+    script = _readme_example().replace("http://127.0.0.1:8000", base)
+    # Run each command on its own line of output so the answers can be checked in order.
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace("\ncurl ", "\necho; curl ")],
+        cwd=workdir, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    added, batch, search, listed, patched, history, rolled, deleted, gone = lines
+    assert json.loads(added)["created"] is True and json.loads(added)["version"] == 1
+    assert json.loads(batch)["created"] == [True, True]
+    results = json.loads(search)["results"]
+    assert results[0]["text"] == "Alice prefers window seats on long flights"
+    assert all(r["user_id"] == "alice" for r in results) and len(results) == 2
+    assert [m["text"] for m in json.loads(listed)["items"]] == [
+        "Alice prefers window seats on long flights"
+    ]
+    assert json.loads(patched)["version"] == 2
+    assert [v["version"] for v in json.loads(history)["versions"]] == [1, 2]
+    assert json.loads(rolled)["version"] == 3
+    assert "window seats" in json.loads(rolled)["text"]
+    assert deleted == "204"
+    problem = json.loads(gone)
+    assert problem["status"] == 404 and "deleted" in problem["detail"]
+
+
+def test_restart_keeps_memories_index_and_key(tmp_path: Path) -> None:
+    with serving(tmp_path) as base:
+        key = (tmp_path / "var" / "bootstrap-key").read_text().strip()
+        headers = {"Authorization": f"Bearer {key}"}
+        r = httpx.post(
+            f"{base}/v1/memories", json={"text": "kept across restarts"}, headers=headers
+        )
+        assert r.status_code == 201
+        memory_id = r.json()["id"]
+    assert list((tmp_path / "var" / "index").glob("default.*.hnsw")), "no snapshot at shutdown"
+    with serving(tmp_path) as base:
+        assert (tmp_path / "var" / "bootstrap-key").read_text().strip() == key
+        hits = httpx.post(
+            f"{base}/v1/memories/search", json={"query": "restarts"}, headers=headers
+        ).json()["results"]
+        assert [h["id"] for h in hits] == [memory_id]
+        assert 'memos_index_vectors{namespace="default"} 1.0' in httpx.get(f"{base}/metrics").text
