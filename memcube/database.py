@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +13,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL_S = 1.0
+# SQLite checkpoints on its own past this many WAL pages: only a safety net, since the
+# background checkpointer keeps the log short without making a writer wait for it.
+WAL_AUTOCHECKPOINT_PAGES = 20_000
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -18,6 +27,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cursor.close()
 
 
@@ -32,6 +42,41 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
 
 
+class WalCheckpointer:
+    """Copies SQLite's write-ahead log into the database file in the background, after
+    writes, so that no committing caller pays for a checkpoint."""
+
+    def __init__(self, engine: Engine, interval_s: float = CHECKPOINT_INTERVAL_S) -> None:
+        self._engine = engine
+        self._interval_s = interval_s
+        self._written = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def note_write(self) -> None:
+        self._written.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            if self._written.is_set():
+                self._written.clear()
+                self.checkpoint()
+
+    def checkpoint(self) -> None:
+        try:
+            with self._engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # a busy or closed database; the next pass or SQLite retries
+            log.debug("WAL checkpoint skipped", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._written.is_set():
+            self.checkpoint()
+
+
 class Database:
     """An engine plus a session factory; ``unit_of_work`` is one transaction."""
 
@@ -39,11 +84,16 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._checkpointer = (
+            WalCheckpointer(self.engine) if self.engine.dialect.name == "sqlite" else None
+        )
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+        if self._checkpointer is not None:
+            self._checkpointer.note_write()
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
@@ -51,4 +101,6 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()

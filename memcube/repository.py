@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, delete, exists, func, insert, select, update
+from sqlalchemy.orm import Session, defer
 
 from .filters import MemoryFilter
 from .models import LIVE_STATES, CubeTag, CubeVersion, MemCube, Namespace, State
@@ -63,12 +64,17 @@ class CubeRepository:
         )
         return list(self.session.scalars(stmt))
 
-    def add_all(self, cubes: Sequence[MemCube], versions: Sequence[CubeVersion]) -> None:
-        """Insert new cubes, then their first versions and tags (foreign keys need this order)."""
-        self.session.add_all(cubes)
-        self.session.flush()
-        self.session.add_all(versions)
-        self.session.add_all(CubeTag(cube_id=c.id, tag=tag) for c in cubes for tag in c.tags)
+    def insert_new(
+        self, cubes: Sequence[dict[str, Any]], versions: Sequence[dict[str, Any]]
+    ) -> None:
+        """Insert new cubes, their first versions and their tags as bulk statements."""
+        if not cubes:
+            return
+        self.session.execute(insert(MemCube), list(cubes))
+        self.session.execute(insert(CubeVersion), list(versions))
+        tags = [{"cube_id": c["id"], "tag": tag} for c in cubes for tag in c["tags"]]
+        if tags:
+            self.session.execute(insert(CubeTag), tags)
 
     def set_tags(self, cube_id: str, tags: Iterable[str]) -> None:
         self.session.execute(delete(CubeTag).where(CubeTag.cube_id == cube_id))
@@ -78,8 +84,9 @@ class CubeRepository:
         self.session.add(version)
 
     def filtered(self, namespace: str, flt: MemoryFilter, now: datetime) -> Select[tuple[MemCube]]:
+        """Served cubes matching ``flt``; the embedding blob is left unloaded."""
         stmt = select(MemCube).where(MemCube.namespace == namespace, self.live_condition(now))
-        return self._apply(stmt, flt)
+        return self._apply(stmt.options(defer(MemCube.embedding)), flt)
 
     def _apply(self, stmt: Select, flt: MemoryFilter) -> Select:
         for column, value in (

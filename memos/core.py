@@ -3,11 +3,10 @@ history, rollback), over the MemCube store and the per-namespace vector index.""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -21,18 +20,28 @@ from memos.memcube.models import (
     Kind,
     MemCube,
     Operation,
-    Source,
     State,
     utcnow,
 )
 from memos.memcube.repository import CubeRepository
 
+from . import lifecycle
 from . import validation as check
 from .config import Settings
 from .embeddings import Embedder, load_embedder
 from .errors import ConflictError, InvalidInputError, NotFoundError, TooLargeError
 from .index_registry import IndexRegistry
-from .records import AddResult, Memory, NewMemory, Page, SearchHit, VersionRecord
+from .provenance import SDK, Origin, content_hash, version_row
+from .records import (
+    AddResult,
+    Memory,
+    NewMemory,
+    Page,
+    SearchHit,
+    VersionRecord,
+    memory_of,
+    version_record_of,
+)
 from .vector_index import Neighbour, encode_vector
 
 log = logging.getLogger(__name__)
@@ -49,22 +58,6 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-@dataclass(frozen=True)
-class Origin:
-    """Who or what asked for a change, recorded in the provenance of the version it writes."""
-
-    source: str = Source.SDK.value
-    actor: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.source not in {s.value for s in Source}:
-            raise InvalidInputError(f"unknown provenance source {self.source!r}")
-
-
-def content_hash(kind: str, text: str) -> str:
-    return hashlib.sha256(f"{kind}\x00{text}".encode()).hexdigest()
-
-
 class MemOS:
     """One memory store: a database, an embedder and the vector indexes built over them."""
 
@@ -73,7 +66,11 @@ class MemOS:
         self.db = Database(self.settings.database_url)
         self.embedder = embedder or load_embedder(self.settings.model_dir, self.settings.embedder)
         self.indexes = IndexRegistry(
-            self.db, self.settings.index_dir, self.embedder.model_id, self.embedder.dim
+            self.db,
+            self.settings.index_dir,
+            self.embedder.model_id,
+            self.embedder.dim,
+            self.settings.search_ef,
         )
 
     def open(self) -> MemOS:
@@ -109,7 +106,7 @@ class MemOS:
         valid_from: datetime | None = None,
         valid_to: datetime | None = None,
         dedupe: bool = True,
-        origin: Origin = Origin(),
+        origin: Origin = SDK,
     ) -> AddResult:
         item = NewMemory(
             text=text, user_id=user_id, agent_id=agent_id, session_id=session_id,
@@ -125,7 +122,7 @@ class MemOS:
         *,
         namespace: str = "default",
         dedupe: bool = True,
-        origin: Origin = Origin(),
+        origin: Origin = SDK,
         ids: Sequence[str | None] | None = None,
         vectors: Sequence[np.ndarray | None] | None = None,
     ) -> list[AddResult]:
@@ -173,7 +170,7 @@ class MemOS:
                     taken = repo.existing_ids(wanted)
                     if taken:
                         raise ConflictError(f"memory id {sorted(taken)[0]!r} already exists")
-                stored: dict[int, MemCube] = {}
+                stored: dict[int, SimpleNamespace] = {}
                 rows: list[int] = []
                 for row, i in enumerate(to_store):
                     if i in existing:
@@ -183,9 +180,9 @@ class MemOS:
                         cube_id, namespace, items[i], hashes[i], embedded[row], now
                     )
                     rows.append(row)
-                repo.add_all(
-                    list(stored.values()),
-                    [self._version_of(c, Operation.CREATE, origin, now) for c in stored.values()],
+                repo.insert_new(
+                    [vars(cube) for cube in stored.values()],
+                    [version_row(c, Operation.CREATE, origin, now) for c in stored.values()],
                 )
                 revision = repo.bump_revision(namespace) if stored else None
                 existing_cubes = {i: repo.get(namespace, cid) for i, cid in existing.items()}
@@ -196,12 +193,12 @@ class MemOS:
         results: list[AddResult] = []
         for i, item in enumerate(items):
             if i in stored:
-                results.append(AddResult(_memory(stored[i]), True))
+                results.append(AddResult(memory_of(stored[i]), True))
             elif i in existing_cubes and existing_cubes[i] is not None:
-                results.append(AddResult(_memory(existing_cubes[i]), False))
+                results.append(AddResult(memory_of(existing_cubes[i]), False))
             else:
                 twin = stored[first_of[_dedupe_key(item, hashes[i])]]
-                results.append(AddResult(_memory(twin), False))
+                results.append(AddResult(memory_of(twin), False))
         return results
 
     def _embeddings(
@@ -257,8 +254,9 @@ class MemOS:
     def _new_cube(
         self, cube_id: str, namespace: str, item: NewMemory, digest: str, vector: np.ndarray,
         now: datetime,
-    ) -> MemCube:  # fmt: skip
-        return MemCube(
+    ) -> SimpleNamespace:  # fmt: skip
+        """The column values of a new cube (inserted in bulk: no ORM object per row)."""
+        return SimpleNamespace(
             id=cube_id,
             namespace=namespace,
             user_id=item.user_id,
@@ -278,35 +276,12 @@ class MemOS:
             created_at=now,
             updated_at=now,
             expires_at=now + timedelta(seconds=item.ttl_s) if item.ttl_s else None,
+            deleted_at=None,
+            purged_at=None,
             state=State.GENERATED.value,
             access_count=0,
+            last_accessed_at=None,
             version=1,
-        )
-
-    @staticmethod
-    def _version_of(
-        cube: MemCube, operation: Operation, origin: Origin, now: datetime,
-        derived_from: Sequence[dict[str, Any]] = (),
-    ) -> CubeVersion:  # fmt: skip
-        return CubeVersion(
-            cube_id=cube.id,
-            version=cube.version,
-            payload=cube.payload,
-            category=cube.category,
-            tags=list(cube.tags),
-            meta=dict(cube.meta),
-            importance=cube.importance,
-            state=cube.state,
-            valid_from=cube.valid_from,
-            valid_to=cube.valid_to,
-            expires_at=cube.expires_at,
-            content_hash=cube.content_hash,
-            embedding_model=cube.embedding_model,
-            source=origin.source,
-            actor=origin.actor,
-            operation=operation.value,
-            derived_from=list(derived_from),
-            recorded_at=now,
         )
 
     # read -----------------------------------------------------------------------
@@ -318,7 +293,7 @@ class MemOS:
             cube = self._live(CubeRepository(session), namespace, memory_id, utcnow())
             cube.access_count += 1
             cube.last_accessed_at = utcnow()
-            return _memory(cube)
+            return memory_of(cube)
 
     def list(
         self,
@@ -338,7 +313,7 @@ class MemOS:
             )
         more = len(cubes) > limit
         cubes = cubes[:limit]
-        return Page([_memory(c) for c in cubes], cubes[-1].id if more else None)
+        return Page([memory_of(c) for c in cubes], cubes[-1].id if more else None)
 
     def search(
         self,
@@ -397,7 +372,7 @@ class MemOS:
         if min_score is not None:
             found = [n for n in found if n.score >= min_score]
         rows = repo.live_by_ids(namespace, [n.id for n in found], filters, now)
-        hits = [SearchHit(_memory(rows[n.id]), n.score) for n in found if n.id in rows]
+        hits = [SearchHit(memory_of(rows[n.id]), n.score) for n in found if n.id in rows]
         return hits[:top_k]
 
     def history(self, memory_id: str, *, namespace: str = "default") -> list[VersionRecord]:
@@ -409,7 +384,7 @@ class MemOS:
                 raise NotFoundError(f"memory {memory_id!r} not found")
             versions = repo.versions(memory_id)
         return [
-            _version_record(v, versions[n + 1].recorded_at if n + 1 < len(versions) else None)
+            version_record_of(v, versions[n + 1].recorded_at if n + 1 < len(versions) else None)
             for n, v in enumerate(versions)
         ]
 
@@ -427,7 +402,7 @@ class MemOS:
         importance: float = UNSET,
         ttl_s: float | None = UNSET,
         valid_to: datetime | None = UNSET,
-        origin: Origin = Origin(),
+        origin: Origin = SDK,
     ) -> Memory:
         """Write a new version with the given fields changed; unchanged input writes nothing."""
         check.namespace(namespace)
@@ -457,7 +432,7 @@ class MemOS:
                     changes["expires_at"] = now + timedelta(seconds=ttl) if ttl else None
                 changed = {k: v for k, v in changes.items() if getattr(cube, k) != v}
                 if not changed:
-                    return _memory(cube)
+                    return memory_of(cube)
                 for key, value in changed.items():
                     setattr(cube, key, value)
                 if "tags" in changed:
@@ -468,9 +443,9 @@ class MemOS:
                     cube.embedding_model = self.embedder.model_id
                 cube.version += 1
                 cube.updated_at = now
-                repo.add_version(self._version_of(cube, Operation.UPDATE, origin, now))
+                repo.add_version(CubeVersion(**version_row(cube, Operation.UPDATE, origin, now)))
                 revision = repo.bump_revision(namespace)
-                result = _memory(cube)
+                result = memory_of(cube)
             if "payload" in changed:
                 index.upsert([memory_id], vector[None, :])
             index.revision = revision
@@ -478,7 +453,7 @@ class MemOS:
 
     def delete(
         self, memory_id: str, *, namespace: str = "default", erase: bool = False,
-        origin: Origin = Origin(),
+        origin: Origin = SDK,
     ) -> None:  # fmt: skip
         """Tombstone a memory (it stays in history and can be rolled back); ``erase``
         also removes its text, metadata and embedding from every version for good."""
@@ -493,16 +468,16 @@ class MemOS:
                 cube.deleted_at = now
                 cube.updated_at = now
                 cube.version += 1
-                repo.add_version(self._version_of(cube, Operation.DELETE, origin, now))
+                repo.add_version(CubeVersion(**version_row(cube, Operation.DELETE, origin, now)))
                 if erase:
-                    self._erase(repo, cube, now, origin)
+                    lifecycle.erase(repo, cube, now, origin)
                 revision = repo.bump_revision(namespace)
             index.remove([memory_id])
             index.revision = revision
 
     def rollback(
         self, memory_id: str, version: int, *, namespace: str = "default",
-        origin: Origin = Origin(),
+        origin: Origin = SDK,
     ) -> Memory:  # fmt: skip
         """Write a new version whose content equals ``version``'s.
 
@@ -550,9 +525,11 @@ class MemOS:
                 cube.updated_at = now
                 repo.set_tags(cube.id, cube.tags)
                 derived = [{"id": memory_id, "version": version}]
-                repo.add_version(self._version_of(cube, Operation.ROLLBACK, origin, now, derived))
+                repo.add_version(
+                    CubeVersion(**version_row(cube, Operation.ROLLBACK, origin, now, derived))
+                )
                 revision = repo.bump_revision(namespace)
-                result = _memory(cube)
+                result = memory_of(cube)
             index.upsert([memory_id], vector[None, :])
             index.revision = revision
         return result
@@ -561,52 +538,13 @@ class MemOS:
 
     def expire_due(self, batch: int = 1_000) -> int:
         """Move memories whose TTL has passed to ``expired``, with provenance; returns how many."""
-        origin = Origin(Source.SCHEDULER.value, "ttl")
-        total = 0
-        with self.db.reader() as session:
-            due = [
-                (c.namespace, c.id) for c in CubeRepository(session).due_to_expire(utcnow(), batch)
-            ]
-        for namespace in sorted({ns for ns, _ in due}):
-            ids = [cid for ns, cid in due if ns == namespace]
-            with self.indexes.lock(namespace):
-                index = self.indexes.get(namespace)
-                with self.db.unit_of_work() as session:
-                    repo = CubeRepository(session)
-                    now = utcnow()
-                    for cube_id in ids:
-                        cube = repo.get(namespace, cube_id, for_update=True)
-                        if cube is None or cube.state not in LIVE_STATES:
-                            continue
-                        cube.state = State.EXPIRED.value
-                        cube.updated_at = now
-                        cube.version += 1
-                        repo.add_version(self._version_of(cube, Operation.EXPIRE, origin, now))
-                        total += 1
-                    revision = repo.bump_revision(namespace)
-                index.remove(ids)
-                index.revision = revision
-        return total
+        return lifecycle.expire_due(self, batch)
 
     def purge_deleted(self, older_than_s: float | None = None, batch: int = 1_000) -> int:
-        """Erase the content of memories deleted at least ``older_than_s`` seconds ago."""
+        """Erase the content of memories deleted at least ``older_than_s`` seconds ago
+        (default: the configured grace period); returns how many."""
         age = self.settings.purge_after_s if older_than_s is None else older_than_s
-        origin = Origin(Source.SCHEDULER.value, "purge")
-        with self.db.unit_of_work() as session:
-            repo = CubeRepository(session)
-            now = utcnow()
-            cubes = repo.due_to_purge(now - timedelta(seconds=age), batch)
-            for cube in cubes:
-                self._erase(repo, cube, now, origin)
-            return len(cubes)
-
-    @staticmethod
-    def _erase(repo: CubeRepository, cube: MemCube, now: datetime, origin: Origin) -> None:
-        repo.erase_version_payloads(cube.id)
-        cube.payload, cube.embedding, cube.content_hash, cube.meta = None, None, None, {}
-        cube.purged_at = now
-        cube.version += 1
-        repo.add_version(MemOS._version_of(cube, Operation.PURGE, origin, now))
+        return lifecycle.purge_deleted(self, age, batch)
 
     @staticmethod
     def _live(
@@ -633,51 +571,3 @@ class MemOS:
 
 def _dedupe_key(item: NewMemory, digest: str) -> tuple:
     return (digest, item.user_id, item.agent_id)
-
-
-def _memory(cube: MemCube) -> Memory:
-    return Memory(
-        id=cube.id,
-        namespace=cube.namespace,
-        text=cube.payload,
-        kind=cube.kind,
-        user_id=cube.user_id,
-        agent_id=cube.agent_id,
-        session_id=cube.session_id,
-        category=cube.category,
-        tags=tuple(cube.tags or ()),
-        metadata=dict(cube.meta or {}),
-        importance=cube.importance,
-        state=cube.state,
-        version=cube.version,
-        created_at=cube.created_at,
-        updated_at=cube.updated_at,
-        expires_at=cube.expires_at,
-        valid_from=cube.valid_from,
-        valid_to=cube.valid_to,
-        access_count=cube.access_count,
-        last_accessed_at=cube.last_accessed_at,
-        content_hash=cube.content_hash,
-        embedding_model=cube.embedding_model,
-    )
-
-
-def _version_record(v: CubeVersion, superseded_at: datetime | None) -> VersionRecord:
-    return VersionRecord(
-        version=v.version,
-        text=v.payload,
-        category=v.category,
-        tags=tuple(v.tags or ()),
-        metadata=dict(v.meta or {}),
-        importance=v.importance,
-        state=v.state,
-        expires_at=v.expires_at,
-        content_hash=v.content_hash,
-        embedding_model=v.embedding_model,
-        source=v.source,
-        actor=v.actor,
-        operation=v.operation,
-        derived_from=tuple(v.derived_from or ()),
-        recorded_at=v.recorded_at,
-        superseded_at=superseded_at,
-    )

@@ -26,8 +26,11 @@ class IndexRegistry:
     so an index's ``revision`` always names exactly the committed writes it holds.
     """
 
-    def __init__(self, db: Database, directory: Path, model_id: str, dim: int) -> None:
+    def __init__(
+        self, db: Database, directory: Path, model_id: str, dim: int, ef_search: int
+    ) -> None:
         self._db = db
+        self._ef_search = ef_search
         self._directory = directory
         self._model_id = model_id
         self._dim = dim
@@ -60,7 +63,9 @@ class IndexRegistry:
     def _open(self, namespace: str) -> VectorIndex:
         with self._db.reader() as session:
             revision = CubeRepository(session).revision(namespace)
-        snapshot = VectorIndex.load(self._directory, namespace, self._model_id, self._dim)
+        snapshot = VectorIndex.load(
+            self._directory, namespace, self._model_id, self._dim, self._ef_search
+        )
         if snapshot is not None and snapshot.revision == revision:
             self._saved[namespace] = revision
             return snapshot
@@ -69,7 +74,7 @@ class IndexRegistry:
         return self._rebuild(namespace)
 
     def _rebuild(self, namespace: str) -> VectorIndex:
-        index = VectorIndex(self._dim, self._model_id)
+        index = VectorIndex(self._dim, self._model_id, self._ef_search)
         with self._db.reader() as session:
             repo = CubeRepository(session)
             index.revision = repo.revision(namespace)

@@ -86,3 +86,52 @@ class NewMemory:
     ttl_s: float | None = None
     valid_from: datetime | None = None
     valid_to: datetime | None = None
+
+
+def memory_of(cube: Any) -> Memory:
+    """The plain record of a MemCube row (or of a row's values about to be inserted)."""
+    return Memory(
+        id=cube.id,
+        namespace=cube.namespace,
+        text=cube.payload,
+        kind=cube.kind,
+        user_id=cube.user_id,
+        agent_id=cube.agent_id,
+        session_id=cube.session_id,
+        category=cube.category,
+        tags=tuple(cube.tags or ()),
+        metadata=dict(cube.meta or {}),
+        importance=cube.importance,
+        state=cube.state,
+        version=cube.version,
+        created_at=cube.created_at,
+        updated_at=cube.updated_at,
+        expires_at=cube.expires_at,
+        valid_from=cube.valid_from,
+        valid_to=cube.valid_to,
+        access_count=cube.access_count,
+        last_accessed_at=cube.last_accessed_at,
+        content_hash=cube.content_hash,
+        embedding_model=cube.embedding_model,
+    )
+
+
+def version_record_of(v: Any, superseded_at: datetime | None) -> VersionRecord:
+    return VersionRecord(
+        version=v.version,
+        text=v.payload,
+        category=v.category,
+        tags=tuple(v.tags or ()),
+        metadata=dict(v.meta or {}),
+        importance=v.importance,
+        state=v.state,
+        expires_at=v.expires_at,
+        content_hash=v.content_hash,
+        embedding_model=v.embedding_model,
+        source=v.source,
+        actor=v.actor,
+        operation=v.operation,
+        derived_from=tuple(v.derived_from or ()),
+        recorded_at=v.recorded_at,
+        superseded_at=superseded_at,
+    )

@@ -16,9 +16,11 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from .config import DEFAULT_SEARCH_EF
+
 M = 16
 EF_CONSTRUCTION = 100
-EF_SEARCH = 100
+EF_SEARCH = DEFAULT_SEARCH_EF
 INITIAL_CAPACITY = 1_024
 
 
@@ -31,9 +33,10 @@ class Neighbour:
 class VectorIndex:
     """Thread-safe approximate nearest-neighbour search over one namespace."""
 
-    def __init__(self, dim: int, model_id: str) -> None:
+    def __init__(self, dim: int, model_id: str, ef_search: int = EF_SEARCH) -> None:
         self.dim = dim
         self.model_id = model_id
+        self.ef_search = ef_search
         self.revision = 0
         self._lock = threading.RLock()
         self._index = hnswlib.Index(space="cosine", dim=dim)
@@ -43,7 +46,6 @@ class VectorIndex:
             ef_construction=EF_CONSTRUCTION,
             allow_replace_deleted=True,
         )
-        self._index.set_ef(EF_SEARCH)
         self._label_of: dict[str, int] = {}
         self._id_of: dict[int, str] = {}
         self._next_label = 0
@@ -86,8 +88,12 @@ class VectorIndex:
             k = min(k, len(self._label_of))
             if k <= 0:
                 return []
-            self._index.set_ef(max(EF_SEARCH, k))
-            labels, distances = self._index.knn_query(vector.reshape(1, -1), k=k)
+            self._index.set_ef(max(self.ef_search, k))
+            try:
+                labels, distances = self._index.knn_query(vector.reshape(1, -1), k=k)
+            except RuntimeError:
+                # hnswlib raises when deletions leave fewer than k reachable neighbours.
+                return self.exact_search(vector, list(self._label_of), k)
         return [
             Neighbour(self._id_of[int(label)], 1.0 - float(distance))
             for label, distance in zip(labels[0], distances[0], strict=True)
@@ -138,17 +144,18 @@ class VectorIndex:
                 old.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, directory: Path, name: str, model_id: str, dim: int) -> VectorIndex | None:
+    def load(
+        cls, directory: Path, name: str, model_id: str, dim: int, ef_search: int = EF_SEARCH
+    ) -> VectorIndex | None:
         """The saved index, or None when there is none usable for this model."""
         meta_path = directory / f"{name}.json"
         try:
             meta = json.loads(meta_path.read_text())
             if meta["model_id"] != model_id or meta["dim"] != dim:
                 return None
-            index = cls(dim, model_id)
+            index = cls(dim, model_id, ef_search)
             graph = hnswlib.Index(space="cosine", dim=dim)
             graph.load_index(str(directory / meta["graph"]), allow_replace_deleted=True)
-            graph.set_ef(EF_SEARCH)
         except (OSError, ValueError, KeyError, RuntimeError):
             return None
         index._index = graph

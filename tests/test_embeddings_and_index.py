@@ -67,3 +67,14 @@ def test_index_snapshot_round_trip(tmp_path: Path) -> None:
     assert VectorIndex.load(tmp_path, "absent", "m", 16) is None
     (tmp_path / "ns.json").write_text("{broken")
     assert VectorIndex.load(tmp_path, "ns", "m", 16) is None
+
+
+def test_search_survives_mostly_deleted_index() -> None:
+    rng = np.random.default_rng(2)
+    index = VectorIndex(16, "m")
+    vectors = _unit(rng, 500)
+    index.upsert([f"id{i}" for i in range(500)], vectors)
+    index.remove([f"id{i}" for i in range(495)])
+    found = index.search(vectors[497], 5)
+    assert {n.id for n in found} == {f"id{i}" for i in range(495, 500)}
+    assert found[0].id == "id497"

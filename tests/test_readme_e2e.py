@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,45 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from memos.serve_process import ServeProcess
 from tests.conftest import MODEL_CACHE, ROOT
-
-MEMOS = str(Path(sys.executable).with_name("memos"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
 def serving(workdir: Path) -> Iterator[str]:
     """A real `memos serve` with the embedded defaults, run from ``workdir``."""
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_")}
     env["MEMOS_MODEL_DIR"] = str(MODEL_CACHE)
-    log_path = workdir / f"server-{port}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [MEMOS, "serve", "--port", str(port)], cwd=workdir, env=env, stdout=log, stderr=log
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, log_path.read_text()
-                time.sleep(0.3)
-            else:
-                pytest.fail("server did not become ready:\n" + log_path.read_text())
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with ServeProcess(workdir, env) as server:
+        yield server.url
 
 
 @pytest.fixture
