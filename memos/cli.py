@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+
+from memos.memcube.database import Database
 
 from .config import Settings
 
@@ -153,7 +157,7 @@ def serve(host: str, port: int) -> None:
     upgrade(settings.database_url)
     click.echo("loading the embedding model and indexes ...")
     memos = MemOS(settings)
-    key_note = _bootstrap_key(memos, settings.data_dir)
+    key_note = _bootstrap_key(memos.db, settings.data_dir)
     app = create_app(memos)
     click.echo(f"MemOS serving on http://{host}:{port}  (OpenAPI at http://{host}:{port}/schema)")
     click.echo(key_note)
@@ -163,12 +167,11 @@ def serve(host: str, port: int) -> None:
         memos.close()
 
 
-def _bootstrap_key(memos: object, data_dir: Path) -> str:
+def _bootstrap_key(database: Database, data_dir: Path) -> str:
     """On the first start, a key for the `default` namespace, kept in the data dir."""
     from memos.memcube import keys as api_keys
 
     path = data_dir / "bootstrap-key"
-    database = memos.db  # type: ignore[attr-defined]
     if path.exists():
         secret = path.read_text().strip()
         with database.reader() as session:
@@ -182,21 +185,18 @@ def _bootstrap_key(memos: object, data_dir: Path) -> str:
     return f"created API key for namespace 'default' (saved in {path}): {secret}"
 
 
-class _database:
-    """The configured database, schema upgraded, as a context manager."""
+@contextmanager
+def _database() -> Iterator[Database]:
+    """The configured database with its schema upgraded."""
+    from .migrate import upgrade
 
-    def __enter__(self):
-        from memos.memcube.database import Database
-
-        from .migrate import upgrade
-
-        settings = _settings()
-        upgrade(settings.database_url)
-        self.db = Database(settings.database_url)
-        return self.db
-
-    def __exit__(self, *_exc: object) -> None:
-        self.db.dispose()
+    settings = _settings()
+    upgrade(settings.database_url)
+    database = Database(settings.database_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 def _redacted(url: str) -> str:
