@@ -64,12 +64,11 @@ def test_export_then_import_into_another_namespace(
         data_dir=Path(env["MEMOS_DATA_DIR"]), database_url=env["MEMOS_DATABASE_URL"]
     )
     with MemOS(settings, embedder=embedder) as memos:
-        memos.add_batch(
+        added = memos.add_batch(
             [NewMemory(f"exported fact {i}", user_id="u", tags=("t",)) for i in range(30)],
             namespace=ns,
         )
-        gone = memos.list(namespace=ns, limit=1).items[0].id
-        memos.delete(gone, namespace=ns)
+        memos.delete(added[0].memory.id, namespace=ns)  # deleted memories are not exported
 
     dump = tmp_path / "dump.jsonl"
     exported = run(env, "export", "--namespace", ns, "--out", str(dump))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from memos.embeddings import Embedder, OnnxEmbedder, TorchEmbedder, agreement, load_embedder
+from memos.memcube.ids import new_id
 from memos.vector_index import VectorIndex
 
 
@@ -78,3 +79,12 @@ def test_search_survives_mostly_deleted_index() -> None:
     found = index.search(vectors[497], 5)
     assert {n.id for n in found} == {f"id{i}" for i in range(495, 500)}
     assert found[0].id == "id497"
+
+
+def test_ids_are_uuid7_and_sort_in_creation_order() -> None:
+    import uuid
+
+    ids = [new_id() for _ in range(5_000)]  # many share a millisecond
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    parsed = uuid.UUID(ids[0])
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
