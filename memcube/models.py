@@ -71,6 +71,11 @@ class State(enum.StrEnum):
 LIVE_STATES = (State.GENERATED.value, State.ACTIVATED.value)
 
 
+def is_served(state: str, expires_at: datetime | None, now: datetime) -> bool:
+    """The rule CubeRepository.live_condition states in SQL, for a row already loaded."""
+    return state in LIVE_STATES and (expires_at is None or expires_at > now)
+
+
 class Source(enum.StrEnum):
     API = "api"
     SDK = "sdk"

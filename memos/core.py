@@ -21,6 +21,7 @@ from memos.memcube.models import (
     MemCube,
     Operation,
     State,
+    is_served,
     utcnow,
 )
 from memos.memcube.repository import CubeRepository
@@ -507,9 +508,7 @@ class MemOS:
                 cube = repo.get(namespace, memory_id, for_update=True)
                 if cube is None or cube.purged_at is not None:
                     raise ConflictError(f"memory {memory_id!r} was erased")
-                revived = cube.state not in LIVE_STATES or (
-                    cube.expires_at is not None and cube.expires_at <= now
-                )
+                revived = not is_served(cube.state, cube.expires_at, now)
                 cube.payload = target.payload
                 cube.category = target.category
                 cube.tags = list(target.tags)
@@ -561,9 +560,7 @@ class MemOS:
         )
         if cube is None:
             raise NotFoundError(f"memory {memory_id!r} not found")
-        if cube.state not in LIVE_STATES or (
-            cube.expires_at is not None and cube.expires_at <= now
-        ):
+        if not is_served(cube.state, cube.expires_at, now):
             state = State.EXPIRED.value if cube.state in LIVE_STATES else cube.state
             raise NotFoundError(f"memory {memory_id!r} is {state}")
         return cube

@@ -11,7 +11,7 @@ from typing import IO, Any
 import numpy as np
 from tqdm import tqdm
 
-from memos.memcube.models import Source, utcnow
+from memos.memcube.models import Source, is_served, utcnow
 from memos.memcube.repository import CubeRepository
 
 from .core import MemOS, Origin
@@ -31,9 +31,7 @@ def export_jsonl(memos: MemOS, namespace: str, out: IO[str], progress: bool = Tr
         with tqdm(total=total, desc=f"export {namespace}", unit="mem", disable=not progress) as bar:
             for rows in repo.export_rows(namespace):
                 for cube in rows:
-                    if cube.state not in ("generated", "activated") or (
-                        cube.expires_at is not None and cube.expires_at <= now
-                    ):
+                    if not is_served(cube.state, cube.expires_at, now):
                         continue
                     out.write(json.dumps(_record(cube)) + "\n")
                     written += 1
