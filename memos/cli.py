@@ -138,6 +138,31 @@ def import_cmd(namespace: str, path: str) -> None:
     click.echo(f"imported {imported}, skipped {skipped} already present")
 
 
+# models ------------------------------------------------------------------------
+
+
+@main.group()
+def models() -> None:
+    """The chat model served by the embedded LLM engine."""
+
+
+@models.command("prepare")
+def models_prepare() -> None:
+    """Convert the bundled SmolLM2 GGUF into a folder vLLM loads (once)."""
+    from memos.agents.model import ModelUnavailableError, is_prepared, prepare_model
+
+    target = _settings().chat_model_dir
+    if is_prepared(target):
+        click.echo(f"model ready at {target}")
+        return
+    click.echo(f"converting SmolLM2-135M-Instruct into {target} (once, about a minute) ...")
+    try:
+        prepare_model(target)
+    except ModelUnavailableError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"model ready at {target}")
+
+
 # serve -------------------------------------------------------------------------
 
 
@@ -148,6 +173,7 @@ def serve(host: str, port: int) -> None:
     """Upgrade the schema, load the embedder and indexes, and serve the REST API."""
     import uvicorn
 
+    from memos.agents.chat import build_chat_service
     from memos.server.app import create_app
 
     from .core import MemOS
@@ -158,12 +184,20 @@ def serve(host: str, port: int) -> None:
     click.echo("loading the embedding model and indexes ...")
     memos = MemOS(settings)
     key_note = _bootstrap_key(memos.db, settings.data_dir)
-    app = create_app(memos)
+    chat = build_chat_service(settings)
+    app = create_app(memos, chat=chat)
     click.echo(f"MemOS serving on http://{host}:{port}  (OpenAPI at http://{host}:{port}/schema)")
+    if chat is not None:
+        click.echo(
+            f"chat completions at http://{host}:{port}/v1/chat/completions once the "
+            f"{chat.model_name} engine has started (about 30 s on a CPU)"
+        )
     click.echo(key_note)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
+        if chat is not None:
+            chat.engine.close()
         memos.close()
 
 

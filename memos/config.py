@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_number(name: str, default: N) -> N:
+    """The variable parsed as the default's type (int or float), or the default when unset."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
+    kind = type(default)
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{name} must be {what}, got {raw!r}") from exc
 
 
 # Candidates HNSW keeps while searching: recall@10 ~0.995 on 100k MiniLM vectors
@@ -38,14 +44,24 @@ class Settings:
     max_batch_items: int = 1_000
     max_top_k: int = 1_000
     search_ef: int = DEFAULT_SEARCH_EF
+    search_mode: str = "hnsw"  # hnsw | exact (brute force over a dense copy: recall 1.0)
     max_request_bytes: int = 16 * 1024 * 1024
     snapshot_interval_s: int = 60
     maintenance_interval_s: int = 30
     purge_after_s: int = 0
+    llm: str = "auto"  # auto (embedded when vLLM is installed) | embedded | off
+    llm_kv_blocks: int = 0  # 0: the KV cache vLLM sizes itself (VLLM_CPU_KVCACHE_SPACE)
+    pin_cap: float = 0.5  # share of the KV cache program pins may hold
 
     def __post_init__(self) -> None:
         if self.search_ef < 10:
             raise ValueError(f"MEMOS_SEARCH_EF must be at least 10, got {self.search_ef}")
+        if self.search_mode not in ("hnsw", "exact"):
+            raise ValueError(f"MEMOS_SEARCH_MODE must be hnsw or exact, got {self.search_mode!r}")
+        if self.llm not in ("auto", "embedded", "off"):
+            raise ValueError(f"MEMOS_LLM must be auto, embedded or off, got {self.llm!r}")
+        if not 0 <= self.pin_cap <= 0.95:
+            raise ValueError(f"MEMOS_PIN_CAP must be between 0 and 0.95, got {self.pin_cap}")
         if not self.database_url:
             sqlite_path = (self.data_dir / "memos.db").resolve()
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
@@ -59,6 +75,10 @@ class Settings:
         """Where the exported embedding model is kept (one export serves many data dirs)."""
         return self.model_dir_override or self.data_dir / "models"
 
+    @property
+    def chat_model_dir(self) -> Path:
+        return self.model_dir / "SmolLM2-135M-Instruct"
+
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
@@ -68,11 +88,15 @@ class Settings:
             if os.environ.get("MEMOS_MODEL_DIR")
             else None,
             embedder=os.environ.get("MEMOS_EMBEDDER", "auto"),
-            max_text_chars=_env_int("MEMOS_MAX_TEXT_CHARS", 32_768),
-            max_batch_items=_env_int("MEMOS_MAX_BATCH_ITEMS", 1_000),
-            max_request_bytes=_env_int("MEMOS_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
-            search_ef=_env_int("MEMOS_SEARCH_EF", DEFAULT_SEARCH_EF),
-            snapshot_interval_s=_env_int("MEMOS_SNAPSHOT_INTERVAL_S", 60),
-            maintenance_interval_s=_env_int("MEMOS_MAINTENANCE_INTERVAL_S", 30),
-            purge_after_s=_env_int("MEMOS_PURGE_AFTER_S", 0),
+            max_text_chars=_env_number("MEMOS_MAX_TEXT_CHARS", 32_768),
+            max_batch_items=_env_number("MEMOS_MAX_BATCH_ITEMS", 1_000),
+            max_request_bytes=_env_number("MEMOS_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
+            search_ef=_env_number("MEMOS_SEARCH_EF", DEFAULT_SEARCH_EF),
+            search_mode=os.environ.get("MEMOS_SEARCH_MODE", "hnsw"),
+            snapshot_interval_s=_env_number("MEMOS_SNAPSHOT_INTERVAL_S", 60),
+            maintenance_interval_s=_env_number("MEMOS_MAINTENANCE_INTERVAL_S", 30),
+            purge_after_s=_env_number("MEMOS_PURGE_AFTER_S", 0),
+            llm=os.environ.get("MEMOS_LLM", "auto"),
+            llm_kv_blocks=_env_number("MEMOS_LLM_KV_BLOCKS", 0),
+            pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
         )

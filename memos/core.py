@@ -72,6 +72,7 @@ class MemOS:
             self.embedder.model_id,
             self.embedder.dim,
             self.settings.search_ef,
+            exact=self.settings.search_mode == "exact",
         )
 
     def open(self) -> MemOS:

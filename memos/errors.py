@@ -31,3 +31,9 @@ class TooLargeError(MemOSError):
 
 class UnauthorizedError(MemOSError):
     title = "Unauthorized"
+
+
+class UnavailableError(MemOSError):
+    """A part the request needs is not running (yet): retry later."""
+
+    title = "Service unavailable"

@@ -27,10 +27,17 @@ class IndexRegistry:
     """
 
     def __init__(
-        self, db: Database, directory: Path, model_id: str, dim: int, ef_search: int
+        self,
+        db: Database,
+        directory: Path,
+        model_id: str,
+        dim: int,
+        ef_search: int,
+        exact: bool = False,
     ) -> None:
         self._db = db
         self._ef_search = ef_search
+        self._exact = exact
         self._directory = directory
         self._model_id = model_id
         self._dim = dim
@@ -64,7 +71,7 @@ class IndexRegistry:
         with self._db.reader() as session:
             revision = CubeRepository(session).revision(namespace)
         snapshot = VectorIndex.load(
-            self._directory, namespace, self._model_id, self._dim, self._ef_search
+            self._directory, namespace, self._model_id, self._dim, self._ef_search, self._exact
         )
         if snapshot is not None and snapshot.revision == revision:
             self._saved[namespace] = revision
@@ -74,7 +81,7 @@ class IndexRegistry:
         return self._rebuild(namespace)
 
     def _rebuild(self, namespace: str) -> VectorIndex:
-        index = VectorIndex(self._dim, self._model_id, self._ef_search)
+        index = VectorIndex(self._dim, self._model_id, self._ef_search, self._exact)
         with self._db.reader() as session:
             repo = CubeRepository(session)
             index.revision = repo.revision(namespace)

@@ -30,14 +30,69 @@ class Neighbour:
     score: float  # cosine similarity
 
 
-class VectorIndex:
-    """Thread-safe approximate nearest-neighbour search over one namespace."""
+class DenseRows:
+    """Vectors in one contiguous matrix, for exact search by a single matrix product.
 
-    def __init__(self, dim: int, model_id: str, ef_search: int = EF_SEARCH) -> None:
+    Removal moves the last row into the hole, so the matrix stays dense.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self._matrix = np.zeros((INITIAL_CAPACITY, dim), dtype=np.float32)
+        self._ids: list[str] = []
+        self._row_of: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        for memory_id, vector in zip(ids, vectors, strict=True):
+            row = self._row_of.get(memory_id)
+            if row is None:
+                row = len(self._ids)
+                if row == len(self._matrix):
+                    self._matrix = np.concatenate([self._matrix, np.zeros_like(self._matrix)])
+                self._ids.append(memory_id)
+                self._row_of[memory_id] = row
+            self._matrix[row] = vector
+
+    def remove(self, memory_id: str) -> None:
+        row = self._row_of.pop(memory_id, None)
+        if row is None:
+            return
+        last = len(self._ids) - 1
+        if row != last:
+            moved = self._ids[last]
+            self._matrix[row] = self._matrix[last]
+            self._ids[row] = moved
+            self._row_of[moved] = row
+        self._ids.pop()
+
+    def top(self, vector: np.ndarray, k: int) -> list[Neighbour]:
+        scores = self._matrix[: len(self._ids)] @ vector.reshape(-1)
+        k = min(k, len(scores))
+        if k <= 0:
+            return []
+        best = np.argpartition(-scores, k - 1)[:k]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [Neighbour(self._ids[i], float(scores[i])) for i in best]
+
+
+class VectorIndex:
+    """Thread-safe nearest-neighbour search over one namespace.
+
+    HNSW answers by default. With ``exact`` the index also keeps every vector in a
+    dense matrix and answers by brute force: recall 1.0, at about 5 ms more a query
+    at 100k memories and twice the memory.
+    """
+
+    def __init__(
+        self, dim: int, model_id: str, ef_search: int = EF_SEARCH, exact: bool = False
+    ) -> None:
         self.dim = dim
         self.model_id = model_id
         self.ef_search = ef_search
         self.revision = 0
+        self._dense: DenseRows | None = DenseRows(dim) if exact else None
         self._lock = threading.RLock()
         self._index = hnswlib.Index(space="cosine", dim=dim)
         self._index.init_index(
@@ -74,6 +129,8 @@ class VectorIndex:
                 for i, label in zip(fresh, labels, strict=True):
                     self._label_of[ids[i]] = label
                     self._id_of[label] = ids[i]
+            if self._dense is not None:
+                self._dense.upsert(ids, vectors)
 
     def remove(self, ids: Iterable[str]) -> None:
         with self._lock:
@@ -82,9 +139,32 @@ class VectorIndex:
                 if label is not None:
                     del self._id_of[label]
                     self._index.mark_deleted(label)
+                if self._dense is not None:
+                    self._dense.remove(memory_id)
+
+    @property
+    def exact(self) -> bool:
+        return self._dense is not None
+
+    @exact.setter
+    def exact(self, on: bool) -> None:
+        """Switch search modes; turning exact search on copies the vectors once."""
+        with self._lock:
+            if not on:
+                self._dense = None
+            elif self._dense is None:
+                dense = DenseRows(self.dim)
+                ids = list(self._label_of)
+                for start in range(0, len(ids), 10_000):
+                    chunk = ids[start : start + 10_000]
+                    labels = [self._label_of[i] for i in chunk]
+                    dense.upsert(chunk, np.asarray(self._index.get_items(labels), np.float32))
+                self._dense = dense
 
     def search(self, vector: np.ndarray, k: int) -> list[Neighbour]:
         with self._lock:
+            if self._dense is not None:
+                return self._dense.top(vector, k)
             k = min(k, len(self._label_of))
             if k <= 0:
                 return []
@@ -145,7 +225,13 @@ class VectorIndex:
 
     @classmethod
     def load(
-        cls, directory: Path, name: str, model_id: str, dim: int, ef_search: int = EF_SEARCH
+        cls,
+        directory: Path,
+        name: str,
+        model_id: str,
+        dim: int,
+        ef_search: int = EF_SEARCH,
+        exact: bool = False,
     ) -> VectorIndex | None:
         """The saved index, or None when there is none usable for this model."""
         meta_path = directory / f"{name}.json"
@@ -163,6 +249,7 @@ class VectorIndex:
         index._next_label = int(meta["next_label"])
         index._id_of = {int(label): memory_id for label, memory_id in meta["labels"].items()}
         index._label_of = {memory_id: label for label, memory_id in index._id_of.items()}
+        index.exact = exact
         return index
 
 

@@ -13,10 +13,13 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from memos.agents.chat import ChatService
 from memos.core import MemOS
+from memos.errors import UnavailableError
 
 from .auth import KeyResolver, provide_tenant
-from .health import HealthController, watch
+from .chat import ChatController
+from .health import HealthController, watch, watch_chat
 from .memories import MemoryController
 from .problems import HANDLERS
 
@@ -47,30 +50,49 @@ async def _maintenance(memos: MemOS) -> None:
             log.exception("maintenance pass failed; retrying next interval")
 
 
-def create_app(memos: MemOS, *, background_jobs: bool = True) -> Litestar:
-    """An app serving ``memos``; the caller owns it (opens it before, closes it after)."""
+async def _start_engine(chat: ChatService) -> None:
+    try:
+        await anyio.to_thread.run_sync(chat.engine.start)
+    except Exception:
+        log.exception("the language model did not start; chat completions answer 503")
+
+
+def create_app(
+    memos: MemOS, *, background_jobs: bool = True, chat: ChatService | None = None
+) -> Litestar:
+    """An app serving ``memos`` (and chat completions when ``chat`` is given); the caller
+    owns both. The chat engine starts in the background: memories are served at once."""
+
+    def provide_chat() -> ChatService:
+        if chat is None:
+            raise UnavailableError("no language model is configured on this server (MEMOS_LLM=off)")
+        return chat
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(memos.open)
         app.state.ready = True
-        task = asyncio.create_task(_maintenance(memos)) if background_jobs else None
+        tasks = [asyncio.create_task(_maintenance(memos))] if background_jobs else []
+        if chat is not None and not chat.ready:
+            tasks.append(asyncio.create_task(_start_engine(chat)))
         try:
             yield
         finally:
             app.state.ready = False
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await anyio.to_thread.run_sync(memos.indexes.save_changed)
 
     watch(memos)
+    watch_chat(chat)
     prometheus = PrometheusConfig(app_name="memos", prefix="memos", group_path=True)
     app = Litestar(
-        route_handlers=[MemoryController, HealthController, MetricsController],
+        route_handlers=[MemoryController, ChatController, HealthController, MetricsController],
         dependencies={
             "memos": Provide(lambda: memos, use_cache=True, sync_to_thread=False),
+            "chat": Provide(provide_chat, sync_to_thread=False),
             "tenant": Provide(provide_tenant, sync_to_thread=False),
         },
         exception_handlers=HANDLERS,

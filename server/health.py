@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import text
 
+from memos.agents.chat import ChatService
 from memos.core import MemOS
 
 from .problems import problem
@@ -55,3 +56,25 @@ REGISTRY.register(_collector)
 
 def watch(memos: MemOS) -> None:
     _collector.memos = memos
+
+
+class PinCollector(Collector):
+    """The chat engine's KV cache and program pins, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.chat: ChatService | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self.chat.stats() if self.chat is not None else {}
+        for name, value in sorted(stats.items()):
+            yield GaugeMetricFamily(
+                f"memos_kv_{name}", f"KV cache / pinning: {name.replace('_', ' ')}", value=value
+            )
+
+
+_pins = PinCollector()
+REGISTRY.register(_pins)
+
+
+def watch_chat(chat: ChatService | None) -> None:
+    _pins.chat = chat

@@ -16,6 +16,7 @@ from memos.errors import (
     NotFoundError,
     TooLargeError,
     UnauthorizedError,
+    UnavailableError,
 )
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ STATUS_OF: dict[type[MemOSError], int] = {
     ConflictError: 409,
     TooLargeError: 413,
     UnauthorizedError: 401,
+    UnavailableError: 503,
 }
 
 

@@ -81,3 +81,29 @@ def ns() -> str:
 @pytest.fixture
 def other_ns() -> str:
     return f"o{uuid.uuid4().hex[:16]}"
+
+
+# the LLM engine ---------------------------------------------------------------------
+# Started once per test session: loading takes tens of seconds on a CPU. The KV cache
+# is capped at TEST_KV_BLOCKS blocks of 128 tokens so that a few long prompts evict.
+
+TEST_KV_BLOCKS = 24
+TEST_PIN_CAP = 0.5
+
+
+@pytest.fixture(scope="session")
+def chat_model_dir() -> Path:
+    from memos.agents.model import prepare_model
+
+    return prepare_model(MODEL_CACHE / "SmolLM2-135M-Instruct")
+
+
+@pytest.fixture(scope="session")
+def engine(chat_model_dir: Path):
+    from memos.agents.engine import Engine, EngineSettings
+
+    running = Engine(
+        EngineSettings(chat_model_dir, num_blocks=TEST_KV_BLOCKS, pin_cap=TEST_PIN_CAP)
+    ).start()
+    yield running
+    running.close()

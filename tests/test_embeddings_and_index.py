@@ -81,6 +81,45 @@ def test_search_survives_mostly_deleted_index() -> None:
     assert found[0].id == "id497"
 
 
+def _brute_force(vectors: np.ndarray, ids: list[str], query: np.ndarray, k: int) -> list[str]:
+    order = np.argsort(-(vectors @ query), kind="stable")[:k]
+    return [ids[i] for i in order]
+
+
+def test_exact_mode_matches_brute_force_through_changes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    vectors = _unit(rng, 2500)
+    ids = [f"id{i}" for i in range(2500)]
+    index = VectorIndex(16, "m", exact=True)
+    index.upsert(ids, vectors)
+    index.remove(ids[:700:2])  # holes filled by moving the last rows
+    vectors[1001] = _unit(rng, 1)[0]
+    index.upsert([ids[1001]], vectors[1001:1002])
+    kept = [i for i in range(2500) if not (i < 700 and i % 2 == 0)]
+    kept_ids, kept_vectors = [ids[i] for i in kept], vectors[kept]
+    for query in _unit(rng, 20):
+        assert [n.id for n in index.search(query, 10)] == _brute_force(
+            kept_vectors, kept_ids, query, 10
+        )
+    index.revision = 3
+    index.save(tmp_path, "ns")
+    loaded = VectorIndex.load(tmp_path, "ns", "m", 16, exact=True)
+    assert loaded is not None and loaded.exact and len(loaded) == len(kept)
+    query = _unit(rng, 1)[0]
+    assert [n.id for n in loaded.search(query, 10)] == _brute_force(
+        kept_vectors, kept_ids, query, 10
+    )
+    loaded.exact = False  # back to HNSW, same answers at this size
+    assert [n.id for n in loaded.search(query, 3)] == _brute_force(kept_vectors, kept_ids, query, 3)
+
+
+def test_search_mode_setting_is_checked(tmp_path: Path) -> None:
+    from memos.config import Settings
+
+    with pytest.raises(ValueError, match="MEMOS_SEARCH_MODE"):
+        Settings(data_dir=tmp_path, search_mode="fuzzy")
+
+
 def test_ids_are_uuid7_and_sort_in_creation_order() -> None:
     import uuid
 

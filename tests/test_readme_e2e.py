@@ -22,6 +22,7 @@ def serving(workdir: Path) -> Iterator[str]:
     """A real `memos serve` with the embedded defaults, run from ``workdir``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_")}
     env["MEMOS_MODEL_DIR"] = str(MODEL_CACHE)
+    env["MEMOS_LLM"] = "off"  # the memory examples; chat has its own tests on one engine
     with ServeProcess(workdir, env) as server:
         yield server.url
 

@@ -131,3 +131,20 @@ def test_exact_and_approximate_paths_agree(memos: MemOS, ns: str) -> None:
     approx = memos.search(query, namespace=ns, top_k=5)
     assert [h.memory.id for h in exact] == [h.memory.id for h in approx]
     assert [round(h.score, 4) for h in exact] == [round(h.score, 4) for h in approx]
+
+
+def test_exact_search_mode_ranks_like_hnsw_and_tracks_deletes(settings, embedder, ns: str) -> None:
+    from dataclasses import replace
+
+    store = MemOS(replace(settings, search_mode="exact"), embedder=embedder)
+    try:
+        ids = {r.memory.text: r.memory.id for r in store.add_batch(FACTS, namespace=ns)}
+        assert store.indexes.get(ns).exact
+        hits = store.search("what food allergies does alice have", namespace=ns, top_k=4)
+        assert hits[0].memory.text == "Alice is allergic to peanuts."
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        store.delete(ids["Alice is allergic to peanuts."], namespace=ns)
+        hits = store.search("what food allergies does alice have", namespace=ns, top_k=4)
+        assert "Alice is allergic to peanuts." not in _texts(hits) and len(hits) == 3
+    finally:
+        store.close()

@@ -1,0 +1,277 @@
+"""An embedded vLLM engine behind an asyncio interface.
+
+vLLM's ``LLMEngine`` runs in this process (no engine-core subprocess) and one thread
+steps it; coroutines submit requests and read their outputs through queues. Keeping
+the engine in process gives the service direct access to the scheduler, so pin
+statistics and the KV cache's state need no extra IPC.
+
+Cores: on a small CPU machine the engine's OpenMP threads take all cores while a step
+runs and the API's work interleaves between steps; ``threads`` bounds the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vllm import RequestOutput, SamplingParams
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 0.2  # how often an idle engine still releases expired pins
+
+
+class EngineUnavailableError(RuntimeError):
+    """vLLM is not installed, the model is not prepared, or the engine stopped."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    model_dir: Path
+    max_model_len: int = 2048
+    kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE
+    num_blocks: int | None = None  # caps the KV cache at this many blocks
+    pinning: bool = True
+    pin_cap: float = 0.5
+    program_fcfs: bool = True  # programs in flight go before new ones
+    prefix_caching: bool = True
+    threads: int = 0  # OpenMP threads bound to cores 0..n-1; 0 leaves torch's defaults
+    seed: int = 0
+
+    def scheduler_cls(self) -> str | None:
+        return "memos.agents.scheduler.PinningScheduler" if self.pinning else None
+
+
+@dataclass
+class _Call:
+    fn: Callable[[], Any]
+    future: concurrent.futures.Future[Any]
+
+
+@dataclass
+class _Submission:
+    request_id: str
+    prompt: Any
+    params: SamplingParams
+    priority: int
+    sink: asyncio.Queue[RequestOutput | BaseException]
+    loop: asyncio.AbstractEventLoop
+
+
+class Engine:
+    """Load once per process with ``start()``; then ``stream()`` requests from any loop."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self._engine: Any = None
+        self._submissions: queue.Queue[_Submission | _Call | str] = queue.Queue()
+        self._sinks: dict[str, _Submission] = {}
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._failure: BaseException | None = None
+        self._ids = itertools.count()
+        self.started_s: float | None = None
+
+    # life cycle -------------------------------------------------------------------
+
+    def start(self) -> Engine:
+        if self._thread is not None:
+            return self
+        began = time.monotonic()
+        self._engine = self._build()
+        self.started_s = time.monotonic() - began
+        log.info("vLLM engine ready in %.0f s", self.started_s)
+        self._thread = threading.Thread(target=self._run, name="vllm-engine", daemon=True)
+        self._thread.start()
+        return self
+
+    def _build(self) -> Any:
+        s = self.settings
+        if not (s.model_dir / "config.json").is_file():
+            raise EngineUnavailableError(
+                f"no model at {s.model_dir}: run `memos models prepare` first"
+            )
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(s.kv_cache_gib))
+        os.environ["MEMOS_PIN_CAP"] = str(s.pin_cap)
+        # vLLM's automatic binding would pin this whole process (API included) to one
+        # core and reserve the other; in process, leave the cores to the OS unless told.
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{s.threads - 1}" if s.threads else "nobind"
+        try:
+            from vllm import EngineArgs, LLMEngine
+        except ImportError as exc:
+            raise EngineUnavailableError(
+                "vLLM is not installed: pip install 'memos-os[llm]'"
+            ) from exc
+        log.info("starting the vLLM engine on %s (tens of seconds on a CPU)", s.model_dir)
+        args = EngineArgs(
+            model=str(s.model_dir),
+            dtype="float32",
+            enforce_eager=True,
+            max_model_len=s.max_model_len,
+            num_gpu_blocks_override=s.num_blocks,
+            enable_prefix_caching=s.prefix_caching,
+            scheduling_policy="priority" if s.program_fcfs else "fcfs",
+            scheduler_cls=s.scheduler_cls(),
+            async_scheduling=False,
+            seed=s.seed,
+            disable_log_stats=False,
+        )
+        return LLMEngine.from_engine_args(args)
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self._engine is not None:
+            scheduler = self.scheduler
+            if hasattr(scheduler, "pins"):
+                scheduler.pins.release_all()
+            self._engine = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # requests ----------------------------------------------------------------------
+
+    def new_request_id(self, prefix: str = "req") -> str:
+        return f"{prefix}-{next(self._ids)}"
+
+    async def stream(
+        self, prompt: Any, params: SamplingParams, *, request_id: str | None = None,
+        priority: int = 0,
+    ) -> AsyncIterator[RequestOutput]:  # fmt: skip
+        """Outputs of one request as the engine produces them, the finished one last."""
+        if not self.running:
+            raise EngineUnavailableError(
+                f"the engine is not running{': ' + repr(self._failure) if self._failure else ''}"
+            )
+        request_id = request_id or self.new_request_id()
+        sink: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
+        self._submissions.put(
+            _Submission(request_id, prompt, params, priority, sink, asyncio.get_running_loop())
+        )
+        finished = False
+        try:
+            while not finished:
+                item = await sink.get()
+                if isinstance(item, BaseException):
+                    raise item
+                finished = item.finished
+                yield item
+        finally:
+            if not finished:
+                self._submissions.put(request_id)  # abort: the caller went away
+
+    async def generate(
+        self, prompt: Any, params: SamplingParams, *, request_id: str | None = None,
+        priority: int = 0,
+    ) -> RequestOutput:  # fmt: skip
+        outputs = [o async for o in self.stream(prompt, params, request_id=request_id,
+                                                  priority=priority)]  # fmt: skip
+        return outputs[-1]
+
+    def call(self, fn: Callable[[], Any], timeout: float = 60) -> Any:
+        """Run ``fn`` on the engine thread between two steps, where the scheduler's state
+        may be read and changed safely, and return its result."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._submissions.put(_Call(fn, future))
+        return future.result(timeout=timeout)
+
+    # the engine thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        engine = self._engine
+        try:
+            while not self._stopping.is_set():
+                self._take_submissions(engine, block=not engine.has_unfinished_requests())
+                if engine.has_unfinished_requests():
+                    for output in engine.step():
+                        self._deliver(output)
+                else:
+                    self._expire_pins()
+        except BaseException as exc:  # the engine is unusable: fail every waiter
+            log.exception("the vLLM engine stopped")
+            self._failure = exc
+            for submission in self._sinks.values():
+                submission.loop.call_soon_threadsafe(submission.sink.put_nowait, exc)
+            self._sinks.clear()
+
+    def _take_submissions(self, engine: Any, block: bool) -> None:
+        try:
+            item = self._submissions.get(timeout=IDLE_WAIT_S) if block else None
+        except queue.Empty:
+            return
+        while True:
+            if item is not None:
+                self._apply(engine, item)
+            try:
+                item = self._submissions.get_nowait()
+            except queue.Empty:
+                return
+
+    def _apply(self, engine: Any, item: _Submission | _Call | str) -> None:
+        if isinstance(item, _Call):
+            try:
+                item.future.set_result(item.fn())
+            except Exception as exc:
+                item.future.set_exception(exc)
+            return
+        if isinstance(item, str):
+            if self._sinks.pop(item, None) is not None:
+                engine.abort_request([item])
+            return
+        try:
+            engine.add_request(item.request_id, item.prompt, item.params, priority=item.priority)
+        except Exception as exc:  # a bad request fails alone
+            item.loop.call_soon_threadsafe(item.sink.put_nowait, exc)
+            return
+        self._sinks[item.request_id] = item
+
+    def _deliver(self, output: RequestOutput) -> None:
+        submission = self._sinks.get(output.request_id)
+        if submission is None:
+            return
+        if output.finished:
+            del self._sinks[output.request_id]
+        submission.loop.call_soon_threadsafe(submission.sink.put_nowait, output)
+
+    def _expire_pins(self) -> None:
+        pins = getattr(self.scheduler, "pins", None)
+        if pins is not None:
+            pins.expire()
+
+    # state ----------------------------------------------------------------------------
+
+    @property
+    def scheduler(self) -> Any:
+        return self._engine.engine_core.engine_core.scheduler
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._engine.get_tokenizer()
+
+    def kv_stats(self) -> dict[str, float]:
+        pool = self.scheduler.kv_cache_manager.block_pool
+        stats: dict[str, float] = {
+            "total_blocks": pool.num_gpu_blocks,
+            "free_blocks": pool.get_num_free_blocks(),
+            "block_size": self.scheduler.block_size,
+        }
+        pin_stats = getattr(self.scheduler, "pin_stats", None)
+        if pin_stats is not None:
+            stats.update({f"pin_{k}": v for k, v in pin_stats().items()})
+        return stats

@@ -1,0 +1,165 @@
+"""Agent programs: what the service knows about each one, and the order they go in.
+
+A program is one agent run: turns on the LLM with a tool call between them. The
+registry gives each program its arrival rank (program-level first-come-first-served:
+a program already in flight goes before one that arrived later), decides each turn's
+pin hint from the TTL policy, and keeps the per-turn record that /v1/programs shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .pin_hint import MAX_PROGRAM_ID_CHARS, PinHint
+from .tool_durations import ToolDurationPredictor
+from .ttl_policy import TtlPolicy
+
+MAX_PROGRAMS = 10_000  # finished programs beyond this are forgotten, oldest first
+
+
+class UnknownProgramError(LookupError):
+    pass
+
+
+class ProgramHintError(ValueError):
+    """A turn that names its program, turn number or next tool wrongly."""
+
+
+@dataclass
+class TurnRecord:
+    turn: int
+    next_tool: str | None
+    ttl_s: float
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    started_at: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class Program:
+    id: str
+    rank: int  # arrival order: lower goes first
+    created_at: float
+    turns: list[TurnRecord] = field(default_factory=list)
+    tool_seconds: dict[str, float] = field(default_factory=dict)
+    finished: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rank": self.rank,
+            "finished": self.finished,
+            "turns": [t.__dict__ for t in self.turns],
+            "prompt_tokens": sum(t.prompt_tokens for t in self.turns),
+            "cached_tokens": sum(t.cached_tokens for t in self.turns),
+        }
+
+
+@dataclass(frozen=True)
+class TurnTicket:
+    """What a turn goes to the engine with."""
+
+    program_id: str
+    turn: int
+    priority: int
+    hint: PinHint
+
+
+class ProgramRegistry:
+    def __init__(self, policy: TtlPolicy | None = None, pinning: bool = True) -> None:
+        self.policy = policy or TtlPolicy(ToolDurationPredictor())
+        self.pinning = pinning
+        self._programs: dict[str, Program] = {}
+        self._ranks = itertools.count()
+        self._lock = threading.Lock()
+
+    @property
+    def predictor(self) -> ToolDurationPredictor:
+        return self.policy.predictor
+
+    def get(self, program_id: str) -> Program:
+        with self._lock:
+            program = self._programs.get(program_id)
+        if program is None:
+            raise UnknownProgramError(f"program {program_id!r} is unknown")
+        return program
+
+    def begin_turn(
+        self, program_id: str, turn: int | None, next_tool: str | None, usage: float = 1.0,
+        ttl_s: float | None = None,
+    ) -> TurnTicket:  # fmt: skip
+        """Open a turn. Turn 0 (or a new id with no turn given) starts a program; a later
+        turn must follow the program's last one. ``ttl_s`` overrides the policy."""
+        check_hint_fields(program_id, turn, next_tool, ttl_s)
+        now = time.monotonic()
+        with self._lock:
+            program = self._programs.get(program_id)
+            if program is None:
+                if turn not in (None, 0):
+                    raise UnknownProgramError(
+                        f"program {program_id!r} is unknown: its first turn must be turn 0"
+                    )
+                program = Program(program_id, next(self._ranks), now)
+                self._programs[program_id] = program
+                self._forget_old()
+            expected = len(program.turns)
+            if turn is None:
+                turn = expected
+            elif turn != expected:
+                raise ProgramHintError(
+                    f"program {program_id!r} is at turn {expected}, got turn {turn}"
+                )
+            if turn > 0:
+                self.policy.record_returned(turn - 1)
+        if ttl_s is None:
+            ttl_s = self.policy.ttl(next_tool, turn, usage) if self.pinning else 0.0
+        if ttl_s > 0:
+            self.policy.record_pinned(turn)
+        record = TurnRecord(turn, next_tool, ttl_s, started_at=now)
+        with self._lock:
+            program.turns.append(record)
+            program.finished = next_tool is None
+        return TurnTicket(program_id, turn, program.rank, PinHint(program_id, ttl_s))
+
+    def end_turn(
+        self, ticket: TurnTicket, prompt_tokens: int, cached_tokens: int, output_tokens: int
+    ) -> None:
+        program = self.get(ticket.program_id)
+        record = program.turns[ticket.turn]
+        record.prompt_tokens = prompt_tokens
+        record.cached_tokens = cached_tokens
+        record.output_tokens = output_tokens
+        record.seconds = time.monotonic() - record.started_at
+
+    def tool_finished(self, program_id: str, tool: str, seconds: float) -> None:
+        self.predictor.observe(tool, seconds)
+        program = self._programs.get(program_id)
+        if program is not None:
+            program.tool_seconds[tool] = program.tool_seconds.get(tool, 0.0) + seconds
+
+    def _forget_old(self) -> None:
+        if len(self._programs) <= MAX_PROGRAMS:
+            return
+        for program_id in [p.id for p in self._programs.values() if p.finished][
+            : len(self._programs) - MAX_PROGRAMS
+        ]:
+            del self._programs[program_id]
+
+
+def check_hint_fields(program_id: Any, turn: Any, next_tool: Any, ttl_s: Any = None) -> None:
+    if not isinstance(program_id, str) or not program_id.strip():
+        raise ProgramHintError(f"program_id must be a non-empty string, got {program_id!r}")
+    if len(program_id) > MAX_PROGRAM_ID_CHARS:
+        raise ProgramHintError(f"program_id is longer than {MAX_PROGRAM_ID_CHARS} characters")
+    if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 0):
+        raise ProgramHintError(f"turn must be a whole number from 0, got {turn!r}")
+    if next_tool is not None and (not isinstance(next_tool, str) or not next_tool.strip()):
+        raise ProgramHintError(f"next_tool must be a non-empty string, got {next_tool!r}")
+    if ttl_s is not None:
+        PinHint(program_id, ttl_s)  # raises InvalidPinHintError with the reason

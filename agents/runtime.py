@@ -1,0 +1,118 @@
+"""The agent loop: LLM turn, tool call, next turn, with the conversation growing so
+that each turn's prompt extends the last one's (and can reuse its KV cache)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from .engine import Engine
+from .programs import ProgramRegistry
+
+ToolFn = Callable[[str], Awaitable[str] | str]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The tool a turn calls next: its name (what durations are learned by) and the
+    callable that runs it on the turn's reply."""
+
+    name: str
+    run: ToolFn
+
+
+@dataclass
+class ProgramSpec:
+    id: str
+    messages: list[dict[str, str]]  # the opening conversation
+    tools: list[ToolCall | None]  # after turn i, tools[i] runs; None ends the program
+    max_tokens: int = 16
+    ttl_override: Callable[[int], float] | None = None  # e.g. an oracle that knows the tool
+
+
+@dataclass
+class TurnResult:
+    prompt_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    recomputed_tokens: int  # prompt tokens computed before, in an earlier turn, and again now
+    seconds: float
+    tool_seconds: float
+    ttl_s: float
+
+
+@dataclass
+class ProgramResult:
+    id: str
+    seconds: float
+    turns: list[TurnResult] = field(default_factory=list)
+    reply: str = ""
+
+
+class AgentRuntime:
+    def __init__(self, engine: Engine, registry: ProgramRegistry) -> None:
+        self.engine = engine
+        self.registry = registry
+
+    async def run(self, spec: ProgramSpec) -> ProgramResult:
+        from vllm import SamplingParams
+
+        started = time.monotonic()
+        messages = list(spec.messages)
+        result = ProgramResult(spec.id, 0.0)
+        computed_before = 0  # tokens whose KV an earlier turn computed
+        for turn, tool in enumerate(spec.tools):
+            ttl = spec.ttl_override(turn) if spec.ttl_override and tool else None
+            ticket = self.registry.begin_turn(
+                spec.id, turn, tool.name if tool else None, self.usage(), ttl_s=ttl
+            )
+            prompt = self.render(messages)
+            params = SamplingParams(
+                max_tokens=spec.max_tokens, temperature=0.0, extra_args=ticket.hint.as_extra_args()
+            )
+            turn_started = time.monotonic()
+            out = await self.engine.generate(
+                prompt, params, request_id=f"{spec.id}-t{turn}", priority=ticket.priority
+            )
+            seconds = time.monotonic() - turn_started
+            prompt_tokens = len(out.prompt_token_ids or [])
+            cached = out.num_cached_tokens or 0
+            reply = out.outputs[0].text
+            output_tokens = len(out.outputs[0].token_ids)
+            self.registry.end_turn(ticket, prompt_tokens, cached, output_tokens)
+            recomputed = max(0, min(computed_before, prompt_tokens) - cached)
+            computed_before = prompt_tokens + output_tokens
+            messages.append({"role": "assistant", "content": reply})
+            tool_seconds = 0.0
+            if tool is not None:
+                tool_started = time.monotonic()
+                observation = await _call(tool.run, reply)
+                tool_seconds = time.monotonic() - tool_started
+                self.registry.tool_finished(spec.id, tool.name, tool_seconds)
+                messages.append({"role": "user", "content": observation})
+            result.turns.append(TurnResult(prompt_tokens, cached, output_tokens, recomputed,
+                                           seconds, tool_seconds, ticket.hint.ttl_s))  # fmt: skip
+            result.reply = reply
+        result.seconds = time.monotonic() - started
+        return result
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return self.engine.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    def usage(self) -> float:
+        stats = self.engine.kv_stats()
+        return 1.0 - stats["free_blocks"] / max(1, stats["total_blocks"])
+
+
+async def _call(fn: ToolFn, reply: str) -> str:
+    if inspect.iscoroutinefunction(fn):
+        return str(await fn(reply))
+    value = await asyncio.to_thread(fn, reply)
+    if inspect.isawaitable(value):
+        value = await value
+    return str(value)

@@ -1,0 +1,135 @@
+"""vLLM's v1 scheduler with program pins: a finished turn's KV blocks outlive the
+request until the program's next turn is scheduled or the pin's time to live ends.
+
+Plug it in without touching vLLM's files:
+
+    LLM(..., scheduler_cls="memos.agents.scheduler.PinningScheduler")
+    vllm serve MODEL --scheduler-cls memos.agents.scheduler.PinningScheduler
+
+(``AsyncPinningScheduler`` when async scheduling is on.) A turn asks for a pin with
+``SamplingParams(extra_args=PinHint(program_id, ttl_s).as_extra_args())``. The share of
+the KV cache pins may hold comes from ``MEMOS_PIN_CAP`` (default 0.5), read in the
+engine process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from vllm.v1.core.kv_cache_utils import KVCacheBlock
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
+from vllm.v1.core.sched.output import SchedulerOutput
+from vllm.v1.core.sched.scheduler import Scheduler
+from vllm.v1.request import Request, RequestStatus
+
+from .pin_hint import PinHint, hint_of
+from .pin_table import PinTable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PIN_CAP = 0.5
+PIN_CAP_ENV = "MEMOS_PIN_CAP"
+_PINNABLE = (RequestStatus.FINISHED_STOPPED, RequestStatus.FINISHED_LENGTH_CAPPED)
+
+
+def pin_cap_from_env() -> float:
+    raw = os.environ.get(PIN_CAP_ENV, "")
+    try:
+        cap = float(raw) if raw else DEFAULT_PIN_CAP
+    except ValueError:
+        raise ValueError(f"{PIN_CAP_ENV} must be a fraction, got {raw!r}") from None
+    if not 0.0 <= cap <= 0.95:
+        raise ValueError(f"{PIN_CAP_ENV} must be between 0 and 0.95, got {cap}")
+    return cap
+
+
+def _hint(request: Request) -> PinHint | None:
+    params = request.sampling_params
+    return hint_of(params.extra_args) if params is not None else None
+
+
+class _Pinning:
+    """The pinning behaviour, mixed into either of vLLM's schedulers."""
+
+    pins: PinTable
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        total = self.kv_cache_manager.block_pool.num_gpu_blocks
+        self.pin_cap = pin_cap_from_env()
+        self.pins = PinTable(int(total * self.pin_cap), self._return_blocks)
+        log.info(
+            "pinning scheduler: pins may hold %d of %d KV blocks", self.pins.capacity_blocks, total
+        )
+
+    def schedule(self, *args: Any, **kwargs: Any) -> SchedulerOutput:
+        self.pins.expire()
+        output = super().schedule(*args, **kwargs)
+        for new in output.scheduled_new_reqs:
+            request = self.requests.get(new.req_id)
+            hint = _hint(request) if request is not None else None
+            if hint is not None:
+                # Scheduling touched the blocks it found cached, so the new turn
+                # holds its own references to the pinned prefix by now.
+                self.pins.take(hint.program_id)
+        if output.total_num_scheduled_tokens == 0 and self.waiting and len(self.pins):
+            self._make_room()
+        return output
+
+    def _make_room(self) -> None:
+        """Nothing could run this step while pins hold blocks the first waiting request
+        needs: release pins, the one expected back last first, until it fits (it is
+        scheduled on the next step). Pins never stall work that is ready to run."""
+        head = self.waiting.peek_request()
+        needed = -(-(head.num_tokens + 1) // self.block_size)
+        pool = self.kv_cache_manager.block_pool
+        while pool.get_num_free_blocks() < needed and self.pins.evict_furthest():
+            pass
+
+    def _free_request_blocks(self, request: Request) -> None:
+        hint = _hint(request)
+        if hint is None or hint.ttl_s <= 0 or request.status not in _PINNABLE:
+            super()._free_request_blocks(request)
+            return
+        blocks = self.kv_cache_manager.pop_blocks_for_free(request)
+        # Only full blocks are in the prefix cache; a partial tail can never be matched.
+        reusable = [b for b in blocks if b.block_hash is not None and not b.is_null]
+        kept = {id(b) for b in reusable}
+        self._return_blocks([b for b in blocks if id(b) not in kept])
+        self.pins.pin(hint.program_id, reusable, hint.ttl_s)
+
+    def _return_blocks(self, blocks: list[KVCacheBlock]) -> None:
+        """Give blocks back to the pool, tail first, after any step that may still
+        write them has run."""
+        if not blocks:
+            return
+        if self.defer_block_free:
+            self.deferred_frees.append((self.sched_step_seq, list(blocks)))
+        else:
+            self.kv_cache_manager.block_pool.free_blocks(reversed(blocks))
+
+    def reset_prefix_cache(self, *args: Any, **kwargs: Any) -> bool:
+        self.pins.release_all()
+        self._drain_deferred_frees()
+        return super().reset_prefix_cache(*args, **kwargs)
+
+    def shutdown(self) -> None:
+        self.pins.release_all()
+        super().shutdown()
+
+    def pin_stats(self) -> dict[str, float]:
+        return {
+            **self.pins.stats.as_dict(),
+            "capacity_blocks": self.pins.capacity_blocks,
+            "total_blocks": self.kv_cache_manager.block_pool.num_gpu_blocks,
+        }
+
+
+class PinningScheduler(_Pinning, Scheduler):
+    pass
+
+
+class AsyncPinningScheduler(_Pinning, AsyncScheduler):
+    pass

@@ -1,0 +1,71 @@
+"""How long to keep a program's KV cache while its tool runs (after Continuum).
+
+Pinning for ``tau`` seconds pays off when the program comes back within ``tau``: its
+next turn skips re-prefilling the context. It costs the blocks held meanwhile, which
+matter only as far as the cache is under pressure. Both sides scale with the size of
+the context, so per block of context the value of a time to live ``tau`` is
+
+    value(tau) = P(T <= tau) * P(return | turn) - usage * E[min(T, tau)] / horizon
+
+where ``T`` is the tool's duration (its recent empirical distribution), ``usage``
+the share of the KV cache in use, and ``horizon`` the time for which holding a
+block is worth as much as recomputing it once. The policy picks the ``tau`` among
+the tool's duration quantiles with the highest value and does not pin when no
+value is positive. A tool not yet seen gets a short fixed TTL, as Continuum does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .tool_durations import ToolDurationPredictor
+
+QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+@dataclass
+class TtlPolicy:
+    predictor: ToolDurationPredictor
+    cold_ttl_s: float = 2.0
+    max_ttl_s: float = 120.0
+    min_samples: int = 3
+    hold_horizon_s: float = 30.0
+    margin: float = 0.1  # a little past the quantile: the next turn takes a moment to arrive
+    _turns_pinned: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
+    _turns_returned: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ttl(self, tool: str | None, turn: int, usage: float = 1.0) -> float:
+        """Seconds to pin after ``turn`` before ``tool`` runs; 0 means do not pin."""
+        if tool is None:
+            return 0.0
+        durations = self.predictor.samples(tool)
+        if len(durations) < self.min_samples:
+            return self.cold_ttl_s
+        comes_back = self.return_rate(turn)
+        best_tau, best_value = 0.0, 0.0
+        for q in QUANTILES:
+            tau = min(durations[min(len(durations) - 1, int(q * len(durations)))]
+                      * (1 + self.margin), self.max_ttl_s)  # fmt: skip
+            within = sum(1 for d in durations if d <= tau) / len(durations)
+            held = sum(min(d, tau) for d in durations) / len(durations)
+            value = within * comes_back - usage * held / self.hold_horizon_s
+            if value > best_value:
+                best_tau, best_value = tau, value
+        return best_tau
+
+    def return_rate(self, turn: int) -> float:
+        """The share of programs pinned after this turn whose next turn came."""
+        with self._lock:
+            pinned, returned = self._turns_pinned[turn], self._turns_returned[turn]
+        return (returned + 1) / (pinned + 1)  # starts at 1: programs are assumed to return
+
+    def record_pinned(self, turn: int) -> None:
+        with self._lock:
+            self._turns_pinned[turn] += 1
+
+    def record_returned(self, turn: int) -> None:
+        with self._lock:
+            self._turns_returned[turn] += 1

@@ -1,0 +1,309 @@
+"""Agent job-completion-time benchmark: multi-turn programs with tool calls between
+turns, on the embedded vLLM engine with SmolLM2-135M and a KV cache under pressure.
+
+Modes, each on a fresh engine in its own process, all on the same programs, prompts
+and tool durations:
+  vanilla  vLLM as shipped (FCFS per request, prefix caching on)
+  fcfs     + program-level first-come-first-served (vLLM's priority policy, priority =
+           the program's arrival rank)
+  pin      + TTL pinning (PinningScheduler; TTL from the tool-duration predictor)
+  oracle   + pinning for each tool's real duration (known in advance)
+A second workload with no tool calls (single-turn requests) measures what the pinning
+scheduler costs when there is nothing to pin.
+
+Tool durations: lognormal per tool. Their shapes follow the agent traces the Continuum
+paper describes (arXiv 2511.02230: SWE-bench and BFCL tool calls run from well under a
+second to tens of seconds, long-tailed); the medians and spreads are our choice, scaled
+to this CPU's turn times (1-3 s a turn here), not fitted to those traces. The predictor
+starts with 50 calls per tool drawn from the same distributions (a service that has
+run before), then learns online.
+
+Usage: python benchmarks/agent_jct_bench.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, print_table, write_json
+
+MODES = ("vanilla", "fcfs", "pin", "oracle")
+MODEL_DIR = ROOT / "var" / "models" / "SmolLM2-135M-Instruct"
+# name: (median seconds, lognormal sigma)
+TOOLS = {"read_file": (0.4, 0.6), "run_bash": (1.5, 0.9), "run_tests": (6.0, 0.7)}
+WORDS = [
+    "alpha",
+    "bravo",
+    "cobalt",
+    "delta",
+    "ember",
+    "falcon",
+    "garnet",
+    "harbor",
+    "indigo",
+    "jasper",
+    "kestrel",
+    "lumen",
+    "meadow",
+    "nickel",
+    "onyx",
+    "pylon",
+    "quartz",
+    "raven",
+    "sable",
+    "tundra",
+    "umber",
+    "vertex",
+    "willow",
+    "xenon",
+    "yonder",
+    "zephyr",
+]
+
+
+@dataclass
+class Workload:
+    programs: int
+    turns: int
+    start_tokens: int
+    output_tokens: int
+    tool_tokens: int
+    arrival_gap_s: float
+    kv_blocks: int
+    pin_cap: float
+    no_tool_requests: int
+    seed: int = 7
+
+
+def workload(quick: bool) -> Workload:
+    if quick:
+        return Workload(6, 4, 700, 16, 150, 1.5, 24, 0.6, 24)
+    return Workload(8, 5, 700, 16, 150, 2.0, 24, 0.6, 48)
+
+
+def _text(rng: random.Random, tokens: int, tag: str) -> str:
+    """Roughly ``tokens`` tokens of text unique to ``tag``."""
+    words = [f"{tag}"] + [rng.choice(WORDS) + str(rng.randint(0, 99)) for _ in range(tokens // 3)]
+    return " ".join(words)
+
+
+def make_plan(w: Workload) -> dict[str, Any]:
+    rng = random.Random(w.seed)
+    programs = []
+    for p in range(w.programs):
+        steps = []
+        for turn in range(w.turns):
+            last = turn == w.turns - 1
+            tool = None if last else rng.choice(list(TOOLS))
+            median, sigma = TOOLS[tool] if tool else (0.0, 0.0)
+            steps.append({
+                "tool": tool,
+                "seconds": median * math.exp(rng.gauss(0, sigma)) if tool else 0.0,
+                "output": _text(rng, w.tool_tokens, f"[{tool} result {p}.{turn}]") if tool else "",
+            })  # fmt: skip
+        programs.append({
+            "id": f"prog-{p}",
+            "arrival_s": p * w.arrival_gap_s,
+            "system": _text(rng, w.start_tokens, f"Program {p} briefing."),
+            "task": f"Task {p}: summarise what the tools return, one line per step.",
+            "steps": steps,
+        })  # fmt: skip
+    history = {
+        tool: [median * math.exp(rng.gauss(0, sigma)) for _ in range(50)]
+        for tool, (median, sigma) in TOOLS.items()
+    }
+    return {"workload": asdict(w), "programs": programs, "history": history}
+
+
+# one mode, in a child process ---------------------------------------------------------
+
+
+def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
+    from memos.agents.engine import Engine, EngineSettings
+    from memos.agents.programs import ProgramRegistry
+    from memos.agents.runtime import AgentRuntime, ProgramSpec, ToolCall
+
+    w = Workload(**plan["workload"])
+    pinning = mode in ("pin", "oracle")
+    engine = Engine(EngineSettings(
+        MODEL_DIR, num_blocks=w.kv_blocks, pinning=pinning, pin_cap=w.pin_cap,
+        program_fcfs=mode != "vanilla",
+    )).start()  # fmt: skip
+    registry = ProgramRegistry(pinning=pinning)
+    for tool, durations in plan["history"].items():
+        for seconds in durations:
+            registry.predictor.observe(tool, seconds)
+    runtime = AgentRuntime(engine, registry)
+
+    def spec_of(program: dict[str, Any]) -> ProgramSpec:
+        def tool_call(step: dict[str, Any]) -> ToolCall | None:
+            if step["tool"] is None:
+                return None
+
+            async def run(_reply: str) -> str:
+                await asyncio.sleep(step["seconds"])
+                return step["output"]
+
+            return ToolCall(step["tool"], run)
+
+        steps = program["steps"]
+        oracle = (
+            (lambda turn: min(steps[turn]["seconds"] + 0.5, 600.0)) if mode == "oracle" else None
+        )
+        return ProgramSpec(
+            program["id"],
+            [{"role": "system", "content": program["system"]},
+             {"role": "user", "content": program["task"]}],
+            [tool_call(s) for s in steps],
+            max_tokens=w.output_tokens,
+            ttl_override=oracle,
+        )  # fmt: skip
+
+    async def one(program: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(program["arrival_s"])
+        result = await runtime.run(spec_of(program))
+        return {"id": result.id, "jct_s": result.seconds,
+                "turns": [asdict(t) for t in result.turns]}  # fmt: skip
+
+    async def agents() -> list[dict[str, Any]]:
+        return await asyncio.gather(*(one(p) for p in plan["programs"]))
+
+    async def no_tools() -> float:
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=w.output_tokens, temperature=0.0, ignore_eos=True)
+        rng = random.Random(1)
+        prompts = [_text(rng, 300, f"plain {i}") for i in range(w.no_tool_requests)]
+        started = time.monotonic()
+        await asyncio.gather(*(engine.generate(p, params) for p in prompts))
+        return w.no_tool_requests / (time.monotonic() - started)
+
+    started = time.monotonic()
+    programs = asyncio.run(agents())
+    makespan = time.monotonic() - started
+    engine.call(lambda: engine.scheduler.reset_prefix_cache())
+    throughput = asyncio.run(no_tools()) if mode in ("vanilla", "pin") else None
+    stats = engine.kv_stats()
+    engine.close()
+    return {"mode": mode, "programs": programs, "makespan_s": makespan,
+            "no_tool_req_per_s": throughput, "kv": stats}  # fmt: skip
+
+
+# parent ----------------------------------------------------------------------------------
+
+
+def summarize(result: dict[str, Any]) -> dict[str, float]:
+    jcts = sorted(p["jct_s"] for p in result["programs"])
+    turns = [t for p in result["programs"] for t in p["turns"]]
+    prompt = sum(t["prompt_tokens"] for t in turns)
+    cached = sum(t["cached_tokens"] for t in turns)
+    return {
+        "jct_mean_s": sum(jcts) / len(jcts),
+        "jct_p90_s": jcts[min(len(jcts) - 1, math.ceil(0.9 * len(jcts)) - 1)],
+        "recomputed_tokens": sum(t["recomputed_tokens"] for t in turns),
+        "prompt_tokens": prompt,
+        "hit_rate": cached / prompt if prompt else 0.0,
+        "makespan_s": result["makespan_s"],
+        "pinned": result["kv"].get("pin_pinned", 0),
+        "pins_taken": result["kv"].get("pin_taken", 0),
+        "pins_expired": result["kv"].get("pin_expired", 0),
+        "pin_peak_blocks": result["kv"].get("pin_peak_blocks", 0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a faithful small run")
+    parser.add_argument("--json", type=Path, default=None, help="write results here")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--plan", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        result = run_child(args.child, json.loads(args.plan.read_text()))
+        args.out.write_text(json.dumps(result))
+        return
+
+    if not (MODEL_DIR / "config.json").is_file():
+        sys.exit(f"no model at {MODEL_DIR}: run `memos models prepare` (MEMOS_DATA_DIR=var)")
+    w = workload(args.quick)
+    plan = make_plan(w)
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="memos-jct-") as tmp:
+        plan_path = Path(tmp) / "plan.json"
+        plan_path.write_text(json.dumps(plan))
+        for mode in args.modes.split(","):
+            print(f"\n== {mode} ==", flush=True)
+            out = Path(tmp) / f"{mode}.json"
+            env = {
+                **os.environ,
+                "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"),
+            }
+            child = [sys.executable, __file__, "--child", mode]
+            child += ["--plan", str(plan_path), "--out", str(out)]
+            subprocess.run(child, check=True, env=env)
+            results[mode] = json.loads(out.read_text())
+            print(json.dumps(summarize(results[mode])), flush=True)
+    report(args, w, results)
+
+
+def report(args: argparse.Namespace, w: Workload, results: dict[str, dict[str, Any]]) -> None:
+    rows, figures = [], {m: summarize(r) for m, r in results.items()}
+    base = figures.get("vanilla")
+    for mode, f in figures.items():
+        rows.append([
+            mode, f["jct_mean_s"], f["jct_p90_s"], f["recomputed_tokens"], f["hit_rate"],
+            base["jct_mean_s"] / f["jct_mean_s"] if base else "-",
+            base["jct_p90_s"] / f["jct_p90_s"] if base else "-",
+            f["pinned"], f["pins_taken"], f["pins_expired"], f["pin_peak_blocks"],
+        ])  # fmt: skip
+    print_table(
+        f"Agent programs ({'quick' if args.quick else 'full'}): {w.programs} programs x "
+        f"{w.turns} turns, {w.start_tokens}-token start, {w.output_tokens} output + "
+        f"{w.tool_tokens} tool tokens a turn, KV cache {w.kv_blocks} blocks x 128 tokens, "
+        f"pin cap {w.pin_cap:.0%}",
+        ["mode", "JCT mean s", "JCT p90 s", "re-prefilled tok", "prefix hit rate",
+         "mean x", "p90 x", "pins", "taken", "expired", "peak pinned blk"],
+        rows,
+    )  # fmt: skip
+    summary: dict[str, Any] = {}
+    pin, fcfs, oracle = figures.get("pin"), figures.get("fcfs"), figures.get("oracle")
+    if base and pin:
+        summary["jct_mean_ratio"] = round(base["jct_mean_s"] / pin["jct_mean_s"], 3)
+        summary["jct_p90_ratio"] = round(base["jct_p90_s"] / pin["jct_p90_s"], 3)
+        summary["recompute_reduction"] = round(
+            base["recomputed_tokens"] / max(1, pin["recomputed_tokens"]), 2
+        )
+    if fcfs and pin:
+        summary["pin_over_fcfs_ratio"] = round(fcfs["jct_mean_s"] / pin["jct_mean_s"], 3)
+    if oracle and pin:
+        summary["oracle_gap"] = round(pin["jct_mean_s"] / oracle["jct_mean_s"], 3)
+    shipped = results.get("vanilla", {}).get("no_tool_req_per_s")
+    pinned = results.get("pin", {}).get("no_tool_req_per_s")
+    if shipped and pinned:
+        summary["no_tool_throughput_cost_pct"] = round(100 * (1 - pinned / shipped), 2)
+        cost = summary["no_tool_throughput_cost_pct"]
+        print(f"\nno tool calls: {shipped:.2f} req/s as shipped, {pinned:.2f} req/s with the "
+              f"pinning scheduler ({cost:+.1f} % cost)")  # fmt: skip
+    print("\nsummary:", summary)
+    write_json(args.json, summary, {"workload": asdict(w), "figures": figures, "runs": results})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""KV-cache pinning on the real vLLM engine and model: a pinned program's prefix
+survives a burst of other requests, pins end at their TTL, the cap holds, and a
+program that never returns leaks nothing. Cached-token counts are vLLM's own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from memos.agents.engine import Engine
+from memos.agents.pin_hint import PIN_KEY, InvalidPinHintError, PinHint
+from tests.conftest import TEST_KV_BLOCKS, TEST_PIN_CAP
+
+BLOCK = 128
+CITIES = ["Lisbon", "Oslo", "Quito", "Hanoi", "Accra", "Perth", "Lima", "Riga"]
+
+
+def long_prompt(seed: str, sentences: int = 45) -> str:
+    """About 900 tokens of text no other prompt shares (7-8 KV blocks of the 24)."""
+    return " ".join(
+        f"Note {seed}-{i}: parcel {i * 7 + len(seed)} left {CITIES[i % 8]} on day {i}."
+        for i in range(sentences)
+    )
+
+
+def generate(engine: Engine, prompt: str, hint: PinHint | None = None):
+    from vllm import SamplingParams
+
+    params = SamplingParams(
+        max_tokens=4, temperature=0.0, extra_args=hint.as_extra_args() if hint else None
+    )
+    return asyncio.run(engine.generate(prompt, params))
+
+
+def pins(engine: Engine):
+    return engine.scheduler.pins
+
+
+@pytest.fixture(autouse=True)
+def clean_cache(engine: Engine):
+    """Each test starts with no pins and an empty prefix cache."""
+    engine.call(lambda: engine.scheduler.reset_prefix_cache())
+    yield
+    engine.call(lambda: engine.scheduler.reset_prefix_cache())
+
+
+def burst(engine: Engine, n: int = 3) -> None:
+    for _ in range(n):
+        generate(engine, long_prompt(f"b{uuid.uuid4().hex[:4]}"))
+
+
+def test_pinned_prefix_survives_a_burst_that_evicts_an_unpinned_one(engine: Engine) -> None:
+    pinned_prompt, unpinned_prompt = long_prompt("pinned"), long_prompt("unpinned")
+    first = generate(engine, pinned_prompt, PinHint("prog-pinned", 60))
+    generate(engine, unpinned_prompt)
+    assert "prog-pinned" in pins(engine)
+    burst(engine)
+
+    follow = pinned_prompt + first.outputs[0].text + " Tool result: parcel found."
+    again = generate(engine, follow, PinHint("prog-pinned", 0))
+    full_blocks = len(first.prompt_token_ids) // BLOCK
+    assert again.num_cached_tokens >= full_blocks * BLOCK
+    assert "prog-pinned" not in pins(engine)  # the next turn took the pin
+
+    control = generate(engine, unpinned_prompt + " Tool result: parcel found.")
+    assert control.num_cached_tokens == 0  # evicted by the burst
+
+
+def test_pin_ends_at_its_ttl_and_an_abandoned_program_leaks_nothing(engine: Engine) -> None:
+    total = engine.kv_stats()["total_blocks"]
+    free_before = engine.call(
+        lambda: engine.scheduler.kv_cache_manager.block_pool.get_num_free_blocks()
+    )
+    generate(engine, long_prompt("abandoned"), PinHint("prog-abandoned", 1.0))
+    held = engine.call(lambda: pins(engine).held_blocks)
+    assert held >= 6
+    assert engine.kv_stats()["free_blocks"] == free_before - held
+    deadline = time.monotonic() + 10
+    while "prog-abandoned" in pins(engine) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the idle engine releases expired pins on its own
+    assert "prog-abandoned" not in pins(engine)
+    assert engine.kv_stats()["free_blocks"] == free_before
+    assert engine.kv_stats()["pin_expired"] >= 1
+    assert free_before == total - 1  # vLLM keeps one null block; every other block is free
+
+
+def test_the_cap_holds_and_every_program_completes(engine: Engine) -> None:
+    cap = int(TEST_KV_BLOCKS * TEST_PIN_CAP)
+    before = dict(engine.kv_stats())
+    for n in range(4):  # 4 x ~8 blocks would be ~32 pinned blocks: far over the cap
+        out = generate(engine, long_prompt(f"cap{n}"), PinHint(f"prog-cap-{n}", 30 + n))
+        assert out.finished
+        assert engine.call(lambda: pins(engine).held_blocks) <= cap
+    stats = engine.kv_stats()
+    assert stats["pin_peak_blocks"] <= cap
+    # Later pins expire later, so they were refused rather than the earlier evicted.
+    assert stats["pin_refused"] > before["pin_refused"]
+    burst(engine, 2)  # new work still runs beside the pins
+    engine.call(lambda: pins(engine).release_all())
+    assert engine.kv_stats()["free_blocks"] == TEST_KV_BLOCKS - 1
+
+
+def test_malformed_hint_in_extra_args_is_ignored_not_fatal(engine: Engine) -> None:
+    from vllm import SamplingParams
+
+    params = SamplingParams(max_tokens=2, extra_args={PIN_KEY: {"program_id": "", "ttl_s": -1}})
+    out = asyncio.run(engine.generate("Hello", params))
+    assert out.finished and len(pins(engine)) == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"program_id": "p", "ttl_s": -1}, "between 0 and"),
+        ({"program_id": "p", "ttl_s": "soon"}, "number of seconds"),
+        ({"program_id": "p", "ttl_s": True}, "number of seconds"),
+        ({"program_id": "", "ttl_s": 5}, "non-empty"),
+        ({"program_id": 7, "ttl_s": 5}, "non-empty"),
+        ({"program_id": "p"}, "needs program_id and ttl_s"),
+        ({"program_id": "p", "ttl_s": 5, "colour": "red"}, "unknown pin hint fields"),
+        (["p", 5], "is an object"),
+        ({"program_id": "p", "ttl_s": float("inf")}, "number of seconds"),
+    ],
+)
+def test_bad_pin_hints_are_rejected_with_the_reason(raw, message: str) -> None:
+    with pytest.raises(InvalidPinHintError, match=message):
+        PinHint.parse(raw)

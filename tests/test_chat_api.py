@@ -1,0 +1,184 @@
+"""/v1/chat/completions and /v1/programs on the real engine: the unchanged `openai`
+client talks to it (plain and streaming), program turns reuse their pinned prefix,
+programs are scoped to the key's namespace, and bad input answers 4xx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from memos.agents.chat import ChatService
+from memos.agents.model import MODEL_NAME
+from memos.agents.programs import ProgramRegistry
+from memos.config import Settings
+from memos.core import MemOS
+from memos.memcube import keys
+from memos.server.app import create_app
+from tests.test_agents_pinning import long_prompt
+
+
+@pytest.fixture
+def store(sqlite_url: str, tmp_path: Path, embedder) -> Iterator[MemOS]:
+    memos = MemOS(Settings(data_dir=tmp_path, database_url=sqlite_url), embedder=embedder)
+    yield memos
+    memos.close()
+
+
+def _client(app, memos: MemOS, namespace: str) -> TestClient:
+    with memos.db.unit_of_work() as session:
+        secret = keys.create_key(session, namespace)[1]
+    client = TestClient(app)
+    client.headers["Authorization"] = f"Bearer {secret}"
+    return client
+
+
+@pytest.fixture
+def app(store: MemOS, engine):
+    return create_app(
+        store, background_jobs=False, chat=ChatService(engine, ProgramRegistry(), MODEL_NAME)
+    )
+
+
+@pytest.fixture
+def client(app, store: MemOS, ns: str) -> Iterator[TestClient]:
+    with _client(app, store, ns) as test_client:
+        yield test_client
+
+
+def _openai(client: TestClient):
+    from openai import OpenAI
+
+    secret = client.headers["Authorization"].removeprefix("Bearer ")
+    return OpenAI(
+        base_url=f"{client.base_url}/v1", api_key=secret, http_client=client, max_retries=0
+    )
+
+
+def test_openai_client_plain_and_streaming(client: TestClient) -> None:
+    ai = _openai(client)
+    reply = ai.chat.completions.create(
+        model=MODEL_NAME, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8,
+        temperature=0,
+    )  # fmt: skip
+    assert reply.choices[0].message.content
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage.completion_tokens <= 8 and reply.usage.prompt_tokens > 0
+
+    pieces = list(ai.chat.completions.create(
+        model=MODEL_NAME, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8,
+        temperature=0, stream=True,
+    ))  # fmt: skip
+    text = "".join(p.choices[0].delta.content or "" for p in pieces)
+    assert text == reply.choices[0].message.content  # greedy: the same reply either way
+    assert pieces[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_program_turns_reuse_their_pinned_prefix(client: TestClient, engine) -> None:
+    ai = _openai(client)
+    messages = [{"role": "system", "content": long_prompt("api-prog")},
+                {"role": "user", "content": "Which parcel left Oslo first?"}]  # fmt: skip
+    first = ai.chat.completions.create(
+        model=MODEL_NAME, messages=messages, max_tokens=8, temperature=0,
+        extra_body={"program_id": "support-bot", "turn": 0, "next_tool": "lookup", "pin_ttl_s": 60},
+    )  # fmt: skip
+    for n in range(3):  # other traffic that would evict an unpinned prefix
+        client.post(
+            "/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": long_prompt(f"noise{n}")}],
+                "max_tokens": 2,
+            },
+        )
+    messages += [{"role": "assistant", "content": first.choices[0].message.content},
+                 {"role": "tool", "content": "lookup: parcel 9 left Oslo on day 1."}]  # fmt: skip
+    second = client.post(
+        "/v1/chat/completions",
+        json={"messages": messages, "max_tokens": 8, "temperature": 0},
+        headers={"X-Program-Id": "support-bot", "X-Program-Turn": "1"},
+    )
+    assert second.status_code == 200, second.text
+    body = second.json()
+    full_blocks = first.usage.prompt_tokens // 128
+    assert full_blocks >= 5
+    assert body["usage"]["prompt_tokens_details"]["cached_tokens"] >= full_blocks * 128
+    assert body["program"] == {"turn": 1, "pin_ttl_s": 0.0}
+
+    program = client.get("/v1/programs/support-bot").json()
+    assert [t["turn"] for t in program["turns"]] == [0, 1]
+    assert program["turns"][0]["next_tool"] == "lookup" and program["finished"] is True
+    assert program["cached_tokens"] >= full_blocks * 128
+    metrics = client.get("/metrics").text
+    assert "memos_kv_pin_taken" in metrics and "memos_kv_free_blocks" in metrics
+
+
+def test_programs_are_scoped_to_the_namespace(
+    app, store: MemOS, client: TestClient, other_ns: str
+) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
+            "program_id": "shared-name"}  # fmt: skip
+    r = client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    with _client(app, store, other_ns) as other:
+        assert other.get("/v1/programs/shared-name").status_code == 404
+        r = other.post("/v1/chat/completions", json={**body, "turn": 1})
+        assert r.status_code == 422 and "unknown" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "detail"),
+    [
+        ({"messages": []}, {}, "at least one message"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, {}, "role must be one of"),
+        ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, {}, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "x"}], "temperature": 5}, {}, "temperature"),
+        ({"messages": [{"role": "user", "content": "x"}], "n": 2}, {}, "n = 1"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "program_id": "p", "pin_ttl_s": -1},
+            {},
+            "between 0 and",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "program_id": "p", "turn": -2},
+            {},
+            "whole number",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "program_id": "never-seen", "turn": 3},
+            {},
+            "unknown",
+        ),
+        ({"messages": [{"role": "user", "content": "x"}], "turn": 1}, {}, "need a program_id"),
+        (
+            {"messages": [{"role": "user", "content": "x"}]},
+            {"X-Program-Id": "p", "X-Program-Turn": "one"},
+            "whole number",
+        ),
+        ({"messages": [{"role": "user", "content": "x"}], "program_id": 5}, {}, "program_id"),
+        (
+            {"messages": [{"role": "user", "content": "x " * 5000}], "max_tokens": 4},
+            {},
+            "longer than",
+        ),
+    ],
+)
+def test_bad_chat_requests_get_a_precise_4xx(
+    client: TestClient, body, headers, detail: str
+) -> None:
+    r = client.post("/v1/chat/completions", json=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert detail in r.json()["detail"], r.json()
+
+
+def test_chat_needs_a_key(client: TestClient) -> None:
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]},
+                    headers={"Authorization": ""})  # fmt: skip
+    assert r.status_code == 401
+
+
+def test_unknown_program_is_404(client: TestClient) -> None:
+    r = client.get("/v1/programs/nope")
+    assert r.status_code == 404 and "not found" in r.json()["detail"]
