@@ -1,7 +1,8 @@
-"""Chat completions on the embedded engine, with agent programs' turns pinned.
+"""Chat completions with agent programs' turns pinned, on any chat backend.
 
 The HTTP layer (server/chat.py) turns requests into ``ChatRequest`` and renders
-``ChatChunk``s as OpenAI's JSON; everything it checks or decides lives here.
+``ChatChunk``s as OpenAI's JSON; the backend (embedded engine or a separate ``vllm
+serve``) produces the text. What is checked and decided about programs lives here.
 Programs are kept per namespace: two tenants may use the same program id.
 """
 
@@ -11,16 +12,14 @@ import importlib.util
 import logging
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from memos.config import Settings
 from memos.errors import InvalidInputError, NotFoundError, UnavailableError
 
-from .engine import Engine, EngineSettings, EngineUnavailableError
-from .model import MODEL_NAME, prepare_model
+from .backend import ChatBackend, ChatChunk, ChatRequest
 from .pin_hint import InvalidPinHintError
 from .programs import (
     ProgramHintError,
@@ -36,6 +35,8 @@ ROLES = frozenset({"system", "user", "assistant", "tool"})
 MAX_MESSAGES = 1_000
 MAX_CHARS = 200_000
 
+__all__ = ["ChatChunk", "ChatRequest", "ChatService", "ProgramTurn", "build_chat_service"]
+
 
 @dataclass(frozen=True)
 class ProgramTurn:
@@ -47,83 +48,34 @@ class ProgramTurn:
     pin_ttl_s: float | None = None  # overrides the TTL policy
 
 
-@dataclass(frozen=True)
-class ChatRequest:
-    messages: list[dict[str, str]]
-    max_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 1.0
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
-    program: ProgramTurn | None = None
-
-
-@dataclass
-class ChatChunk:
-    """Text produced since the last chunk; the last chunk carries the totals."""
-
-    text: str
-    finished: bool = False
-    finish_reason: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    program: dict[str, Any] | None = None
-
-
 class ChatService:
-    def __init__(self, engine: Engine, registry: ProgramRegistry, model_name: str) -> None:
-        self.engine = engine
-        self.registry = registry
-        self.model_name = model_name
+    def __init__(self, backend: ChatBackend, registry: ProgramRegistry | None = None) -> None:
+        self.backend = backend
+        self.registry = registry or ProgramRegistry()
+
+    @property
+    def model_name(self) -> str:
+        return self.backend.model_name
 
     @property
     def ready(self) -> bool:
-        return self.engine.running
+        return self.backend.ready
 
     async def stream(self, request: ChatRequest, namespace: str) -> AsyncIterator[ChatChunk]:
-        from vllm import SamplingParams
-        from vllm.exceptions import VLLMClientError
-        from vllm.sampling_params import RequestOutputKind
-
         self._check(request)
         if not self.ready:
             raise UnavailableError("the language model is still loading; retry in a few seconds")
-        prompt = self._tokens(request)
         ticket = self._begin(request.program, namespace)
-        params = SamplingParams(
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            stop=request.stop or None,
-            seed=request.seed,
-            output_kind=RequestOutputKind.DELTA,
-            extra_args=ticket.hint.as_extra_args() if ticket else None,
+        chunks = self.backend.stream(
+            request, ticket.hint if ticket else None, ticket.priority if ticket else 0
         )
-        request_id = f"chatcmpl-{uuid.uuid4().hex}"
-        prompt_tokens = completion_tokens = 0
-        try:
-            async for out in self.engine.stream(
-                prompt, params, request_id=request_id, priority=ticket.priority if ticket else 0
-            ):
-                if out.prompt_token_ids:
-                    prompt_tokens = len(out.prompt_token_ids)
-                completion = out.outputs[0]
-                completion_tokens += len(completion.token_ids)
-                if not out.finished:
-                    yield ChatChunk(completion.text)
-                    continue
-                cached = out.num_cached_tokens or 0
-                if ticket is not None:
-                    self.registry.end_turn(ticket, prompt_tokens, cached, completion_tokens)
-                yield ChatChunk(
-                    completion.text, True, completion.finish_reason or "stop", prompt_tokens,
-                    completion_tokens, cached, self._program_info(ticket),
-                )  # fmt: skip
-        except EngineUnavailableError as exc:
-            raise UnavailableError(str(exc)) from exc
-        except (ValueError, VLLMClientError) as exc:  # vLLM's own input checks
-            raise InvalidInputError(str(exc)) from exc
+        async for chunk in chunks:
+            if chunk.finished and ticket is not None:
+                self.registry.end_turn(
+                    ticket, chunk.prompt_tokens, chunk.cached_tokens, chunk.completion_tokens
+                )
+                chunk.program = {"turn": ticket.turn, "pin_ttl_s": ticket.hint.ttl_s}
+            yield chunk
 
     async def complete(self, request: ChatRequest, namespace: str) -> ChatChunk:
         """The whole reply as one chunk."""
@@ -143,7 +95,7 @@ class ChatService:
         return info
 
     def stats(self) -> dict[str, float]:
-        return self.engine.kv_stats() if self.ready else {}
+        return self.backend.stats() if self.ready else {}
 
     # ------------------------------------------------------------------------------
 
@@ -155,37 +107,12 @@ class ChatService:
                               program.pin_ttl_s)  # fmt: skip
             return self.registry.begin_turn(
                 _scoped(namespace, program.program_id), program.turn, program.next_tool,
-                usage=self._usage(), ttl_s=program.pin_ttl_s,
+                usage=self.backend.kv_usage(), ttl_s=program.pin_ttl_s,
             )  # fmt: skip
         except UnknownProgramError as exc:
             raise InvalidInputError(str(exc).replace(f"{namespace}:", "", 1)) from None
         except (ProgramHintError, InvalidPinHintError) as exc:
             raise InvalidInputError(str(exc).replace(f"{namespace}:", "", 1)) from None
-
-    def _program_info(self, ticket: TurnTicket | None) -> dict[str, Any] | None:
-        if ticket is None:
-            return None
-        return {"turn": ticket.turn, "pin_ttl_s": ticket.hint.ttl_s}
-
-    def _usage(self) -> float:
-        stats = self.engine.kv_stats()
-        return 1.0 - stats["free_blocks"] / max(1, stats["total_blocks"])
-
-    def _tokens(self, request: ChatRequest) -> dict[str, list[int]]:
-        """The templated conversation as token ids, checked against the context size."""
-        tokenizer = self.engine.tokenizer
-        text = tokenizer.apply_chat_template(
-            request.messages, tokenize=False, add_generation_prompt=True
-        )
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        room = self.engine.settings.max_model_len - request.max_tokens
-        if len(ids) > room:
-            raise InvalidInputError(
-                f"the prompt is {len(ids)} tokens, longer than the {room} the model's context "
-                f"of {self.engine.settings.max_model_len} leaves beside max_tokens "
-                f"{request.max_tokens}"
-            )
-        return {"prompt_token_ids": ids}
 
     @staticmethod
     def _check(request: ChatRequest) -> None:
@@ -221,12 +148,20 @@ def build_chat_service(settings: Settings) -> ChatService | None:
     if settings.llm == "auto" and importlib.util.find_spec("vllm") is None:
         log.warning("vLLM is not installed: chat completions are off (pip install 'memos-os[llm]')")
         return None
+    if settings.llm == "remote":
+        from .remote import RemoteBackend
+
+        return ChatService(RemoteBackend(settings.llm_url, settings.llm_model))
+    from .embedded import EmbeddedBackend
+    from .engine import Engine, EngineSettings
+    from .model import prepare_model
+
     model_dir = prepare_model(settings.chat_model_dir)
     engine = Engine(
         EngineSettings(model_dir, num_blocks=settings.llm_kv_blocks or None,
                        pin_cap=settings.pin_cap)
     )  # fmt: skip
-    return ChatService(engine, ProgramRegistry(), MODEL_NAME)
+    return ChatService(EmbeddedBackend(engine))
 
 
 def _scoped(namespace: str, program_id: str) -> str:

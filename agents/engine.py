@@ -128,7 +128,9 @@ class Engine:
             seed=s.seed,
             disable_log_stats=False,
         )
-        return LLMEngine.from_engine_args(args)
+        from .prefill_meter import PrefillMeter
+
+        return LLMEngine.from_engine_args(args, stat_loggers=[PrefillMeter])
 
     def close(self) -> None:
         self._stopping.set()
@@ -271,6 +273,9 @@ class Engine:
             "free_blocks": pool.get_num_free_blocks(),
             "block_size": self.scheduler.block_size,
         }
+        from .prefill_meter import PrefillMeter
+
+        stats.update({f"prefill_{k}": v for k, v in PrefillMeter.totals.items()})
         pin_stats = getattr(self.scheduler, "pin_stats", None)
         if pin_stats is not None:
             stats.update({f"pin_{k}": v for k, v in pin_stats().items()})

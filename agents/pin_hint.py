@@ -1,8 +1,9 @@
 """The pin hint a turn carries to the scheduler: which program it belongs to and how
 long to keep its KV cache after it finishes.
 
-It travels in ``SamplingParams.extra_args[PIN_KEY]`` so that it crosses vLLM's
-process boundary (and ``vllm serve``'s ``vllm_xargs``) unchanged.
+It travels as two flat keys of ``SamplingParams.extra_args``, so that it crosses
+vLLM's process boundary unchanged and fits ``vllm serve``'s ``vllm_xargs`` (which takes
+scalar values only).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-PIN_KEY = "memos_pin"
+PROGRAM_KEY = "memos_program_id"
+TTL_KEY = "memos_pin_ttl_s"
 MAX_TTL_S = 600.0
 MAX_PROGRAM_ID_CHARS = 128
 
@@ -44,27 +46,29 @@ class PinHint:
             raise InvalidPinHintError(f"ttl_s must be between 0 and {MAX_TTL_S:g}, got {ttl!r}")
 
     @classmethod
-    def parse(cls, raw: Any) -> PinHint:
-        if not isinstance(raw, dict):
-            raise InvalidPinHintError(f"a pin hint is an object, got {type(raw).__name__}")
-        unknown = set(raw) - {"program_id", "ttl_s"}
-        if unknown:
-            raise InvalidPinHintError(f"unknown pin hint fields: {sorted(unknown)}")
-        if "program_id" not in raw or "ttl_s" not in raw:
-            raise InvalidPinHintError("a pin hint needs program_id and ttl_s")
-        return cls(raw["program_id"], raw["ttl_s"])
+    def parse(cls, extra_args: Any) -> PinHint | None:
+        """The hint in a request's extra args, None when it carries none."""
+        if extra_args is None:
+            return None
+        if not isinstance(extra_args, dict):
+            raise InvalidPinHintError(f"extra args are an object, got {type(extra_args).__name__}")
+        if PROGRAM_KEY not in extra_args and TTL_KEY not in extra_args:
+            return None
+        if PROGRAM_KEY not in extra_args or TTL_KEY not in extra_args:
+            raise InvalidPinHintError(f"a pin hint needs both {PROGRAM_KEY} and {TTL_KEY}")
+        return cls(extra_args[PROGRAM_KEY], extra_args[TTL_KEY])
 
     def as_extra_args(self) -> dict[str, Any]:
-        return {PIN_KEY: {"program_id": self.program_id, "ttl_s": float(self.ttl_s)}}
+        return {PROGRAM_KEY: self.program_id, TTL_KEY: float(self.ttl_s)}
 
 
 def hint_of(extra_args: dict[str, Any] | None) -> PinHint | None:
     """The hint in a request's extra args; a malformed one is logged and ignored, since
     the scheduler must never fail a step over it (callers validate before sending)."""
-    if not extra_args or PIN_KEY not in extra_args:
+    if not extra_args:
         return None
     try:
-        return PinHint.parse(extra_args[PIN_KEY])
+        return PinHint.parse(extra_args)
     except InvalidPinHintError as exc:
         log.warning("ignoring a malformed pin hint: %s", exc)
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -106,19 +106,25 @@ class PinTable:
         self.stats.taken += 1
         return True
 
-    def evict_furthest(self) -> bool:
+    def evict_furthest(self, exclude: Collection[str] = ()) -> bool:
         """Release the pin expected back last, to make room for work that cannot wait."""
-        victim = max(self._pins.values(), key=lambda p: p.expires_at, default=None)
+        candidates = (p for p in self._pins.values() if p.program_id not in exclude)
+        victim = max(candidates, key=lambda p: p.expires_at, default=None)
         if victim is None:
             return False
         self._release(victim.program_id, self.clock())
         self.stats.evicted += 1
         return True
 
-    def expire(self) -> int:
-        """Release every pin past its time to live; returns how many."""
+    def expire(self, keep: Collection[str] = ()) -> int:
+        """Release every pin past its time to live, except those of the programs in
+        ``keep`` (whose next turn has arrived and waits to run); returns how many."""
         now = self.clock()
-        due = [p.program_id for p in self._pins.values() if p.expires_at <= now]
+        due = [
+            p.program_id
+            for p in self._pins.values()
+            if p.expires_at <= now and p.program_id not in keep
+        ]
         for program_id in due:
             self._release(program_id, now)
         self.stats.expired += len(due)

@@ -38,7 +38,8 @@ class TurnResult:
     prompt_tokens: int
     cached_tokens: int
     output_tokens: int
-    recomputed_tokens: int  # prompt tokens computed before, in an earlier turn, and again now
+    fresh_tokens: int  # prompt tokens no earlier turn computed (the tool output, the template)
+    recomputed_tokens: int  # prompt tokens an earlier turn computed that were not cached now
     seconds: float
     tool_seconds: float
     ttl_s: float
@@ -83,7 +84,8 @@ class AgentRuntime:
             reply = out.outputs[0].text
             output_tokens = len(out.outputs[0].token_ids)
             self.registry.end_turn(ticket, prompt_tokens, cached, output_tokens)
-            recomputed = max(0, min(computed_before, prompt_tokens) - cached)
+            known = min(computed_before, prompt_tokens)
+            recomputed = max(0, known - cached)
             computed_before = prompt_tokens + output_tokens
             messages.append({"role": "assistant", "content": reply})
             tool_seconds = 0.0
@@ -93,8 +95,10 @@ class AgentRuntime:
                 tool_seconds = time.monotonic() - tool_started
                 self.registry.tool_finished(spec.id, tool.name, tool_seconds)
                 messages.append({"role": "user", "content": observation})
-            result.turns.append(TurnResult(prompt_tokens, cached, output_tokens, recomputed,
-                                           seconds, tool_seconds, ticket.hint.ttl_s))  # fmt: skip
+            result.turns.append(TurnResult(
+                prompt_tokens, cached, output_tokens, prompt_tokens - known, recomputed,
+                seconds, tool_seconds, ticket.hint.ttl_s,
+            ))  # fmt: skip
             result.reply = reply
         result.seconds = time.monotonic() - started
         return result

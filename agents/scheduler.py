@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PIN_CAP = 0.5
 PIN_CAP_ENV = "MEMOS_PIN_CAP"
+RETURNING_PRIORITY = -(2**31)  # vLLM's priority policy runs the lowest value first
 _PINNABLE = (RequestStatus.FINISHED_STOPPED, RequestStatus.FINISHED_LENGTH_CAPPED)
 
 
@@ -64,8 +65,17 @@ class _Pinning:
             "pinning scheduler: pins may hold %d of %d KV blocks", self.pins.capacity_blocks, total
         )
 
+    def add_request(self, request: Request) -> None:
+        hint = _hint(request)
+        if hint is not None and hint.program_id in self.pins:
+            # The program is back while its context is pinned: run it before anything
+            # else waiting, so that the pin is used rather than held.
+            request.priority = RETURNING_PRIORITY
+        super().add_request(request)
+
     def schedule(self, *args: Any, **kwargs: Any) -> SchedulerOutput:
-        self.pins.expire()
+        if len(self.pins):
+            self.pins.expire(keep=self._waiting_programs())
         output = super().schedule(*args, **kwargs)
         for new in output.scheduled_new_reqs:
             request = self.requests.get(new.req_id)
@@ -78,14 +88,28 @@ class _Pinning:
             self._make_room()
         return output
 
+    def _waiting_programs(self) -> set[str]:
+        """Programs whose next turn has arrived: their pins outlive the TTL until it runs."""
+        programs = set()
+        for request in self.waiting:
+            hint = _hint(request)
+            if hint is not None:
+                programs.add(hint.program_id)
+        return programs
+
     def _make_room(self) -> None:
         """Nothing could run this step while pins hold blocks the first waiting request
         needs: release pins, the one expected back last first, until it fits (it is
         scheduled on the next step). Pins never stall work that is ready to run."""
         head = self.waiting.peek_request()
         needed = -(-(head.num_tokens + 1) // self.block_size)
+        hint = _hint(head)
+        own = self.pins.get(hint.program_id) if hint is not None else None
+        if own is not None:  # the head's own pinned prefix is reused, not allocated
+            needed -= len(own.blocks)
+        keep = {own.program_id} if own is not None else set()
         pool = self.kv_cache_manager.block_pool
-        while pool.get_num_free_blocks() < needed and self.pins.evict_furthest():
+        while pool.get_num_free_blocks() < needed and self.pins.evict_furthest(exclude=keep):
             pass
 
     def _free_request_blocks(self, request: Request) -> None:

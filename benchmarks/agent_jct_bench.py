@@ -187,6 +187,8 @@ def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
 
         params = SamplingParams(max_tokens=w.output_tokens, temperature=0.0, ignore_eos=True)
         rng = random.Random(1)
+        warmup = [_text(rng, 300, f"warm {i}") for i in range(4)]
+        await asyncio.gather(*(engine.generate(p, params) for p in warmup))
         prompts = [_text(rng, 300, f"plain {i}") for i in range(w.no_tool_requests)]
         started = time.monotonic()
         await asyncio.gather(*(engine.generate(p, params) for p in prompts))
@@ -195,12 +197,12 @@ def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     programs = asyncio.run(agents())
     makespan = time.monotonic() - started
+    agent_stats = engine.kv_stats()
     engine.call(lambda: engine.scheduler.reset_prefix_cache())
     throughput = asyncio.run(no_tools()) if mode in ("vanilla", "pin") else None
-    stats = engine.kv_stats()
     engine.close()
     return {"mode": mode, "programs": programs, "makespan_s": makespan,
-            "no_tool_req_per_s": throughput, "kv": stats}  # fmt: skip
+            "no_tool_req_per_s": throughput, "kv": agent_stats}  # fmt: skip
 
 
 # parent ----------------------------------------------------------------------------------
@@ -211,10 +213,16 @@ def summarize(result: dict[str, Any]) -> dict[str, float]:
     turns = [t for p in result["programs"] for t in p["turns"]]
     prompt = sum(t["prompt_tokens"] for t in turns)
     cached = sum(t["cached_tokens"] for t in turns)
+    fresh = sum(t["fresh_tokens"] for t in turns)
+    computed = result["kv"]["prefill_computed_prompt_tokens"]
     return {
         "jct_mean_s": sum(jcts) / len(jcts),
         "jct_p90_s": jcts[min(len(jcts) - 1, math.ceil(0.9 * len(jcts)) - 1)],
-        "recomputed_tokens": sum(t["recomputed_tokens"] for t in turns),
+        # Every prompt token the engine computed, preempted requests' included, minus
+        # those computed for the first time.
+        "recomputed_tokens": computed - fresh,
+        "recomputed_at_admission": sum(t["recomputed_tokens"] for t in turns),
+        "preempted_requests": result["kv"]["prefill_preempted_requests"],
         "prompt_tokens": prompt,
         "hit_rate": cached / prompt if prompt else 0.0,
         "makespan_s": result["makespan_s"],
@@ -222,6 +230,8 @@ def summarize(result: dict[str, Any]) -> dict[str, float]:
         "pins_taken": result["kv"].get("pin_taken", 0),
         "pins_expired": result["kv"].get("pin_expired", 0),
         "pin_peak_blocks": result["kv"].get("pin_peak_blocks", 0),
+        "pins_evicted_or_refused": result["kv"].get("pin_evicted", 0)
+        + result["kv"].get("pin_refused", 0),
     }
 
 
@@ -268,20 +278,26 @@ def report(args: argparse.Namespace, w: Workload, results: dict[str, dict[str, A
     base = figures.get("vanilla")
     for mode, f in figures.items():
         rows.append([
-            mode, f["jct_mean_s"], f["jct_p90_s"], f["recomputed_tokens"], f["hit_rate"],
+            mode, f["jct_mean_s"], f["jct_p90_s"], f["recomputed_tokens"],
+            f["preempted_requests"], f["hit_rate"],
             base["jct_mean_s"] / f["jct_mean_s"] if base else "-",
             base["jct_p90_s"] / f["jct_p90_s"] if base else "-",
-            f["pinned"], f["pins_taken"], f["pins_expired"], f["pin_peak_blocks"],
+            f["pinned"], f["pins_taken"], f["pins_expired"], f["pins_evicted_or_refused"],
+            f["pin_peak_blocks"],
         ])  # fmt: skip
     print_table(
         f"Agent programs ({'quick' if args.quick else 'full'}): {w.programs} programs x "
         f"{w.turns} turns, {w.start_tokens}-token start, {w.output_tokens} output + "
         f"{w.tool_tokens} tool tokens a turn, KV cache {w.kv_blocks} blocks x 128 tokens, "
         f"pin cap {w.pin_cap:.0%}",
-        ["mode", "JCT mean s", "JCT p90 s", "re-prefilled tok", "prefix hit rate",
-         "mean x", "p90 x", "pins", "taken", "expired", "peak pinned blk"],
+        ["mode", "JCT mean s", "JCT p90 s", "re-prefilled tok", "preempted", "prefix hit rate",
+         "mean x", "p90 x", "pins", "taken", "expired", "evicted/refused", "peak pinned blk"],
         rows,
     )  # fmt: skip
+    print(
+        "re-prefilled: prompt tokens the engine computed (vLLM's prefix-cache statistics, "
+        "preempted requests included) minus those computed for the first time."
+    )
     summary: dict[str, Any] = {}
     pin, fcfs, oracle = figures.get("pin"), figures.get("fcfs"), figures.get("oracle")
     if base and pin:

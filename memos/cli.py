@@ -189,15 +189,15 @@ def serve(host: str, port: int) -> None:
     click.echo(f"MemOS serving on http://{host}:{port}  (OpenAPI at http://{host}:{port}/schema)")
     if chat is not None:
         click.echo(
-            f"chat completions at http://{host}:{port}/v1/chat/completions once the "
-            f"{chat.model_name} engine has started (about 30 s on a CPU)"
+            f"chat completions at http://{host}:{port}/v1/chat/completions once "
+            f"{chat.model_name} is up (the embedded engine takes about 30 s on a CPU)"
         )
     click.echo(key_note)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         if chat is not None:
-            chat.engine.close()
+            chat.backend.close()
         memos.close()
 
 

@@ -49,7 +49,9 @@ class Settings:
     snapshot_interval_s: int = 60
     maintenance_interval_s: int = 30
     purge_after_s: int = 0
-    llm: str = "auto"  # auto (embedded when vLLM is installed) | embedded | off
+    llm: str = "auto"  # auto (embedded when vLLM is installed) | embedded | remote | off
+    llm_url: str = ""  # remote: the base URL of a `vllm serve`
+    llm_model: str = "SmolLM2-135M-Instruct"  # remote: the model name it serves
     llm_kv_blocks: int = 0  # 0: the KV cache vLLM sizes itself (VLLM_CPU_KVCACHE_SPACE)
     pin_cap: float = 0.5  # share of the KV cache program pins may hold
 
@@ -58,8 +60,10 @@ class Settings:
             raise ValueError(f"MEMOS_SEARCH_EF must be at least 10, got {self.search_ef}")
         if self.search_mode not in ("hnsw", "exact"):
             raise ValueError(f"MEMOS_SEARCH_MODE must be hnsw or exact, got {self.search_mode!r}")
-        if self.llm not in ("auto", "embedded", "off"):
-            raise ValueError(f"MEMOS_LLM must be auto, embedded or off, got {self.llm!r}")
+        if self.llm not in ("auto", "embedded", "remote", "off"):
+            raise ValueError(f"MEMOS_LLM must be auto, embedded, remote or off, got {self.llm!r}")
+        if self.llm == "remote" and not self.llm_url:
+            raise ValueError("MEMOS_LLM=remote needs MEMOS_LLM_URL (a `vllm serve` base URL)")
         if not 0 <= self.pin_cap <= 0.95:
             raise ValueError(f"MEMOS_PIN_CAP must be between 0 and 0.95, got {self.pin_cap}")
         if not self.database_url:
@@ -97,6 +101,8 @@ class Settings:
             maintenance_interval_s=_env_number("MEMOS_MAINTENANCE_INTERVAL_S", 30),
             purge_after_s=_env_number("MEMOS_PURGE_AFTER_S", 0),
             llm=os.environ.get("MEMOS_LLM", "auto"),
+            llm_url=os.environ.get("MEMOS_LLM_URL", ""),
+            llm_model=os.environ.get("MEMOS_LLM_MODEL", "SmolLM2-135M-Instruct"),
             llm_kv_blocks=_env_number("MEMOS_LLM_KV_BLOCKS", 0),
             pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
         )

@@ -52,7 +52,7 @@ async def _maintenance(memos: MemOS) -> None:
 
 async def _start_engine(chat: ChatService) -> None:
     try:
-        await anyio.to_thread.run_sync(chat.engine.start)
+        await anyio.to_thread.run_sync(chat.backend.start)
     except Exception:
         log.exception("the language model did not start; chat completions answer 503")
 

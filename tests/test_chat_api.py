@@ -11,8 +11,8 @@ import pytest
 from litestar.testing import TestClient
 
 from memos.agents.chat import ChatService
+from memos.agents.embedded import EmbeddedBackend
 from memos.agents.model import MODEL_NAME
-from memos.agents.programs import ProgramRegistry
 from memos.config import Settings
 from memos.core import MemOS
 from memos.memcube import keys
@@ -37,9 +37,7 @@ def _client(app, memos: MemOS, namespace: str) -> TestClient:
 
 @pytest.fixture
 def app(store: MemOS, engine):
-    return create_app(
-        store, background_jobs=False, chat=ChatService(engine, ProgramRegistry(), MODEL_NAME)
-    )
+    return create_app(store, background_jobs=False, chat=ChatService(EmbeddedBackend(engine)))
 
 
 @pytest.fixture

@@ -1,0 +1,59 @@
+"""What the chat service needs from a language model backend, and the two it has:
+the embedded engine (agents/embedded.py) and a separate ``vllm serve`` (agents/remote.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .pin_hint import PinHint
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: list[dict[str, str]]
+    max_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    program: Any = None  # a chat.ProgramTurn when the request belongs to an agent program
+
+
+@dataclass
+class ChatChunk:
+    """Text produced since the last chunk; the last chunk carries the totals."""
+
+    text: str
+    finished: bool = False
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    program: dict[str, Any] | None = None
+
+
+class ChatBackend(Protocol):
+    model_name: str
+
+    @property
+    def ready(self) -> bool: ...
+
+    def start(self) -> None:
+        """Load or connect; may take tens of seconds."""
+
+    def close(self) -> None: ...
+
+    def stream(
+        self, request: ChatRequest, hint: PinHint | None, priority: int
+    ) -> AsyncIterator[ChatChunk]:
+        """Raises InvalidInputError for input the model cannot take, UnavailableError when
+        the model is not there."""
+        ...
+
+    def kv_usage(self) -> float:
+        """The share of the KV cache in use (1.0 when unknown)."""
+        ...
+
+    def stats(self) -> dict[str, float]: ...

@@ -1,0 +1,94 @@
+"""The chat backend on the embedded engine: the conversation is templated and tokenized
+here, checked against the context size, and streamed from the engine as deltas."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from memos.errors import InvalidInputError, UnavailableError
+
+from .backend import ChatChunk, ChatRequest
+from .engine import Engine, EngineUnavailableError
+from .model import MODEL_NAME
+from .pin_hint import PinHint
+
+
+class EmbeddedBackend:
+    def __init__(self, engine: Engine, model_name: str = MODEL_NAME) -> None:
+        self.engine = engine
+        self.model_name = model_name
+
+    @property
+    def ready(self) -> bool:
+        return self.engine.running
+
+    def start(self) -> None:
+        self.engine.start()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def kv_usage(self) -> float:
+        stats = self.engine.kv_stats()
+        return 1.0 - stats["free_blocks"] / max(1, stats["total_blocks"])
+
+    def stats(self) -> dict[str, float]:
+        return self.engine.kv_stats() if self.ready else {}
+
+    async def stream(
+        self, request: ChatRequest, hint: PinHint | None, priority: int
+    ) -> AsyncIterator[ChatChunk]:
+        from vllm import SamplingParams
+        from vllm.exceptions import VLLMClientError
+        from vllm.sampling_params import RequestOutputKind
+
+        if not self.ready:
+            raise UnavailableError("the language model is still loading; retry in a few seconds")
+        params = SamplingParams(
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=request.stop or None,
+            seed=request.seed,
+            output_kind=RequestOutputKind.DELTA,
+            extra_args=hint.as_extra_args() if hint else None,
+        )
+        prompt = self._tokens(request)
+        prompt_tokens = completion_tokens = 0
+        try:
+            async for out in self.engine.stream(
+                prompt, params, request_id=f"chat-{uuid.uuid4().hex}", priority=priority
+            ):
+                if out.prompt_token_ids:
+                    prompt_tokens = len(out.prompt_token_ids)
+                completion = out.outputs[0]
+                completion_tokens += len(completion.token_ids)
+                if not out.finished:
+                    yield ChatChunk(completion.text)
+                    continue
+                yield ChatChunk(
+                    completion.text, True, completion.finish_reason or "stop", prompt_tokens,
+                    completion_tokens, out.num_cached_tokens or 0,
+                )  # fmt: skip
+        except EngineUnavailableError as exc:
+            raise UnavailableError(str(exc)) from exc
+        except (ValueError, VLLMClientError) as exc:  # vLLM's own input checks
+            raise InvalidInputError(str(exc)) from exc
+
+    def _tokens(self, request: ChatRequest) -> dict[str, Any]:
+        """The templated conversation as token ids, checked against the context size."""
+        tokenizer = self.engine.tokenizer
+        text = tokenizer.apply_chat_template(
+            request.messages, tokenize=False, add_generation_prompt=True
+        )
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        context = self.engine.settings.max_model_len
+        room = context - request.max_tokens
+        if len(ids) > room:
+            raise InvalidInputError(
+                f"the prompt is {len(ids)} tokens, longer than the {room} the model's context "
+                f"of {context} leaves beside max_tokens {request.max_tokens}"
+            )
+        return {"prompt_token_ids": ids}

@@ -1,0 +1,34 @@
+"""Counts the prompt tokens the engine actually computes, from vLLM's own per-step
+scheduler statistics: every prefix-cache lookup's tokens minus its hits, for new and
+for preempted (resumed) requests alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vllm.v1.metrics.loggers import StatLoggerBase
+
+
+class PrefillMeter(StatLoggerBase):
+    totals: dict[str, int] = {}  # per process: the embedded engine is one per process
+
+    def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+        PrefillMeter.totals = {"computed_prompt_tokens": 0, "cache_hit_tokens": 0,
+                               "preempted_requests": 0}  # fmt: skip
+
+    def record(
+        self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
+        engine_idx: int = 0,
+    ) -> None:  # fmt: skip
+        if scheduler_stats is None:
+            return
+        cache = scheduler_stats.prefix_cache_stats
+        totals = PrefillMeter.totals
+        totals["computed_prompt_tokens"] += (cache.queries - cache.hits) + (
+            cache.preempted_queries - cache.preempted_hits
+        )
+        totals["cache_hit_tokens"] += cache.hits + cache.preempted_hits
+        totals["preempted_requests"] += cache.preempted_requests
+
+    def log_engine_initialized(self) -> None:
+        return None

@@ -1,0 +1,110 @@
+"""The chat backend on a separate ``vllm serve`` (the scale path), over its OpenAI API.
+
+Start the server with the pinning scheduler so that the hints this backend sends act:
+
+    vllm serve MODEL --scheduler-cls memos.agents.scheduler.PinningScheduler \\
+        --scheduling-policy priority --enable-prompt-tokens-details
+
+The pin hint goes in ``vllm_xargs`` (it reaches the scheduler as
+``SamplingParams.extra_args``) and the program's arrival rank in ``priority``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from memos.errors import InvalidInputError, UnavailableError
+
+from .backend import ChatChunk, ChatRequest
+from .pin_hint import PinHint
+
+
+class RemoteBackend:
+    def __init__(self, base_url: str, model_name: str, timeout_s: float = 600) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model_name = model_name
+        self._timeout = timeout_s
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def start(self) -> None:
+        """Check that the server answers and serves the model."""
+        try:
+            models = httpx.get(f"{self.base_url}/v1/models", timeout=10).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise UnavailableError(f"no vLLM server at {self.base_url}: {exc}") from exc
+        served = [m.get("id") for m in models.get("data", [])]
+        if self.model_name not in served:
+            raise UnavailableError(f"{self.base_url} serves {served}, not {self.model_name!r}")
+        self._ready = True
+
+    def close(self) -> None:
+        self._ready = False
+
+    def kv_usage(self) -> float:
+        return 1.0  # unknown here: the TTL policy assumes a full cache
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+    async def stream(
+        self, request: ChatRequest, hint: PinHint | None, priority: int
+    ) -> AsyncIterator[ChatChunk]:
+        body: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "priority": priority,
+        }
+        if request.stop:
+            body["stop"] = request.stop
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if hint is not None:
+            body["vllm_xargs"] = hint.as_extra_args()
+        finish_reason = None
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as client:
+            try:
+                async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise _error(response)
+                    async for line in response.aiter_lines():
+                        if not line.startswith("data: ") or line == "data: [DONE]":
+                            continue
+                        event = json.loads(line[len("data: ") :])
+                        for choice in event.get("choices") or []:
+                            finish_reason = choice.get("finish_reason") or finish_reason
+                            text = (choice.get("delta") or {}).get("content") or ""
+                            if text:
+                                yield ChatChunk(text)
+                        usage = event.get("usage")
+                        if usage:
+                            details = usage.get("prompt_tokens_details") or {}
+                            yield ChatChunk(
+                                "", True, finish_reason or "stop", usage["prompt_tokens"],
+                                usage["completion_tokens"], details.get("cached_tokens") or 0,
+                            )  # fmt: skip
+            except httpx.HTTPError as exc:
+                raise UnavailableError(f"the vLLM server at {self.base_url} failed: {exc}") from exc
+
+
+def _error(response: httpx.Response) -> Exception:
+    try:
+        detail = response.json().get("error", {}).get("message") or response.text
+    except ValueError:
+        detail = response.text
+    if response.status_code in (400, 422):
+        return InvalidInputError(f"the model rejected the request: {detail}")
+    return UnavailableError(f"the vLLM server answered {response.status_code}: {detail}")

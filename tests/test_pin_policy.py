@@ -1,0 +1,127 @@
+"""The pin table's bookkeeping (cap, eviction order, expiry) and the TTL rule, on plain
+data: block objects with ids and a clock the test moves."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pytest
+
+from memos.agents.pin_hint import PROGRAM_KEY, TTL_KEY, InvalidPinHintError, PinHint
+from memos.agents.pin_table import PinTable
+from memos.agents.programs import ProgramHintError, ProgramRegistry, UnknownProgramError
+from memos.agents.tool_durations import ToolDurationPredictor
+from memos.agents.ttl_policy import TtlPolicy
+
+
+@dataclass
+class FakeBlock:
+    block_id: int
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def blocks(start: int, n: int) -> list[FakeBlock]:
+    return [FakeBlock(i) for i in range(start, start + n)]
+
+
+@pytest.fixture
+def table() -> tuple[PinTable, list[list[FakeBlock]], Clock]:
+    released: list[list[FakeBlock]] = []
+    clock = Clock()
+    return PinTable(10, released.append, clock), released, clock
+
+
+def test_cap_evicts_the_pin_expected_back_last_or_refuses(table) -> None:
+    pins, released, _ = table
+    assert pins.pin("a", blocks(0, 4), ttl_s=10)
+    assert pins.pin("b", blocks(10, 4), ttl_s=50)
+    assert pins.pin("c", blocks(20, 4), ttl_s=20)  # evicts b (back at 50 s)
+    assert "b" not in pins and pins.held_blocks == 8 and pins.stats.evicted == 1
+    assert not pins.pin("d", blocks(30, 4), ttl_s=60)  # would be back last: refused
+    assert pins.stats.refused == 1 and released[-1] == blocks(30, 4)
+    assert not pins.pin("e", blocks(40, 11), ttl_s=1)  # larger than the cap itself
+    assert pins.held_blocks <= 10
+
+
+def test_shared_blocks_count_once_under_the_cap(table) -> None:
+    pins, _, _ = table
+    prefix = blocks(0, 6)
+    assert pins.pin("a", prefix + blocks(10, 2), ttl_s=5)
+    assert pins.pin("b", prefix + blocks(20, 2), ttl_s=5)  # 10 distinct blocks
+    assert pins.held_blocks == 10
+
+
+def test_expiry_take_and_keep(table) -> None:
+    pins, released, clock = table
+    pins.pin("a", blocks(0, 2), ttl_s=1)
+    pins.pin("b", blocks(5, 2), ttl_s=1)
+    pins.pin("c", blocks(8, 2), ttl_s=9)
+    clock.now = 2
+    assert pins.expire(keep={"b"}) == 1  # b's next turn is waiting: kept past its TTL
+    assert "a" not in pins and "b" in pins
+    assert pins.take("b") and not pins.take("b")
+    assert pins.evict_furthest(exclude={"c"}) is False
+    pins.release_all()
+    assert pins.held_blocks == 0 and sum(len(r) for r in released) == 6
+    assert pins.stats.expired == 1 and pins.stats.taken == 1
+
+
+def test_ttl_policy_pins_fast_tools_and_not_slow_ones_under_pressure() -> None:
+    predictor = ToolDurationPredictor()
+    rng = random.Random(0)
+    for _ in range(200):
+        predictor.observe("grep", rng.lognormvariate(-1.0, 0.5))  # ~0.4 s
+        predictor.observe("build", rng.lognormvariate(4.0, 0.5))  # ~55 s
+    policy = TtlPolicy(predictor)
+    fast = policy.ttl("grep", turn=1, usage=1.0)
+    assert predictor.quantile("grep", 0.5) < fast < 3.0
+    assert policy.ttl("build", turn=1, usage=1.0) == 0.0
+    assert policy.ttl("build", turn=1, usage=0.0) > 30  # an idle cache may hold it
+    assert policy.ttl("never-seen", turn=0) == policy.cold_ttl_s
+    assert policy.ttl(None, turn=3) == 0.0
+
+
+def test_registry_orders_programs_and_checks_turns() -> None:
+    registry = ProgramRegistry()
+    first = registry.begin_turn("p1", 0, "grep")
+    second = registry.begin_turn("p2", None, "grep")
+    assert first.priority < second.priority  # program-level first come, first served
+    assert registry.begin_turn("p1", 1, None).priority == first.priority
+    with pytest.raises(ProgramHintError, match="at turn 2, got turn 5"):
+        registry.begin_turn("p1", 5, None)
+    with pytest.raises(UnknownProgramError, match="first turn must be turn 0"):
+        registry.begin_turn("p9", 2, None)
+    with pytest.raises(ProgramHintError, match="next_tool"):
+        registry.begin_turn("p3", 0, "")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({PROGRAM_KEY: "p", TTL_KEY: -1}, "between 0 and"),
+        ({PROGRAM_KEY: "p", TTL_KEY: "soon"}, "number of seconds"),
+        ({PROGRAM_KEY: "p", TTL_KEY: True}, "number of seconds"),
+        ({PROGRAM_KEY: "", TTL_KEY: 5}, "non-empty"),
+        ({PROGRAM_KEY: 7, TTL_KEY: 5}, "non-empty"),
+        ({PROGRAM_KEY: "p"}, "needs both"),
+        ({TTL_KEY: 5}, "needs both"),
+        (["p", 5], "are an object"),
+        ({PROGRAM_KEY: "p", TTL_KEY: float("inf")}, "number of seconds"),
+    ],
+)
+def test_bad_pin_hints_are_rejected_with_the_reason(raw, message: str) -> None:
+    with pytest.raises(InvalidPinHintError, match=message):
+        PinHint.parse(raw)
+
+
+def test_requests_without_a_hint_carry_none() -> None:
+    assert PinHint.parse(None) is None and PinHint.parse({"other": 1}) is None
+    assert PinHint.parse(PinHint("p", 3).as_extra_args()) == PinHint("p", 3.0)

