@@ -24,6 +24,8 @@ class HealthController(Controller):
 
     @get("/readyz", sync_to_thread=True, summary="The database answers and the indexes are loaded")
     def readyz(self, request: Request, memos: MemOS) -> Response:
+        """200 once memories are served; ``chat`` says whether the language model is
+        ``ready``, still ``loading``, or ``off``."""
         if not request.app.state.get("ready", False):
             return problem(request, 503, "indexes are still loading")
         try:
@@ -31,7 +33,9 @@ class HealthController(Controller):
                 session.execute(text("SELECT 1"))
         except Exception as exc:  # any driver error means not ready
             return problem(request, 503, f"database unavailable: {type(exc).__name__}")
-        return Response({"status": "ready"})
+        chat: ChatService | None = _pins.chat
+        chat_state = "off" if chat is None else "ready" if chat.ready else "loading"
+        return Response({"status": "ready", "chat": chat_state})
 
 
 class IndexCollector(Collector):

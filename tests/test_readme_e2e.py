@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +19,12 @@ from tests.conftest import MODEL_CACHE, ROOT
 
 
 @contextmanager
-def serving(workdir: Path) -> Iterator[str]:
-    """A real `memos serve` with the embedded defaults, run from ``workdir``."""
+def serving(workdir: Path, llm: str = "off") -> Iterator[str]:
+    """A real `memos serve` with the embedded defaults, run from ``workdir`` (the chat
+    engine off unless asked for: it costs half a minute per start)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_")}
     env["MEMOS_MODEL_DIR"] = str(MODEL_CACHE)
-    env["MEMOS_LLM"] = "off"  # the memory examples; chat has its own tests on one engine
+    env["MEMOS_LLM"] = llm
     with ServeProcess(workdir, env) as server:
         yield server.url
 
@@ -33,14 +35,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield base, tmp_path
 
 
-def _readme_example() -> str:
+def _readme_example(name: str = "readme-example") -> str:
     readme = (ROOT / "README.md").read_text()
     block = re.search(
-        r"<!-- readme-example:start -->\s*```sh\n(.*?)```\s*<!-- readme-example:end -->",
-        readme,
-        re.S,
+        rf"<!-- {name}:start -->\s*```sh\n(.*?)```\s*<!-- {name}:end -->", readme, re.S
     )
-    assert block, "README lost its example block"
+    assert block, f"README lost its {name} block"
     return block.group(1)
 
 
@@ -89,3 +89,21 @@ def test_restart_keeps_memories_index_and_key(tmp_path: Path) -> None:
         ).json()["results"]
         assert [h["id"] for h in hits] == [memory_id]
         assert 'memos_index_vectors{namespace="default"} 1.0' in httpx.get(f"{base}/metrics").text
+
+
+def test_readme_chat_example_answers_as_shown(tmp_path: Path, chat_model_dir: Path) -> None:
+    with serving(tmp_path, llm="embedded") as base:
+        deadline = time.monotonic() + 300
+        while httpx.get(f"{base}/readyz").json().get("chat") != "ready":
+            assert time.monotonic() < deadline, "the chat engine did not start"
+            time.sleep(1)
+        script = _readme_example("readme-chat-example").replace("http://127.0.0.1:8000", base)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script.replace("\ncurl ", "\necho; curl ")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    reply, program = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert reply["choices"][0]["message"]["content"]
+    assert reply["program"] == {"turn": 0, "pin_ttl_s": 2.0}  # a tool not seen yet: 2 s
+    assert program["id"] == "fix-bug-17" and program["turns"][0]["next_tool"] == "run_tests"
