@@ -24,6 +24,12 @@ class Pin:
     blocks: list[Block]
     pinned_at: float
     expires_at: float
+    rank: int = 0  # the program's place in first-come-first-served order: lower goes first
+
+    @property
+    def keep_order(self) -> tuple[int, float]:
+        """Pins with the largest value here are given up first."""
+        return (self.rank, self.expires_at)
 
 
 @dataclass
@@ -47,9 +53,10 @@ class PinStats:
 class PinTable:
     """Pins keyed by program, under a cap on the distinct blocks they hold.
 
-    When a new pin does not fit, the pins expected back furthest in the future go
-    first (the program whose next step is furthest away loses least by waiting),
-    and the new pin itself is refused if it is that one.
+    When a new pin does not fit, pins are given up latest program first (under
+    program-level FCFS its next turn runs last, so its context is the one re-prefilled
+    at the least cost to the others), and among equals the one expected back furthest
+    in the future; the new pin itself is refused if it comes first in that order.
     """
 
     capacity_blocks: int
@@ -72,7 +79,9 @@ class PinTable:
     def get(self, program_id: str) -> Pin | None:
         return self._pins.get(program_id)
 
-    def pin(self, program_id: str, blocks: Sequence[Block], ttl_s: float) -> bool:
+    def pin(
+        self, program_id: str, blocks: Sequence[Block], ttl_s: float, rank: int = 0
+    ) -> bool:
         """Hold ``blocks`` for ``ttl_s``; on refusal they are released at once."""
         blocks = list(blocks)
         now = self.clock()
@@ -82,17 +91,17 @@ class PinTable:
         if not blocks or ttl_s <= 0:
             self.release_blocks(blocks)
             return False
-        expires_at = now + ttl_s
+        new = Pin(program_id, blocks, now, now + ttl_s, rank)
         extra = self._new_blocks(blocks)
         while self.held_blocks + extra > self.capacity_blocks:
-            victim = max(self._pins.values(), key=lambda p: p.expires_at, default=None)
-            if victim is None or victim.expires_at <= expires_at:
+            victim = max(self._pins.values(), key=lambda p: p.keep_order, default=None)
+            if victim is None or victim.keep_order <= new.keep_order:
                 self.release_blocks(blocks)
                 self.stats.refused += 1
                 return False
-            self.evict_furthest()
+            self.evict_one()
             extra = self._new_blocks(blocks)
-        self._pins[program_id] = Pin(program_id, blocks, now, expires_at)
+        self._pins[program_id] = new
         self._holders.update(b.block_id for b in blocks)
         self.stats.pinned += 1
         self._refresh_stats()
@@ -106,10 +115,10 @@ class PinTable:
         self.stats.taken += 1
         return True
 
-    def evict_furthest(self, exclude: Collection[str] = ()) -> bool:
-        """Release the pin expected back last, to make room for work that cannot wait."""
+    def evict_one(self, exclude: Collection[str] = ()) -> bool:
+        """Give up the pin that comes first in the giving-up order (see the class)."""
         candidates = (p for p in self._pins.values() if p.program_id not in exclude)
-        victim = max(candidates, key=lambda p: p.expires_at, default=None)
+        victim = max(candidates, key=lambda p: p.keep_order, default=None)
         if victim is None:
             return False
         self._release(victim.program_id, self.clock())

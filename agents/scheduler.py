@@ -61,12 +61,15 @@ class _Pinning:
         total = self.kv_cache_manager.block_pool.num_gpu_blocks
         self.pin_cap = pin_cap_from_env()
         self.pins = PinTable(int(total * self.pin_cap), self._return_blocks)
+        self._ranks: dict[str, int] = {}  # request id -> the priority its caller gave
         log.info(
             "pinning scheduler: pins may hold %d of %d KV blocks", self.pins.capacity_blocks, total
         )
 
     def add_request(self, request: Request) -> None:
         hint = _hint(request)
+        if hint is not None:
+            self._ranks[request.request_id] = request.priority
         if hint is not None and hint.program_id in self.pins:
             # The program is back while its context is pinned: run it before anything
             # else waiting, so that the pin is used rather than held.
@@ -109,10 +112,11 @@ class _Pinning:
             needed -= len(own.blocks)
         keep = {own.program_id} if own is not None else set()
         pool = self.kv_cache_manager.block_pool
-        while pool.get_num_free_blocks() < needed and self.pins.evict_furthest(exclude=keep):
+        while pool.get_num_free_blocks() < needed and self.pins.evict_one(exclude=keep):
             pass
 
     def _free_request_blocks(self, request: Request) -> None:
+        rank = self._ranks.pop(request.request_id, request.priority)
         hint = _hint(request)
         if hint is None or hint.ttl_s <= 0 or request.status not in _PINNABLE:
             super()._free_request_blocks(request)
@@ -122,7 +126,7 @@ class _Pinning:
         reusable = [b for b in blocks if b.block_hash is not None and not b.is_null]
         kept = {id(b) for b in reusable}
         self._return_blocks([b for b in blocks if id(b) not in kept])
-        self.pins.pin(hint.program_id, reusable, hint.ttl_s)
+        self.pins.pin(hint.program_id, reusable, hint.ttl_s, rank)
 
     def _return_blocks(self, blocks: list[KVCacheBlock]) -> None:
         """Give blocks back to the pool, tail first, after any step that may still

@@ -107,5 +107,6 @@ def create_app(
         request_max_body_size=memos.settings.max_request_bytes,
     )
     app.state.key_resolver = KeyResolver(memos)
+    app.state.chat = chat
     app.state.ready = False
     return app

@@ -33,7 +33,7 @@ class HealthController(Controller):
                 session.execute(text("SELECT 1"))
         except Exception as exc:  # any driver error means not ready
             return problem(request, 503, f"database unavailable: {type(exc).__name__}")
-        chat: ChatService | None = _pins.chat
+        chat: ChatService | None = request.app.state.get("chat")
         chat_state = "off" if chat is None else "ready" if chat.ready else "loading"
         return Response({"status": "ready", "chat": chat_state})
 

@@ -198,7 +198,7 @@ def test_oversized_body_gets_413(memos: MemOS, client: TestClient) -> None:
 def test_health_ready_metrics_and_schema(client: TestClient) -> None:
     client.post("/v1/memories", json={"text": "count me"})
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
+    assert client.get("/readyz").json() == {"status": "ready", "chat": "off"}
     metrics = client.get("/metrics").text
     assert "memos_index_vectors{" in metrics and "memos_requests_total" in metrics
     schema = client.get("/schema/openapi.json").json()

@@ -56,6 +56,7 @@ def _openai(client: TestClient):
 
 
 def test_openai_client_plain_and_streaming(client: TestClient) -> None:
+    assert client.get("/readyz").json() == {"status": "ready", "chat": "ready"}
     ai = _openai(client)
     reply = ai.chat.completions.create(
         model=MODEL_NAME, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8,

@@ -51,6 +51,15 @@ def test_cap_evicts_the_pin_expected_back_last_or_refuses(table) -> None:
     assert pins.held_blocks <= 10
 
 
+def test_cap_gives_up_the_latest_program_first(table) -> None:
+    pins, _, _ = table
+    assert pins.pin("early", blocks(0, 6), ttl_s=50, rank=0)
+    assert pins.pin("late", blocks(10, 4), ttl_s=5, rank=3)
+    assert pins.pin("middle", blocks(20, 4), ttl_s=60, rank=1)  # evicts "late", not "early"
+    assert "late" not in pins and "early" in pins and "middle" in pins
+    assert not pins.pin("last", blocks(30, 4), ttl_s=1, rank=9)  # refused: it goes last
+
+
 def test_shared_blocks_count_once_under_the_cap(table) -> None:
     pins, _, _ = table
     prefix = blocks(0, 6)
@@ -68,7 +77,7 @@ def test_expiry_take_and_keep(table) -> None:
     assert pins.expire(keep={"b"}) == 1  # b's next turn is waiting: kept past its TTL
     assert "a" not in pins and "b" in pins
     assert pins.take("b") and not pins.take("b")
-    assert pins.evict_furthest(exclude={"c"}) is False
+    assert pins.evict_one(exclude={"c"}) is False
     pins.release_all()
     assert pins.held_blocks == 0 and sum(len(r) for r in released) == 6
     assert pins.stats.expired == 1 and pins.stats.taken == 1
