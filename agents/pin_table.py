@@ -79,9 +79,7 @@ class PinTable:
     def get(self, program_id: str) -> Pin | None:
         return self._pins.get(program_id)
 
-    def pin(
-        self, program_id: str, blocks: Sequence[Block], ttl_s: float, rank: int = 0
-    ) -> bool:
+    def pin(self, program_id: str, blocks: Sequence[Block], ttl_s: float, rank: int = 0) -> bool:
         """Hold ``blocks`` for ``ttl_s``; on refusal they are released at once."""
         blocks = list(blocks)
         now = self.clock()
