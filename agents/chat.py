@@ -109,9 +109,7 @@ class ChatService:
                 _scoped(namespace, program.program_id), program.turn, program.next_tool,
                 usage=self.backend.kv_usage(), ttl_s=program.pin_ttl_s,
             )  # fmt: skip
-        except UnknownProgramError as exc:
-            raise InvalidInputError(str(exc).replace(f"{namespace}:", "", 1)) from None
-        except (ProgramHintError, InvalidPinHintError) as exc:
+        except (UnknownProgramError, ProgramHintError, InvalidPinHintError) as exc:
             raise InvalidInputError(str(exc).replace(f"{namespace}:", "", 1)) from None
 
     @staticmethod

@@ -31,8 +31,7 @@ class EmbeddedBackend:
         self.engine.close()
 
     def kv_usage(self) -> float:
-        stats = self.engine.kv_stats()
-        return 1.0 - stats["free_blocks"] / max(1, stats["total_blocks"])
+        return self.engine.kv_usage()
 
     def stats(self) -> dict[str, float]:
         return self.engine.kv_stats() if self.ready else {}

@@ -266,6 +266,11 @@ class Engine:
     def tokenizer(self) -> Any:
         return self._engine.get_tokenizer()
 
+    def kv_usage(self) -> float:
+        """The share of KV blocks held by running requests and pins."""
+        stats = self.kv_stats()
+        return 1.0 - stats["free_blocks"] / max(1, stats["total_blocks"])
+
     def kv_stats(self) -> dict[str, float]:
         pool = self.scheduler.kv_cache_manager.block_pool
         stats: dict[str, float] = {

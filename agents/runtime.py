@@ -68,7 +68,7 @@ class AgentRuntime:
         for turn, tool in enumerate(spec.tools):
             ttl = spec.ttl_override(turn) if spec.ttl_override and tool else None
             ticket = self.registry.begin_turn(
-                spec.id, turn, tool.name if tool else None, self.usage(), ttl_s=ttl
+                spec.id, turn, tool.name if tool else None, self.engine.kv_usage(), ttl_s=ttl
             )
             prompt = self.render(messages)
             params = SamplingParams(
@@ -107,10 +107,6 @@ class AgentRuntime:
         return self.engine.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
-
-    def usage(self) -> float:
-        stats = self.engine.kv_stats()
-        return 1.0 - stats["free_blocks"] / max(1, stats["total_blocks"])
 
 
 async def _call(fn: ToolFn, reply: str) -> str:
