@@ -52,6 +52,32 @@ class EngineSettings:
     def scheduler_cls(self) -> str | None:
         return "memos.agents.scheduler.PinningScheduler" if self.pinning else None
 
+    def apply_environment(self) -> None:
+        """The process-wide settings vLLM reads from the environment."""
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gib))
+        os.environ["MEMOS_PIN_CAP"] = str(self.pin_cap)
+        # vLLM's automatic binding would pin this whole process (API included) to one
+        # core and reserve the other; in process, leave the cores to the OS unless told.
+        bind = f"0-{self.threads - 1}" if self.threads else "nobind"
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = bind
+
+    def engine_args(self) -> dict[str, Any]:
+        """Keyword arguments for vLLM's ``EngineArgs`` (or ``AsyncEngineArgs``)."""
+        return {
+            "model": str(self.model_dir),
+            "dtype": "float32",
+            "enforce_eager": True,
+            "max_model_len": self.max_model_len,
+            "num_gpu_blocks_override": self.num_blocks,
+            "enable_prefix_caching": self.prefix_caching,
+            "scheduling_policy": "priority" if self.program_fcfs else "fcfs",
+            "scheduler_cls": self.scheduler_cls(),
+            "async_scheduling": False,
+            "seed": self.seed,
+            "disable_log_stats": False,
+        }
+
 
 @dataclass
 class _Call:
@@ -102,12 +128,7 @@ class Engine:
             raise EngineUnavailableError(
                 f"no model at {s.model_dir}: run `memos models prepare` first"
             )
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(s.kv_cache_gib))
-        os.environ["MEMOS_PIN_CAP"] = str(s.pin_cap)
-        # vLLM's automatic binding would pin this whole process (API included) to one
-        # core and reserve the other; in process, leave the cores to the OS unless told.
-        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{s.threads - 1}" if s.threads else "nobind"
+        s.apply_environment()
         try:
             from vllm import EngineArgs, LLMEngine
         except ImportError as exc:
@@ -115,19 +136,7 @@ class Engine:
                 "vLLM is not installed: pip install 'memos-os[llm]'"
             ) from exc
         log.info("starting the vLLM engine on %s (tens of seconds on a CPU)", s.model_dir)
-        args = EngineArgs(
-            model=str(s.model_dir),
-            dtype="float32",
-            enforce_eager=True,
-            max_model_len=s.max_model_len,
-            num_gpu_blocks_override=s.num_blocks,
-            enable_prefix_caching=s.prefix_caching,
-            scheduling_policy="priority" if s.program_fcfs else "fcfs",
-            scheduler_cls=s.scheduler_cls(),
-            async_scheduling=False,
-            seed=s.seed,
-            disable_log_stats=False,
-        )
+        args = EngineArgs(**s.engine_args())
         from .prefill_meter import PrefillMeter
 
         return LLMEngine.from_engine_args(args, stat_loggers=[PrefillMeter])

@@ -18,7 +18,10 @@ log = logging.getLogger(__name__)
 PROGRAM_KEY = "memos_program_id"
 TTL_KEY = "memos_pin_ttl_s"
 MAX_TTL_S = 600.0
-MAX_PROGRAM_ID_CHARS = 128
+MAX_PROGRAM_ID_CHARS = 128  # a caller's program id
+# The scheduler's key for a program: the service scopes a caller's id by namespace
+# (at most 64 characters and a colon), so the key may be longer than the id.
+MAX_PROGRAM_KEY_CHARS = 256
 
 
 class InvalidPinHintError(ValueError):
@@ -35,9 +38,10 @@ class PinHint:
             raise InvalidPinHintError(
                 f"program_id must be a non-empty string, got {self.program_id!r}"
             )
-        if len(self.program_id) > MAX_PROGRAM_ID_CHARS:
+        if len(self.program_id) > MAX_PROGRAM_KEY_CHARS:
             raise InvalidPinHintError(
-                f"program_id is longer than {MAX_PROGRAM_ID_CHARS} characters"
+                f"program_id is {len(self.program_id)} characters long; "
+                f"the limit is {MAX_PROGRAM_KEY_CHARS}"
             )
         ttl = self.ttl_s
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):

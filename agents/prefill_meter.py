@@ -14,7 +14,8 @@ class PrefillMeter(StatLoggerBase):
 
     def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
         PrefillMeter.totals = {"computed_prompt_tokens": 0, "cache_hit_tokens": 0,
-                               "preempted_requests": 0}  # fmt: skip
+                               "preempted_requests": 0,
+                               "preempted_computed_tokens": 0}  # fmt: skip
 
     def record(
         self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
@@ -24,9 +25,9 @@ class PrefillMeter(StatLoggerBase):
             return
         cache = scheduler_stats.prefix_cache_stats
         totals = PrefillMeter.totals
-        totals["computed_prompt_tokens"] += (cache.queries - cache.hits) + (
-            cache.preempted_queries - cache.preempted_hits
-        )
+        resumed = cache.preempted_queries - cache.preempted_hits
+        totals["computed_prompt_tokens"] += (cache.queries - cache.hits) + resumed
+        totals["preempted_computed_tokens"] += resumed
         totals["cache_hit_tokens"] += cache.hits + cache.preempted_hits
         totals["preempted_requests"] += cache.preempted_requests
 

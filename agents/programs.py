@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pin_hint import MAX_PROGRAM_ID_CHARS, PinHint
+from .pin_hint import MAX_PROGRAM_ID_CHARS, MAX_PROGRAM_KEY_CHARS, PinHint
 from .tool_durations import ToolDurationPredictor
 from .ttl_policy import TtlPolicy
 
@@ -96,7 +96,7 @@ class ProgramRegistry:
     ) -> TurnTicket:  # fmt: skip
         """Open a turn. Turn 0 (or a new id with no turn given) starts a program; a later
         turn must follow the program's last one. ``ttl_s`` overrides the policy."""
-        check_hint_fields(program_id, turn, next_tool, ttl_s)
+        check_hint_fields(program_id, turn, next_tool, ttl_s, max_id_chars=MAX_PROGRAM_KEY_CHARS)
         now = time.monotonic()
         with self._lock:
             program = self._programs.get(program_id)
@@ -152,11 +152,18 @@ class ProgramRegistry:
             del self._programs[program_id]
 
 
-def check_hint_fields(program_id: Any, turn: Any, next_tool: Any, ttl_s: Any = None) -> None:
+def check_hint_fields(
+    program_id: Any, turn: Any, next_tool: Any, ttl_s: Any = None,
+    max_id_chars: int = MAX_PROGRAM_ID_CHARS,
+) -> None:  # fmt: skip
+    """Raise ``ProgramHintError`` (or ``InvalidPinHintError`` for the TTL) naming the
+    first field that is wrong."""
     if not isinstance(program_id, str) or not program_id.strip():
         raise ProgramHintError(f"program_id must be a non-empty string, got {program_id!r}")
-    if len(program_id) > MAX_PROGRAM_ID_CHARS:
-        raise ProgramHintError(f"program_id is longer than {MAX_PROGRAM_ID_CHARS} characters")
+    if len(program_id) > max_id_chars:
+        raise ProgramHintError(
+            f"program_id is {len(program_id)} characters long; the limit is {max_id_chars}"
+        )
     if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 0):
         raise ProgramHintError(f"turn must be a whole number from 0, got {turn!r}")
     if next_tool is not None and (not isinstance(next_tool, str) or not next_tool.strip()):

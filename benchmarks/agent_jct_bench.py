@@ -8,6 +8,11 @@ and tool durations:
            the program's arrival rank)
   pin      + TTL pinning (PinningScheduler; TTL from the tool-duration predictor)
   oracle   + pinning for each tool's real duration (known in advance)
+  stream   vLLM's own streaming-input sessions (AsyncLLM, one request per program fed
+           by an async generator of inputs): the whole context stays resident across
+           every tool call, with no time to live and no cap (streaming_sessions.py)
+  stream_roomy  the same sessions on a KV cache large enough that they never wait for
+           memory (ROOMY_BLOCKS): what they take to serve this workload at all
 A second workload with no tool calls (single-turn requests) measures what the pinning
 scheduler costs when there is nothing to pin.
 
@@ -41,7 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, print_table, write_json
 
-MODES = ("vanilla", "fcfs", "pin", "oracle")
+MODES = ("vanilla", "fcfs", "pin", "oracle", "stream", "stream_roomy")
+STREAM_MODES = ("stream", "stream_roomy")
+ROOMY_BLOCKS = 256
 MODEL_DIR = ROOT / "var" / "models" / "SmolLM2-135M-Instruct"
 # name: (median seconds, lognormal sigma)
 TOOLS = {"read_file": (0.4, 0.6), "run_bash": (1.5, 0.9), "run_tests": (6.0, 0.7)}
@@ -209,29 +216,37 @@ def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarize(result: dict[str, Any]) -> dict[str, float]:
-    jcts = sorted(p["jct_s"] for p in result["programs"])
+    kv = result["kv"]
+    jcts = sorted(p["jct_s"] for p in result["programs"]) or [math.nan]
     turns = [t for p in result["programs"] for t in p["turns"]]
     prompt = sum(t["prompt_tokens"] for t in turns)
     cached = sum(t["cached_tokens"] for t in turns)
-    fresh = sum(t["fresh_tokens"] for t in turns)
-    computed = result["kv"]["prefill_computed_prompt_tokens"]
-    return {
-        "jct_mean_s": sum(jcts) / len(jcts),
-        "jct_p90_s": jcts[min(len(jcts) - 1, math.ceil(0.9 * len(jcts)) - 1)],
+    streamed = result["mode"] in STREAM_MODES
+    if streamed:
+        # A paused session's context is never freed, so only preemption recomputes it.
+        recomputed = kv["prefill_preempted_computed_tokens"]
+        idle_block_s, idle_peak = kv["idle_held_block_seconds"], kv["idle_peak_blocks"]
+    else:
         # Every prompt token the engine computed, preempted requests' included, minus
         # those computed for the first time.
-        "recomputed_tokens": computed - fresh,
-        "recomputed_at_admission": sum(t["recomputed_tokens"] for t in turns),
-        "preempted_requests": result["kv"]["prefill_preempted_requests"],
+        recomputed = kv["prefill_computed_prompt_tokens"] - sum(t["fresh_tokens"] for t in turns)
+        idle_block_s, idle_peak = kv.get("pin_held_block_seconds", 0), kv.get("pin_peak_blocks", 0)
+    return {
+        "programs_completed": len(result["programs"]),
+        "jct_mean_s": sum(jcts) / len(jcts),
+        "jct_p90_s": jcts[min(len(jcts) - 1, math.ceil(0.9 * len(jcts)) - 1)],
+        "recomputed_tokens": recomputed,
+        "preempted_requests": kv["prefill_preempted_requests"],
         "prompt_tokens": prompt,
-        "hit_rate": cached / prompt if prompt else 0.0,
+        "hit_rate": max(0, cached - (recomputed if streamed else 0)) / prompt if prompt else 0.0,
         "makespan_s": result["makespan_s"],
-        "pinned": result["kv"].get("pin_pinned", 0),
-        "pins_taken": result["kv"].get("pin_taken", 0),
-        "pins_expired": result["kv"].get("pin_expired", 0),
-        "pin_peak_blocks": result["kv"].get("pin_peak_blocks", 0),
-        "pins_evicted_or_refused": result["kv"].get("pin_evicted", 0)
-        + result["kv"].get("pin_refused", 0),
+        # KV blocks held for programs whose tool is running (pins, or paused sessions)
+        "idle_held_block_seconds": idle_block_s,
+        "idle_peak_blocks": idle_peak,
+        "pinned": kv.get("pin_pinned", 0),
+        "pins_taken": kv.get("pin_taken", 0),
+        "pins_expired": kv.get("pin_expired", 0),
+        "pins_evicted_or_refused": kv.get("pin_evicted", 0) + kv.get("pin_refused", 0),
     }
 
 
@@ -245,6 +260,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.child in STREAM_MODES:
+        from streaming_sessions import run_sessions
+
+        plan = json.loads(args.plan.read_text())
+        if args.child == "stream_roomy":
+            plan["workload"]["kv_blocks"] = ROOMY_BLOCKS
+        result = run_sessions(plan, MODEL_DIR)
+        result["mode"] = args.child
+        args.out.write_text(json.dumps(result))
+        return
     if args.child:
         result = run_child(args.child, json.loads(args.plan.read_text()))
         args.out.write_text(json.dumps(result))
@@ -278,25 +303,27 @@ def report(args: argparse.Namespace, w: Workload, results: dict[str, dict[str, A
     base = figures.get("vanilla")
     for mode, f in figures.items():
         rows.append([
-            mode, f["jct_mean_s"], f["jct_p90_s"], f["recomputed_tokens"],
-            f["preempted_requests"], f["hit_rate"],
+            mode, f"{f['programs_completed']}/{w.programs}", f["jct_mean_s"], f["jct_p90_s"],
+            f["recomputed_tokens"], f["preempted_requests"], f["hit_rate"],
             base["jct_mean_s"] / f["jct_mean_s"] if base else "-",
             base["jct_p90_s"] / f["jct_p90_s"] if base else "-",
+            f["idle_held_block_seconds"], f["idle_peak_blocks"],
             f["pinned"], f["pins_taken"], f["pins_expired"], f["pins_evicted_or_refused"],
-            f["pin_peak_blocks"],
         ])  # fmt: skip
     print_table(
         f"Agent programs ({'quick' if args.quick else 'full'}): {w.programs} programs x "
         f"{w.turns} turns, {w.start_tokens}-token start, {w.output_tokens} output + "
         f"{w.tool_tokens} tool tokens a turn, KV cache {w.kv_blocks} blocks x 128 tokens, "
         f"pin cap {w.pin_cap:.0%}",
-        ["mode", "JCT mean s", "JCT p90 s", "re-prefilled tok", "preempted", "prefix hit rate",
-         "mean x", "p90 x", "pins", "taken", "expired", "evicted/refused", "peak pinned blk"],
+        ["mode", "done", "JCT mean s", "JCT p90 s", "re-prefilled tok", "preempted",
+         "prefix hit rate", "mean x", "p90 x", "idle-held blk*s", "idle-held peak blk",
+         "pins", "taken", "expired", "evicted/refused"],
         rows,
     )  # fmt: skip
     print(
         "re-prefilled: prompt tokens the engine computed (vLLM's prefix-cache statistics, "
-        "preempted requests included) minus those computed for the first time."
+        "preempted requests included) minus those computed for the first time. idle-held: "
+        "KV blocks kept for programs whose tool is running (pins; paused stream sessions)."
     )
     summary: dict[str, Any] = {}
     pin, fcfs, oracle = figures.get("pin"), figures.get("fcfs"), figures.get("oracle")
@@ -310,6 +337,21 @@ def report(args: argparse.Namespace, w: Workload, results: dict[str, dict[str, A
         summary["pin_over_fcfs_ratio"] = round(fcfs["jct_mean_s"] / pin["jct_mean_s"], 3)
     if oracle and pin:
         summary["oracle_gap"] = round(pin["jct_mean_s"] / oracle["jct_mean_s"], 3)
+    stream = figures.get("stream")
+    roomy = results.get("stream_roomy")
+    if roomy and pin:
+        summary["stream_blocks_needed"] = round(roomy["kv"]["peak_kv_usage"] * ROOMY_BLOCKS)
+        summary["pin_over_stream_roomy_jct_ratio"] = round(
+            figures["stream_roomy"]["jct_mean_s"] / pin["jct_mean_s"], 3
+        )
+    if stream and pin:
+        summary["stream_programs_completed"] = stream["programs_completed"]
+        summary["pin_over_stream_jct_ratio"] = round(stream["jct_mean_s"] / pin["jct_mean_s"], 3)
+        summary["stream_idle_peak_blocks"] = stream["idle_peak_blocks"]
+        summary["pin_idle_peak_blocks"] = pin["idle_peak_blocks"]
+        summary["stream_over_pin_idle_block_seconds"] = round(
+            stream["idle_held_block_seconds"] / max(1e-9, pin["idle_held_block_seconds"]), 2
+        )
     shipped = results.get("vanilla", {}).get("no_tool_req_per_s")
     pinned = results.get("pin", {}).get("no_tool_req_per_s")
     if shipped and pinned:

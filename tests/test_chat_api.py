@@ -4,6 +4,7 @@ programs are scoped to the key's namespace, and bad input answers 4xx."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +182,19 @@ def test_chat_needs_a_key(client: TestClient) -> None:
 def test_unknown_program_is_404(client: TestClient) -> None:
     r = client.get("/v1/programs/nope")
     assert r.status_code == 404 and "not found" in r.json()["detail"]
+
+
+def test_program_id_limit_is_the_callers_not_the_scoped_keys(app, store: MemOS) -> None:
+    """A 128-character id is accepted in the longest namespace (the scheduler's key is
+    namespace-scoped and longer); 129 characters get a 422 that names their length."""
+    namespace = ("n" * 56 + uuid.uuid4().hex)[:64]
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    with _client(app, store, namespace) as client:
+        longest = "p" * 128
+        r = client.post("/v1/chat/completions", json={**body, "program_id": longest,
+                                                      "next_tool": "search"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert client.get(f"/v1/programs/{longest}").json()["id"] == longest
+        r = client.post("/v1/chat/completions", json={**body, "program_id": "p" * 129})
+        assert r.status_code == 422
+        assert r.json()["detail"] == "program_id is 129 characters long; the limit is 128"
