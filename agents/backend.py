@@ -56,4 +56,9 @@ class ChatBackend(Protocol):
         """The share of the KV cache in use (1.0 when unknown)."""
         ...
 
+    def hold_horizon_s(self) -> float | None:
+        """Seconds for which holding a KV block costs as much as prefilling it again
+        (None when the backend cannot tell; the TTL policy then keeps its own)."""
+        ...
+
     def stats(self) -> dict[str, float]: ...

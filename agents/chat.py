@@ -65,6 +65,7 @@ class ChatService:
         self._check(request)
         if not self.ready:
             raise UnavailableError("the language model is still loading; retry in a few seconds")
+        self.registry.policy.calibrate(self.backend.hold_horizon_s())
         ticket = self._begin(request.program, namespace)
         chunks = self.backend.stream(
             request, ticket.hint if ticket else None, ticket.priority if ticket else 0

@@ -38,7 +38,8 @@ class PinStats:
     taken: int = 0  # released because the program's next turn was scheduled
     expired: int = 0  # released at the end of their time to live
     evicted: int = 0  # released early to keep the cap
-    refused: int = 0  # never made: they would not fit under the cap
+    refused: int = 0  # never made: not one block would fit under the cap
+    trimmed: int = 0  # pins that kept only a prefix of their blocks to fit under the cap
     replaced: int = 0  # superseded by a later turn of the same program
     held_block_seconds: float = 0.0
     peak_blocks: int = 0
@@ -53,10 +54,12 @@ class PinStats:
 class PinTable:
     """Pins keyed by program, under a cap on the distinct blocks they hold.
 
-    When a new pin does not fit, pins are given up latest program first (under
+    When a new pin does not fit, pins give up blocks latest program first (under
     program-level FCFS its next turn runs last, so its context is the one re-prefilled
     at the least cost to the others), and among equals the one expected back furthest
-    in the future; the new pin itself is refused if it comes first in that order.
+    in the future. A pin gives up its context from the end: its first blocks are the
+    prefix the next turn can still reuse, so a trimmed pin keeps most of its value per
+    block held. The new pin itself keeps the longest prefix that then fits.
     """
 
     capacity_blocks: int
@@ -80,7 +83,11 @@ class PinTable:
         return self._pins.get(program_id)
 
     def pin(self, program_id: str, blocks: Sequence[Block], ttl_s: float, rank: int = 0) -> bool:
-        """Hold ``blocks`` for ``ttl_s``; on refusal they are released at once."""
+        """Hold ``blocks`` (a context's blocks, first to last) for ``ttl_s``. Under the
+        cap, pins that come later in the giving-up order lose their tail blocks first,
+        then this pin keeps the longest prefix that fits (a prefix is what the prefix
+        cache can reuse); what is not kept is released at once. False when nothing is
+        kept."""
         blocks = list(blocks)
         now = self.clock()
         if program_id in self._pins:
@@ -90,17 +97,22 @@ class PinTable:
             self.release_blocks(blocks)
             return False
         new = Pin(program_id, blocks, now, now + ttl_s, rank)
-        extra = self._new_blocks(blocks)
-        while self.held_blocks + extra > self.capacity_blocks:
+        while self.held_blocks + self._new_blocks(blocks) > self.capacity_blocks:
             victim = max(self._pins.values(), key=lambda p: p.keep_order, default=None)
             if victim is None or victim.keep_order <= new.keep_order:
-                self.release_blocks(blocks)
-                self.stats.refused += 1
-                return False
-            self.evict_one()
-            extra = self._new_blocks(blocks)
+                break
+            self._trim(victim, self.held_blocks + self._new_blocks(blocks) - self.capacity_blocks)
+        kept = self._fitting_prefix(blocks)
+        if len(kept) < len(blocks):
+            self.release_blocks(blocks[len(kept) :])
+        if not kept:
+            self.stats.refused += 1
+            return False
+        if len(kept) < len(blocks):
+            self.stats.trimmed += 1
+        new.blocks = kept
         self._pins[program_id] = new
-        self._holders.update(b.block_id for b in blocks)
+        self._holders.update(b.block_id for b in kept)
         self.stats.pinned += 1
         self._refresh_stats()
         return True
@@ -141,6 +153,36 @@ class PinTable:
         now = self.clock()
         for program_id in list(self._pins):
             self._release(program_id, now)
+
+    def _fitting_prefix(self, blocks: list[Block]) -> list[Block]:
+        room = self.capacity_blocks - self.held_blocks
+        seen: set[int] = set()
+        for i, block in enumerate(blocks):
+            if block.block_id not in self._holders and block.block_id not in seen:
+                if room == 0:
+                    return blocks[:i]
+                room -= 1
+                seen.add(block.block_id)
+        return blocks
+
+    def _trim(self, pin: Pin, excess: int) -> None:
+        """Release up to ``excess`` distinct blocks from the end of ``pin``; a pin left
+        with no block is evicted."""
+        now = self.clock()
+        held_before = self.held_blocks
+        while pin.blocks and held_before - self.held_blocks < excess:
+            block = pin.blocks.pop()
+            self._holders[block.block_id] -= 1
+            if self._holders[block.block_id] <= 0:
+                del self._holders[block.block_id]
+            self.stats.held_block_seconds += now - pin.pinned_at
+            self.release_blocks([block])
+        if not pin.blocks:
+            del self._pins[pin.program_id]
+            self.stats.evicted += 1
+        else:
+            self.stats.trimmed += 1
+        self._refresh_stats()
 
     def _new_blocks(self, blocks: list[Block]) -> int:
         return len({b.block_id for b in blocks if b.block_id not in self._holders})

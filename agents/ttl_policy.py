@@ -9,7 +9,9 @@ the context, so per block of context the value of a time to live ``tau`` is
 
 where ``T`` is the tool's duration (its recent empirical distribution), ``usage``
 the share of the KV cache in use, and ``horizon`` the time for which holding a
-block is worth as much as recomputing it once. The policy picks the ``tau`` among
+block costs as much as recomputing it once: with N blocks keeping the engine busy,
+a block held idle forgoes 1/N of its work, so the horizon is N times one block's
+prefill time (the engine measures it at start; ``calibrate``). The policy picks the ``tau`` among
 the tool's duration quantiles with the highest value and does not pin when no
 value is positive. A tool not yet seen gets a short fixed TTL, as Continuum does.
 """
@@ -55,6 +57,11 @@ class TtlPolicy:
             if value > best_value:
                 best_tau, best_value = tau, value
         return best_tau
+
+    def calibrate(self, hold_horizon_s: float | None) -> None:
+        """Use the engine's own hold horizon (None leaves the configured one)."""
+        if hold_horizon_s is not None and hold_horizon_s > 0:
+            self.hold_horizon_s = hold_horizon_s
 
     def return_rate(self, turn: int) -> float:
         """The share of programs pinned after this turn whose next turn came."""

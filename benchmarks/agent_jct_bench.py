@@ -49,6 +49,7 @@ from common import ROOT, print_table, write_json
 MODES = ("vanilla", "fcfs", "pin", "oracle", "stream", "stream_roomy")
 STREAM_MODES = ("stream", "stream_roomy")
 ROOMY_BLOCKS = 256
+NO_TOOL_ROUNDS = 3  # the no-tool batch runs this often on each engine; the best counts
 MODEL_DIR = ROOT / "var" / "models" / "SmolLM2-135M-Instruct"
 # name: (median seconds, lognormal sigma)
 TOOLS = {"read_file": (0.4, 0.6), "run_bash": (1.5, 0.9), "run_tests": (6.0, 0.7)}
@@ -93,6 +94,7 @@ class Workload:
     kv_blocks: int
     pin_cap: float
     no_tool_requests: int
+    hold_horizon_s: float | None = None  # the TTL policy's; None: the engine's own
     seed: int = 7
 
 
@@ -155,6 +157,9 @@ def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
         for seconds in durations:
             registry.predictor.observe(tool, seconds)
     runtime = AgentRuntime(engine, registry)
+    if w.hold_horizon_s is not None:
+        registry.policy.hold_horizon_s = w.hold_horizon_s
+    hold_horizon_s = registry.policy.hold_horizon_s
 
     def spec_of(program: dict[str, Any]) -> ProgramSpec:
         def tool_call(step: dict[str, Any]) -> ToolCall | None:
@@ -196,10 +201,13 @@ def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
         rng = random.Random(1)
         warmup = [_text(rng, 300, f"warm {i}") for i in range(4)]
         await asyncio.gather(*(engine.generate(p, params) for p in warmup))
-        prompts = [_text(rng, 300, f"plain {i}") for i in range(w.no_tool_requests)]
-        started = time.monotonic()
-        await asyncio.gather(*(engine.generate(p, params) for p in prompts))
-        return w.no_tool_requests / (time.monotonic() - started)
+        rates = []
+        for round_ in range(NO_TOOL_ROUNDS):
+            prompts = [_text(rng, 300, f"plain {round_}.{i}") for i in range(w.no_tool_requests)]
+            started = time.monotonic()
+            await asyncio.gather(*(engine.generate(p, params) for p in prompts))
+            rates.append(w.no_tool_requests / (time.monotonic() - started))
+        return max(rates)  # the VM's slow spells only ever lower a rate
 
     started = time.monotonic()
     programs = asyncio.run(agents())
@@ -209,6 +217,7 @@ def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
     throughput = asyncio.run(no_tools()) if mode in ("vanilla", "pin") else None
     engine.close()
     return {"mode": mode, "programs": programs, "makespan_s": makespan,
+            "hold_horizon_s": hold_horizon_s,
             "no_tool_req_per_s": throughput, "kv": agent_stats}  # fmt: skip
 
 
@@ -255,6 +264,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a faithful small run")
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
+    parser.add_argument("--pin-cap", type=float, default=None, help="share of KV for pins")
+    parser.add_argument("--hold-horizon", type=float, default=None,
+                        help="the TTL policy's hold horizon, seconds")  # fmt: skip
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--plan", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
@@ -278,6 +290,10 @@ def main() -> None:
     if not (MODEL_DIR / "config.json").is_file():
         sys.exit(f"no model at {MODEL_DIR}: run `memos models prepare` (MEMOS_DATA_DIR=var)")
     w = workload(args.quick)
+    if args.pin_cap is not None:
+        w.pin_cap = args.pin_cap
+    if args.hold_horizon is not None:
+        w.hold_horizon_s = args.hold_horizon
     plan = make_plan(w)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="memos-jct-") as tmp:
@@ -320,6 +336,10 @@ def report(args: argparse.Namespace, w: Workload, results: dict[str, dict[str, A
          "pins", "taken", "expired", "evicted/refused"],
         rows,
     )  # fmt: skip
+    horizons = {m: r["hold_horizon_s"] for m, r in results.items() if r.get("hold_horizon_s")}
+    if "pin" in horizons:
+        print(f"TTL policy hold horizon (from the engine's measured prefill): "
+              f"{horizons['pin']:.1f} s")  # fmt: skip
     print(
         "re-prefilled: prompt tokens the engine computed (vLLM's prefix-cache statistics, "
         "preempted requests included) minus those computed for the first time. idle-held: "

@@ -39,16 +39,20 @@ def table() -> tuple[PinTable, list[list[FakeBlock]], Clock]:
     return PinTable(10, released.append, clock), released, clock
 
 
-def test_cap_evicts_the_pin_expected_back_last_or_refuses(table) -> None:
+def test_cap_trims_the_pin_expected_back_last_and_keeps_prefixes(table) -> None:
     pins, released, _ = table
     assert pins.pin("a", blocks(0, 4), ttl_s=10)
     assert pins.pin("b", blocks(10, 4), ttl_s=50)
-    assert pins.pin("c", blocks(20, 4), ttl_s=20)  # evicts b (back at 50 s)
-    assert "b" not in pins and pins.held_blocks == 8 and pins.stats.evicted == 1
-    assert not pins.pin("d", blocks(30, 4), ttl_s=60)  # would be back last: refused
+    assert pins.pin("c", blocks(20, 4), ttl_s=20)  # b (back at 50 s) gives up its tail
+    assert pins.get("b").blocks == blocks(10, 2)
+    assert released == [[FakeBlock(13)], [FakeBlock(12)]]  # the last block goes first
+    assert pins.held_blocks == 10 and pins.stats.trimmed == 1
+    assert not pins.pin("d", blocks(30, 4), ttl_s=60)  # back last and no room: refused
     assert pins.stats.refused == 1 and released[-1] == blocks(30, 4)
-    assert not pins.pin("e", blocks(40, 11), ttl_s=1)  # larger than the cap itself
-    assert pins.held_blocks <= 10
+    assert pins.pin("e", blocks(40, 3), ttl_s=30)  # b goes; e keeps the prefix that fits
+    assert "b" not in pins and pins.stats.evicted == 1
+    assert pins.get("e").blocks == blocks(40, 2) and released[-1] == [FakeBlock(42)]
+    assert pins.held_blocks == 10 and pins.stats.trimmed == 2
 
 
 def test_cap_gives_up_the_latest_program_first(table) -> None:
@@ -96,6 +100,21 @@ def test_ttl_policy_pins_fast_tools_and_not_slow_ones_under_pressure() -> None:
     assert policy.ttl("build", turn=1, usage=0.0) > 30  # an idle cache may hold it
     assert policy.ttl("never-seen", turn=0) == policy.cold_ttl_s
     assert policy.ttl(None, turn=3) == 0.0
+
+
+def test_the_hold_horizon_decides_whether_a_mid_length_tool_is_worth_pinning() -> None:
+    predictor = ToolDurationPredictor()
+    rng = random.Random(1)
+    for _ in range(200):
+        predictor.observe("run_tests", rng.lognormvariate(1.8, 0.7))  # ~6 s
+    policy = TtlPolicy(predictor)
+    policy.calibrate(120.0)  # a large cache: holding is cheap
+    roomy = policy.ttl("run_tests", turn=1, usage=0.9)
+    assert roomy > predictor.quantile("run_tests", 0.9)
+    policy.calibrate(3.0)  # a small, busy cache: six seconds of holding cost more than a refill
+    assert policy.ttl("run_tests", turn=1, usage=0.9) == 0.0
+    policy.calibrate(None)  # unknown (a remote server): the last horizon stays
+    assert policy.hold_horizon_s == 3.0
 
 
 def test_registry_orders_programs_and_checks_turns() -> None:
