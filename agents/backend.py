@@ -32,6 +32,7 @@ class ChatChunk:
     completion_tokens: int = 0
     cached_tokens: int = 0
     program: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None  # whether the semantic cache answered, when asked
 
 
 class ChatBackend(Protocol):
@@ -54,11 +55,6 @@ class ChatBackend(Protocol):
 
     def kv_usage(self) -> float:
         """The share of the KV cache in use (1.0 when unknown)."""
-        ...
-
-    def hold_horizon_s(self) -> float | None:
-        """Seconds for which holding a KV block costs as much as prefilling it again
-        (None when the backend cannot tell; the TTL policy then keeps its own)."""
         ...
 
     def stats(self) -> dict[str, float]: ...

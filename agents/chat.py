@@ -52,6 +52,7 @@ class ChatService:
     def __init__(self, backend: ChatBackend, registry: ProgramRegistry | None = None) -> None:
         self.backend = backend
         self.registry = registry or ProgramRegistry()
+        self.in_flight = 0  # requests on the backend now: the load the cache adapts to
 
     @property
     def model_name(self) -> str:
@@ -65,18 +66,21 @@ class ChatService:
         self._check(request)
         if not self.ready:
             raise UnavailableError("the language model is still loading; retry in a few seconds")
-        self.registry.policy.calibrate(self.backend.hold_horizon_s())
         ticket = self._begin(request.program, namespace)
         chunks = self.backend.stream(
             request, ticket.hint if ticket else None, ticket.priority if ticket else 0
         )
-        async for chunk in chunks:
-            if chunk.finished and ticket is not None:
-                self.registry.end_turn(
-                    ticket, chunk.prompt_tokens, chunk.cached_tokens, chunk.completion_tokens
-                )
-                chunk.program = {"turn": ticket.turn, "pin_ttl_s": ticket.hint.ttl_s}
-            yield chunk
+        self.in_flight += 1
+        try:
+            async for chunk in chunks:
+                if chunk.finished and ticket is not None:
+                    self.registry.end_turn(
+                        ticket, chunk.prompt_tokens, chunk.cached_tokens, chunk.completion_tokens
+                    )
+                    chunk.program = {"turn": ticket.turn, "pin_ttl_s": ticket.hint.ttl_s}
+                yield chunk
+        finally:
+            self.in_flight -= 1
 
     async def complete(self, request: ChatRequest, namespace: str) -> ChatChunk:
         """The whole reply as one chunk."""

@@ -33,9 +33,6 @@ class EmbeddedBackend:
     def kv_usage(self) -> float:
         return self.engine.kv_usage()
 
-    def hold_horizon_s(self) -> float | None:
-        return self.engine.hold_horizon_s() if self.ready else None
-
     def stats(self) -> dict[str, float]:
         return self.engine.kv_stats() if self.ready else {}
 

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.2  # how often an idle engine still releases expired pins
-PROBE_TOKENS = 512  # the prompt timed at start to learn what a token's prefill costs
-PREFILL_PROBES = 3
 
 
 class EngineUnavailableError(RuntimeError):
@@ -110,7 +108,6 @@ class Engine:
         self._failure: BaseException | None = None
         self._ids = itertools.count()
         self.started_s: float | None = None
-        self.prefill_s_per_token: float | None = None
 
     # life cycle -------------------------------------------------------------------
 
@@ -119,10 +116,8 @@ class Engine:
             return self
         began = time.monotonic()
         self._engine = self._build()
-        self.prefill_s_per_token = self._time_prefill()
         self.started_s = time.monotonic() - began
-        log.info("vLLM engine ready in %.0f s (prefill %.2f ms a token)", self.started_s,
-                 1000 * self.prefill_s_per_token)  # fmt: skip
+        log.info("vLLM engine ready in %.0f s", self.started_s)
         self._thread = threading.Thread(target=self._run, name="vllm-engine", daemon=True)
         self._thread.start()
         return self
@@ -145,24 +140,6 @@ class Engine:
         from .prefill_meter import PrefillMeter
 
         return LLMEngine.from_engine_args(args, stat_loggers=[PrefillMeter])
-
-    def _time_prefill(self) -> float:
-        """Seconds per prompt token of a cold prefill: the fastest of a few probes after
-        one that pays the one-time warm-up costs (a slow spell of the machine only ever
-        makes a probe slower). Their blocks leave the prefix cache after."""
-        from vllm import SamplingParams
-
-        engine, params = self._engine, SamplingParams(max_tokens=1)
-        timings = []
-        for probe in range(1 + PREFILL_PROBES):
-            ids = [1000 + (probe * PROBE_TOKENS + i) % 30000 for i in range(PROBE_TOKENS)]
-            began = time.monotonic()
-            engine.add_request(f"memos-probe-{probe}", {"prompt_token_ids": ids}, params)
-            while engine.has_unfinished_requests():
-                engine.step()
-            timings.append(time.monotonic() - began)
-        self.scheduler.reset_prefix_cache()
-        return min(timings[1:]) / PROBE_TOKENS
 
     def close(self) -> None:
         self._stopping.set()
@@ -297,15 +274,6 @@ class Engine:
     @property
     def tokenizer(self) -> Any:
         return self._engine.get_tokenizer()
-
-    def hold_horizon_s(self) -> float | None:
-        """How long holding one KV block costs as much as prefilling it again, with the
-        cache full: a block is 1/N of the memory that keeps the engine busy, so holding
-        it idle for N x (one block's prefill time) forgoes one block's worth of work."""
-        if self.prefill_s_per_token is None:
-            return None
-        blocks = self.scheduler.kv_cache_manager.block_pool.num_gpu_blocks - 1  # one is null
-        return self.prefill_s_per_token * self.scheduler.block_size * blocks
 
     def kv_usage(self) -> float:
         """The share of KV blocks held by running requests and pins."""

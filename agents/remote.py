@@ -51,9 +51,6 @@ class RemoteBackend:
     def kv_usage(self) -> float:
         return 1.0  # unknown here: the TTL policy assumes a full cache
 
-    def hold_horizon_s(self) -> float | None:
-        return None  # the server's prefill speed and cache size are not visible here
-
     def stats(self) -> dict[str, float]:
         return {}
 

@@ -57,7 +57,6 @@ class AgentRuntime:
     def __init__(self, engine: Engine, registry: ProgramRegistry) -> None:
         self.engine = engine
         self.registry = registry
-        registry.policy.calibrate(engine.hold_horizon_s())
 
     async def run(self, spec: ProgramSpec) -> ProgramResult:
         from vllm import SamplingParams

@@ -9,9 +9,7 @@ the context, so per block of context the value of a time to live ``tau`` is
 
 where ``T`` is the tool's duration (its recent empirical distribution), ``usage``
 the share of the KV cache in use, and ``horizon`` the time for which holding a
-block costs as much as recomputing it once: with N blocks keeping the engine busy,
-a block held idle forgoes 1/N of its work, so the horizon is N times one block's
-prefill time (the engine measures it at start; ``calibrate``). The policy picks the ``tau`` among
+block is worth as much as recomputing it once. The policy picks the ``tau`` among
 the tool's duration quantiles with the highest value and does not pin when no
 value is positive. A tool not yet seen gets a short fixed TTL, as Continuum does.
 """
@@ -33,6 +31,10 @@ class TtlPolicy:
     cold_ttl_s: float = 2.0
     max_ttl_s: float = 120.0
     min_samples: int = 3
+    # Measured (benchmarks/agent_jct_bench.py, full run): 2.2 s — N blocks x one block's
+    # prefill time, the break-even if KV memory alone bounded throughput — gave 42.0 s mean
+    # job time, 10 s 40.2 s, 30 s 39.4 s (the oracle 38.6 s). On this engine decode
+    # steps, not memory, bound throughput most of the time, so holding costs less.
     hold_horizon_s: float = 30.0
     margin: float = 0.1  # a little past the quantile: the next turn takes a moment to arrive
     _turns_pinned: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
@@ -57,11 +59,6 @@ class TtlPolicy:
             if value > best_value:
                 best_tau, best_value = tau, value
         return best_tau
-
-    def calibrate(self, hold_horizon_s: float | None) -> None:
-        """Use the engine's own hold horizon (None leaves the configured one)."""
-        if hold_horizon_s is not None and hold_horizon_s > 0:
-            self.hold_horizon_s = hold_horizon_s
 
     def return_rate(self, turn: int) -> float:
         """The share of programs pinned after this turn whose next turn came."""

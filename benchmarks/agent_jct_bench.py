@@ -94,7 +94,7 @@ class Workload:
     kv_blocks: int
     pin_cap: float
     no_tool_requests: int
-    hold_horizon_s: float | None = None  # the TTL policy's; None: the engine's own
+    hold_horizon_s: float | None = None  # the TTL policy's; None: its default
     seed: int = 7
 
 
@@ -338,8 +338,7 @@ def report(args: argparse.Namespace, w: Workload, results: dict[str, dict[str, A
     )  # fmt: skip
     horizons = {m: r["hold_horizon_s"] for m, r in results.items() if r.get("hold_horizon_s")}
     if "pin" in horizons:
-        print(f"TTL policy hold horizon (from the engine's measured prefill): "
-              f"{horizons['pin']:.1f} s")  # fmt: skip
+        print(f"TTL policy hold horizon: {horizons['pin']:.1f} s")
     print(
         "re-prefilled: prompt tokens the engine computed (vLLM's prefix-cache statistics, "
         "preempted requests included) minus those computed for the first time. idle-held: "

@@ -54,6 +54,7 @@ class Settings:
     llm_model: str = "SmolLM2-135M-Instruct"  # remote: the model name it serves
     llm_kv_blocks: int = 0  # 0: the KV cache vLLM sizes itself (VLLM_CPU_KVCACHE_SPACE)
     pin_cap: float = 0.5  # share of the KV cache program pins may hold
+    config_path: Path | None = None  # a TOML file; its [cache] table is the cache policy
 
     def __post_init__(self) -> None:
         if self.search_ef < 10:
@@ -105,4 +106,5 @@ class Settings:
             llm_model=os.environ.get("MEMOS_LLM_MODEL", "SmolLM2-135M-Instruct"),
             llm_kv_blocks=_env_number("MEMOS_LLM_KV_BLOCKS", 0),
             pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
+            config_path=Path(config) if (config := os.environ.get("MEMOS_CONFIG")) else None,
         )

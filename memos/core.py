@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from memos.cache import CachePolicy, SemanticCache
 from memos.memcube.database import Database
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.ids import new_id
@@ -74,10 +75,15 @@ class MemOS:
             self.settings.search_ef,
             exact=self.settings.search_mode == "exact",
         )
+        self.cache = SemanticCache(
+            self.db, self.embedder, CachePolicy.from_file(self.settings.config_path)
+        )
 
     def open(self) -> MemOS:
-        """Load (or rebuild) every namespace's index now rather than on first use."""
+        """Load (or rebuild) every namespace's index, and the cache's, now rather than on
+        first use."""
         self.indexes.open_all()
+        self.cache.open()
         return self
 
     def close(self) -> None:
@@ -448,6 +454,8 @@ class MemOS:
                 repo.add_version(CubeVersion(**version_row(cube, Operation.UPDATE, origin, now)))
                 revision = repo.bump_revision(namespace)
                 result = memory_of(cube)
+                uncache = self.cache.invalidate_memories(session, namespace, [memory_id])
+            uncache()
             if "payload" in changed:
                 index.upsert([memory_id], vector[None, :])
             index.revision = revision
@@ -474,6 +482,8 @@ class MemOS:
                 if erase:
                     lifecycle.erase(repo, cube, now, origin)
                 revision = repo.bump_revision(namespace)
+                uncache = self.cache.invalidate_memories(session, namespace, [memory_id])
+            uncache()
             index.remove([memory_id])
             index.revision = revision
 
@@ -530,6 +540,8 @@ class MemOS:
                 )
                 revision = repo.bump_revision(namespace)
                 result = memory_of(cube)
+                uncache = self.cache.invalidate_memories(session, namespace, [memory_id])
+            uncache()
             index.upsert([memory_id], vector[None, :])
             index.revision = revision
         return result

@@ -39,6 +39,8 @@ def expire_due(memos: MemOS, batch: int = 1_000) -> int:
                     repo.add_version(CubeVersion(**version_row(cube, Operation.EXPIRE, TTL, now)))
                     total += 1
                 revision = repo.bump_revision(namespace)
+                uncache = memos.cache.invalidate_memories(session, namespace, ids)
+            uncache()
             index.remove(ids)
             index.revision = revision
     return total

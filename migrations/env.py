@@ -6,10 +6,10 @@ from alembic import context
 from sqlalchemy import Connection
 
 from memos.memcube.database import make_engine
-from memos.memcube.models import Base
+from memos.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:

@@ -18,6 +18,7 @@ from memos.core import MemOS
 from memos.errors import UnavailableError
 
 from .auth import KeyResolver, provide_tenant
+from .cache import CacheController
 from .chat import ChatController
 from .health import HealthController, watch, watch_chat
 from .memories import MemoryController
@@ -32,7 +33,8 @@ class MetricsController(PrometheusController):
 
 
 async def _maintenance(memos: MemOS) -> None:
-    """Expire memories past their TTL, purge tombstones, and snapshot changed indexes."""
+    """Expire memories and cached answers past their TTL, purge tombstones, and snapshot
+    changed indexes."""
     interval = memos.settings.maintenance_interval_s
     since_snapshot = 0.0
     while True:
@@ -40,8 +42,10 @@ async def _maintenance(memos: MemOS) -> None:
         try:
             expired = await anyio.to_thread.run_sync(memos.expire_due)
             purged = await anyio.to_thread.run_sync(memos.purge_deleted)
-            if expired or purged:
-                log.info("maintenance: %d expired, %d purged", expired, purged)
+            uncached = await anyio.to_thread.run_sync(memos.cache.expire_due)
+            if expired or purged or uncached:
+                log.info("maintenance: %d expired, %d purged, %d cached answers expired",
+                         expired, purged, uncached)  # fmt: skip
             since_snapshot += interval
             if since_snapshot >= memos.settings.snapshot_interval_s:
                 since_snapshot = 0.0
@@ -89,7 +93,13 @@ def create_app(
     watch_chat(chat)
     prometheus = PrometheusConfig(app_name="memos", prefix="memos", group_path=True)
     app = Litestar(
-        route_handlers=[MemoryController, ChatController, HealthController, MetricsController],
+        route_handlers=[
+            MemoryController,
+            CacheController,
+            ChatController,
+            HealthController,
+            MetricsController,
+        ],
         dependencies={
             "memos": Provide(lambda: memos, use_cache=True, sync_to_thread=False),
             "chat": Provide(provide_chat, sync_to_thread=False),

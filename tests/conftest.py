@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
 
 from memos.config import Settings
 from memos.core import MemOS
 from memos.embeddings import Embedder, load_embedder
+from memos.memcube import keys
 from memos.migrate import upgrade
+from memos.server.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_CACHE = ROOT / "var" / "test-models"
@@ -81,6 +84,31 @@ def ns() -> str:
 @pytest.fixture
 def other_ns() -> str:
     return f"o{uuid.uuid4().hex[:16]}"
+
+
+# the REST API -------------------------------------------------------------------------
+
+
+def api_key(memos: MemOS, namespace: str) -> str:
+    """A new bearer key for ``namespace``."""
+    with memos.db.unit_of_work() as session:
+        return keys.create_key(session, namespace)[1]
+
+
+@pytest.fixture
+def client(memos: MemOS, ns: str) -> Iterator[TestClient]:
+    """The app on ``memos`` (no background jobs), with a key for ``ns``."""
+    with TestClient(create_app(memos, background_jobs=False)) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {api_key(memos, ns)}"
+        yield test_client
+
+
+@pytest.fixture
+def other_client(memos: MemOS, other_ns: str, client: TestClient) -> Iterator[TestClient]:
+    """The same app, with a key for another namespace."""
+    with TestClient(client.app) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {api_key(memos, other_ns)}"
+        yield test_client
 
 
 # the LLM engine ---------------------------------------------------------------------

@@ -109,15 +109,3 @@ def test_malformed_hint_in_extra_args_is_ignored_not_fatal(engine: Engine) -> No
     params = SamplingParams(max_tokens=2, extra_args={PROGRAM_KEY: "", TTL_KEY: -1})
     out = asyncio.run(engine.generate("Hello", params))
     assert out.finished and len(pins(engine)) == 0
-
-
-def test_engine_measures_its_prefill_and_hold_horizon(engine: Engine) -> None:
-    """Timed at start on two probe prompts that leave no block behind; the horizon is the
-    usable blocks times one block's prefill time."""
-    per_token = engine.prefill_s_per_token
-    assert per_token is not None and 1e-5 < per_token < 0.1
-    usable = TEST_KV_BLOCKS - 1
-    assert engine.hold_horizon_s() == pytest.approx(per_token * BLOCK * usable)
-    started = time.monotonic()
-    generate(engine, long_prompt("timing"))  # ~900 tokens, cold
-    assert time.monotonic() - started > 0.3 * 900 * per_token

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from litestar.testing import TestClient
 
 from memos.core import MemOS
 from memos.memcube import keys
-from memos.server.app import create_app
-
-
-def _key(memos: MemOS, namespace: str) -> str:
-    with memos.db.unit_of_work() as session:
-        return keys.create_key(session, namespace)[1]
-
-
-@pytest.fixture
-def client(memos: MemOS, ns: str) -> Iterator[TestClient]:
-    app = create_app(memos, background_jobs=False)
-    with TestClient(app) as test_client:
-        test_client.headers["Authorization"] = f"Bearer {_key(memos, ns)}"
-        yield test_client
-
-
-@pytest.fixture
-def other_client(memos: MemOS, other_ns: str, client: TestClient) -> Iterator[TestClient]:
-    with TestClient(client.app) as test_client:
-        test_client.headers["Authorization"] = f"Bearer {_key(memos, other_ns)}"
-        yield test_client
 
 
 def _problem(response, status: int, detail_part: str) -> dict:

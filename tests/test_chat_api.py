@@ -16,8 +16,8 @@ from memos.agents.embedded import EmbeddedBackend
 from memos.agents.model import MODEL_NAME
 from memos.config import Settings
 from memos.core import MemOS
-from memos.memcube import keys
 from memos.server.app import create_app
+from tests.conftest import api_key
 from tests.test_agents_pinning import long_prompt
 
 
@@ -29,10 +29,8 @@ def store(sqlite_url: str, tmp_path: Path, embedder) -> Iterator[MemOS]:
 
 
 def _client(app, memos: MemOS, namespace: str) -> TestClient:
-    with memos.db.unit_of_work() as session:
-        secret = keys.create_key(session, namespace)[1]
     client = TestClient(app)
-    client.headers["Authorization"] = f"Bearer {secret}"
+    client.headers["Authorization"] = f"Bearer {api_key(memos, namespace)}"
     return client
 
 
@@ -198,3 +196,42 @@ def test_program_id_limit_is_the_callers_not_the_scoped_keys(app, store: MemOS) 
         r = client.post("/v1/chat/completions", json={**body, "program_id": "p" * 129})
         assert r.status_code == 422
         assert r.json()["detail"] == "program_id is 129 characters long; the limit is 128"
+
+
+def test_a_plain_question_is_answered_from_the_semantic_cache(client: TestClient) -> None:
+    stored = client.post("/v1/cache", json={"query": "What is the capital of France?",
+                                            "response": "Paris."}).json()  # fmt: skip
+    ask = {"messages": [{"role": "user", "content": "What's the capital of France?"}],
+           "max_tokens": 8, "temperature": 0}  # fmt: skip
+    body = client.post("/v1/chat/completions", json=ask).json()
+    assert body["choices"][0]["message"]["content"] == "Paris."
+    assert body["cache"]["hit"] is True and body["cache"]["entry_id"] == stored["id"]
+    assert body["usage"]["completion_tokens"] == 0  # the model did not run
+    pieces = list(_openai(client).chat.completions.create(
+        model=MODEL_NAME, stream=True, **{k: v for k, v in ask.items() if k != "max_tokens"},
+    ))  # fmt: skip
+    assert "".join(p.choices[0].delta.content or "" for p in pieces) == "Paris."
+    assert pieces[-1].model_extra["cache"]["hit"] is True
+
+    # opted out, part of a program, or more than one message: the model answers
+    for extra in (
+        {"cache": False},
+        {"program_id": "p-cache"},
+        {"messages": [{"role": "system", "content": "Be brief."}, *ask["messages"]]},
+    ):
+        r = client.post("/v1/chat/completions", json={**ask, **extra}).json()
+        assert "cache" not in r and r["usage"]["completion_tokens"] > 0
+    r = client.post("/v1/chat/completions", json={**ask, "cache_category": "nope"})
+    assert r.status_code == 422 and "unknown cache category" in r.json()["detail"]
+
+
+def test_the_models_answer_is_stored_and_served_again(client: TestClient) -> None:
+    ask = {"messages": [{"role": "user", "content": "Name one colour of the rainbow."}],
+           "max_tokens": 48, "temperature": 0, "stop": [" ", "\n", "."]}  # fmt: skip
+    first = client.post("/v1/chat/completions", json=ask).json()
+    assert first["cache"] == {"hit": False, "category": "general"}
+    assert first["choices"][0]["finish_reason"] == "stop"  # the stop string ended it
+    again = client.post("/v1/chat/completions", json=ask).json()
+    assert again["cache"]["hit"] is True
+    assert again["choices"][0]["message"]["content"] == first["choices"][0]["message"]["content"]
+    assert client.get("/v1/cache/stats").json()["hits"] == 1

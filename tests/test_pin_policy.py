@@ -107,14 +107,10 @@ def test_the_hold_horizon_decides_whether_a_mid_length_tool_is_worth_pinning() -
     rng = random.Random(1)
     for _ in range(200):
         predictor.observe("run_tests", rng.lognormvariate(1.8, 0.7))  # ~6 s
-    policy = TtlPolicy(predictor)
-    policy.calibrate(120.0)  # a large cache: holding is cheap
-    roomy = policy.ttl("run_tests", turn=1, usage=0.9)
-    assert roomy > predictor.quantile("run_tests", 0.9)
-    policy.calibrate(3.0)  # a small, busy cache: six seconds of holding cost more than a refill
-    assert policy.ttl("run_tests", turn=1, usage=0.9) == 0.0
-    policy.calibrate(None)  # unknown (a remote server): the last horizon stays
-    assert policy.hold_horizon_s == 3.0
+    cheap = TtlPolicy(predictor, hold_horizon_s=120.0)  # holding is cheap
+    assert cheap.ttl("run_tests", turn=1, usage=0.9) > predictor.quantile("run_tests", 0.9)
+    dear = TtlPolicy(predictor, hold_horizon_s=3.0)  # six seconds of holding cost more
+    assert dear.ttl("run_tests", turn=1, usage=0.9) == 0.0
 
 
 def test_registry_orders_programs_and_checks_turns() -> None:

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from memos.memcube.database import make_engine
-from memos.memcube.models import Base
 from memos.migrate import is_current
+from memos.schema import metadata
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -15,7 +15,7 @@ def test_migrations_match_the_models(database_url: str) -> None:
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
+            assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
     assert is_current(database_url)

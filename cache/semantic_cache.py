@@ -1,0 +1,378 @@
+"""The category-aware semantic cache: answers to earlier queries, served again to queries
+that mean the same, under a policy of its own for each category.
+
+Entries live in the service's database (a restart loses nothing); their query vectors
+and what a lookup needs live in memory, one HNSW index per (namespace, category), so a
+miss never touches storage. A hit reads its answer by primary key and re-checks it
+there, so an entry deleted or expired a moment ago is never served. Never across
+namespaces: each namespace has indexes of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from memos.errors import InvalidInputError, NotFoundError, TooLargeError
+from memos.memcube.database import Database
+from memos.memcube.ids import new_id
+from memos.memcube.repository import CubeRepository
+
+from .classifier import CentroidClassifier
+from .entry_index import CategoryIndex, EntryMeta
+from .load_signal import LoadSignal
+from .models import CacheEntry
+from .policy import MAX_TTL_S, CachePolicy, CategoryPolicy
+from .repository import CacheRepository
+from .stats import CacheStats
+
+log = logging.getLogger(__name__)
+
+MAX_MEMORY_IDS = 256
+PROGRESS_FROM = 20_000
+
+
+class Embedder(Protocol):  # what the cache needs of memos.embeddings.Embedder
+    model_id: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    id: str
+    query: str
+    response: str
+    model: str | None
+    category: str
+    memory_ids: list[str]
+    created_at: datetime
+    expires_at: datetime
+    hits: int
+
+
+@dataclass(frozen=True)
+class Lookup:
+    hit: bool
+    category: str
+    threshold: float  # the similarity a hit needed, after load adjusted it
+    similarity: float | None  # of the nearest live entry, hit or not
+    answer: CachedAnswer | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: str
+    category: str
+    expires_at: datetime
+    evicted: list[str] = field(default_factory=list)
+
+
+class SemanticCache:
+    def __init__(
+        self, db: Database, embedder: Embedder, policy: CachePolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
+        self.db = db
+        self.embedder = embedder
+        self.policy = policy or CachePolicy()
+        self.clock = clock
+        self.stats = CacheStats()
+        self.load = LoadSignal(self.policy.load)
+        self._indexes: dict[tuple[str, str], CategoryIndex] = {}
+        self._guard = threading.Lock()
+        self._classifier: CentroidClassifier | None = None
+        self._opened = False
+
+    # start -------------------------------------------------------------------------
+
+    def open(self) -> SemanticCache:
+        """Build the classifier from the exemplars and the indexes from stored entries."""
+        if self._opened:
+            return self
+        exemplars = {
+            name: self.embedder.embed(list(category.exemplars)) if category.exemplars else []
+            for name, category in self.policy.categories.items()
+        }
+        self._classifier = CentroidClassifier(exemplars, self.policy.default_category)
+        now = self._now()
+        with self.db.reader() as session:
+            repo = CacheRepository(session)
+            total = repo.count_live(now)
+            with tqdm(total=total, desc="loading the semantic cache", unit="entry",
+                      disable=total < PROGRESS_FROM) as progress:  # fmt: skip
+                for rows in repo.live_rows(now):
+                    for entry_id, namespace, category, blob, expires_at, hits, used in rows:
+                        if category not in self.policy.categories:
+                            continue  # a category the policy no longer has: never served
+                        vector = np.frombuffer(blob, dtype=np.float32, count=self.embedder.dim)
+                        meta = EntryMeta(_epoch(expires_at), hits, _epoch(used))
+                        self._index(namespace, category).add(entry_id, vector, meta)
+                    progress.update(len(rows))
+        self._opened = True
+        return self
+
+    # lookup --------------------------------------------------------------------------
+
+    def lookup(self, namespace: str, query: str, category: str | None = None) -> Lookup:
+        query = self._check_query(query)
+        self._check_category(category)
+        vector = self.embedder.embed([query])[0]
+        return self.lookup_vector(namespace, vector, category)
+
+    def lookup_vector(
+        self, namespace: str, vector: np.ndarray, category: str | None = None
+    ) -> Lookup:
+        """A lookup by an embedding already computed."""
+        started = time.perf_counter()
+        policy = self._category_of(vector, category)
+        threshold, _ = policy.under_load(self.load.pressure)
+        index = self._indexes.get((namespace, policy.name))
+        now = self.clock()
+        nearest = index.nearest_live(vector, now) if index is not None else None
+        answer = None
+        if nearest is not None and nearest.similarity >= threshold:
+            answer = self._read_hit(namespace, nearest.entry_id)
+            if answer is not None:
+                index.touch(nearest.entry_id, now)  # type: ignore[union-attr]
+        ms = 1000 * (time.perf_counter() - started)
+        self.stats.lookup(namespace, policy.name, answer is not None, ms)
+        similarity = nearest.similarity if nearest is not None else None
+        return Lookup(answer is not None, policy.name, threshold, similarity, answer)
+
+    def _read_hit(self, namespace: str, entry_id: str) -> CachedAnswer | None:
+        with self.db.unit_of_work() as session:
+            entry = CacheRepository(session).hit(namespace, entry_id, self._now())
+            return _answer(entry) if entry is not None else None
+
+    # store ---------------------------------------------------------------------------
+
+    def store(
+        self, namespace: str, query: str, response: str, *, category: str | None = None,
+        model: str | None = None, memory_ids: Sequence[str] = (), ttl_s: float | None = None,
+        vector: np.ndarray | None = None,
+    ) -> Stored:  # fmt: skip
+        """Cache ``response`` as the answer to ``query``; when the category is full, its
+        least recently (lru) or least often (lfu) used entries make room."""
+        query = self._check_query(query)
+        self._check_category(category)
+        if not isinstance(response, str) or not response.strip():
+            raise InvalidInputError("response must be a non-empty string")
+        if len(response) > self.policy.max_response_chars:
+            raise TooLargeError(
+                f"response has {len(response)} characters; the limit is "
+                f"{self.policy.max_response_chars}"
+            )
+        memory_ids = _check_memory_ids(memory_ids)
+        if ttl_s is not None and (
+            isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float)
+            or not 0 < ttl_s <= MAX_TTL_S
+        ):  # fmt: skip
+            raise InvalidInputError(f"ttl_s must be in (0, {MAX_TTL_S:g}] seconds, got {ttl_s!r}")
+        if vector is None:
+            vector = self.embedder.embed([query])[0]
+        policy = self._category_of(vector, category)
+        _, policy_ttl = policy.under_load(self.load.pressure)
+        now = self.clock()
+        expires = now + (ttl_s if ttl_s is not None else policy_ttl)
+        index = self._index(namespace, policy.name)
+        with index.lock:
+            victims = index.victims(len(index) + 1 - policy.max_entries, policy.eviction)
+            entry = CacheEntry(
+                id=new_id(), namespace=namespace, category=policy.name, query=query,
+                embedding=np.asarray(vector, np.float32).tobytes(),
+                embedding_model=self.embedder.model_id, response=response, model=model,
+                memory_ids=memory_ids, created_at=_datetime(now), expires_at=_datetime(expires),
+                hits=0,
+            )  # fmt: skip
+            with self.db.unit_of_work() as session:
+                CubeRepository(session).ensure_namespace(namespace)
+                repo = CacheRepository(session)
+                repo.delete_ids(victims)
+                repo.insert(entry)
+            index.remove(victims)
+            index.add(entry.id, np.asarray(vector, np.float32), EntryMeta(expires, 0, now))
+        self.stats.count(namespace, policy.name, "stores")
+        self.stats.count(namespace, policy.name, "evictions", len(victims))
+        return Stored(entry.id, policy.name, entry.expires_at, victims)
+
+    # invalidation ------------------------------------------------------------------------
+
+    def get(self, namespace: str, entry_id: str) -> CachedAnswer:
+        with self.db.reader() as session:
+            entry = CacheRepository(session).get(namespace, entry_id)
+        if entry is None:
+            raise NotFoundError(f"cache entry {entry_id!r} not found")
+        return _answer(entry)
+
+    def invalidate_entry(self, namespace: str, entry_id: str) -> None:
+        with self.db.unit_of_work() as session:
+            repo = CacheRepository(session)
+            entry = repo.get(namespace, entry_id)
+            if entry is None:
+                raise NotFoundError(f"cache entry {entry_id!r} not found")
+            repo.delete_ids([entry_id])
+            category = entry.category
+        self._forget([(entry_id, namespace, category)], "invalidations")
+
+    def invalidate_category(self, namespace: str, category: str) -> int:
+        self._check_category(category)
+        return self._invalidate_where(namespace, category)
+
+    def invalidate_namespace(self, namespace: str) -> int:
+        return self._invalidate_where(namespace, None)
+
+    def _invalidate_where(self, namespace: str, category: str | None) -> int:
+        with self.db.unit_of_work() as session:
+            repo = CacheRepository(session)
+            rows = repo.ids_where(namespace, category)
+            repo.delete_ids(entry_id for entry_id, _, _ in rows)
+        self._forget(rows, "invalidations")
+        return len(rows)
+
+    def invalidate_memories(
+        self, session: Session, namespace: str, memory_ids: Iterable[str]
+    ) -> Callable[[], int]:
+        """Within the caller's transaction that changes these memories, delete the
+        answers that used them. Returns what to call once that transaction committed,
+        to drop the entries from memory too (lookups re-check storage meanwhile)."""
+        repo = CacheRepository(session)
+        rows = repo.ids_using(namespace, memory_ids)
+        repo.delete_ids(entry_id for entry_id, _ in rows)
+
+        def after_commit() -> int:
+            self._forget([(e, namespace, c) for e, c in rows], "invalidations")
+            return len(rows)
+
+        return after_commit
+
+    def expire_due(self, batch: int = 1_000) -> int:
+        """Delete entries past their time to live (maintenance); returns how many."""
+        with self.db.unit_of_work() as session:
+            repo = CacheRepository(session)
+            rows = repo.expired(self._now(), batch)
+            repo.delete_ids(entry_id for entry_id, _, _ in rows)
+        self._forget(rows, "expirations")
+        return len(rows)
+
+    def _forget(self, rows: Iterable[tuple[str, str, str]], counter: str) -> None:
+        by_index: dict[tuple[str, str], list[str]] = {}
+        for entry_id, namespace, category in rows:
+            by_index.setdefault((namespace, category), []).append(entry_id)
+        for (namespace, category), ids in by_index.items():
+            index = self._indexes.get((namespace, category))
+            if index is not None:
+                index.remove(ids)
+            self.stats.count(namespace, category, counter, len(ids))
+
+    # policy and state ----------------------------------------------------------------
+
+    def observe_load(self, load: float) -> None:
+        """The backend's load now (requests waiting on the model)."""
+        self.load.observe(load)
+
+    def effective_policy(self) -> dict[str, Any]:
+        pressure = self.load.pressure
+        categories = {}
+        for name, category in self.policy.categories.items():
+            threshold, ttl = category.under_load(pressure)
+            categories[name] = {**category.as_dict(), "effective_threshold": threshold,
+                                "effective_ttl_s": ttl}  # fmt: skip
+        return {
+            "default_category": self.policy.default_category,
+            "classifier": "nearest exemplar centroid"
+            if self._classifier is not None and self._classifier.trained
+            else "none (the caller's category, else the default)",
+            "load": {
+                "normal": self.policy.load.normal,
+                "overload": self.policy.load.overload,
+                "current": self.load.value,
+                "pressure": pressure,
+            },
+            "categories": categories,
+        }
+
+    def sizes(self, namespace: str | None = None) -> dict[str, int]:
+        """Entries held in memory per category, of one namespace or of all together."""
+        sizes: dict[str, int] = {}
+        for (ns, category), index in list(self._indexes.items()):
+            if namespace is None or ns == namespace:
+                sizes[category] = sizes.get(category, 0) + len(index)
+        return sizes
+
+    # helpers -------------------------------------------------------------------------
+
+    def _index(self, namespace: str, category: str) -> CategoryIndex:
+        key = (namespace, category)
+        index = self._indexes.get(key)
+        if index is None:
+            with self._guard:
+                index = self._indexes.setdefault(
+                    key, CategoryIndex(self.embedder.dim, self.embedder.model_id)
+                )
+        return index
+
+    def _category_of(self, vector: np.ndarray, category: str | None) -> CategoryPolicy:
+        if category is not None:
+            return self.policy.category(category)
+        if self._classifier is None:
+            return self.policy.category(self.policy.default_category)
+        return self.policy.category(self._classifier.classify(vector))
+
+    def _check_category(self, category: str | None) -> None:
+        if category is not None:
+            if not isinstance(category, str):
+                raise InvalidInputError(f"category must be a string, got {category!r}")
+            self.policy.category(category)
+
+    def _check_query(self, query: Any) -> str:
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("query must be a non-empty string")
+        if len(query) > self.policy.max_query_chars:
+            raise TooLargeError(
+                f"query has {len(query)} characters; the limit is {self.policy.max_query_chars}"
+            )
+        return query.strip()
+
+    def _now(self) -> datetime:
+        return _datetime(self.clock())
+
+
+def _check_memory_ids(memory_ids: Any) -> list[str]:
+    if isinstance(memory_ids, str) or not isinstance(memory_ids, Sequence):
+        raise InvalidInputError("memory_ids must be a list of memory ids")
+    if len(memory_ids) > MAX_MEMORY_IDS:
+        raise InvalidInputError(f"memory_ids may hold at most {MAX_MEMORY_IDS} ids")
+    for memory_id in memory_ids:
+        if not isinstance(memory_id, str) or not 0 < len(memory_id) <= 36:
+            raise InvalidInputError(f"memory_ids: {memory_id!r} is not a memory id")
+    return list(dict.fromkeys(memory_ids))
+
+
+def _answer(entry: CacheEntry) -> CachedAnswer:
+    return CachedAnswer(
+        entry.id, entry.query, entry.response, entry.model, entry.category,
+        list(entry.memory_ids), entry.created_at, entry.expires_at, entry.hits,
+    )  # fmt: skip
+
+
+def _datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _epoch(value: datetime | str) -> float:
+    if isinstance(value, str):  # SQLite hands back text for an expression like COALESCE
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
