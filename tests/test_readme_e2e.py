@@ -72,6 +72,22 @@ def test_readme_examples_answer_as_shown(server: tuple[str, Path]) -> None:
     assert problem["status"] == 404 and "deleted" in problem["detail"]
 
 
+def test_readme_cache_example_answers_as_shown(server: tuple[str, Path]) -> None:
+    base, workdir = server
+    script = _readme_example("readme-cache-example").replace("http://127.0.0.1:8000", base)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace("\ncurl ", "\necho; curl ")],
+        cwd=workdir, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stored, hit, miss, stats = (json.loads(x) for x in done.stdout.splitlines() if x.strip())
+    assert stored["category"] == "general" and stored["evicted"] == []
+    assert hit["hit"] is True and hit["entry"]["id"] == stored["id"]
+    assert hit["entry"]["response"] == "Use the reset link."
+    assert miss["hit"] is False and miss["entry"] is None
+    assert (stats["hits"], stats["misses"], stats["hit_rate"]) == (1, 1, 0.5)
+
+
 def test_restart_keeps_memories_index_and_key(tmp_path: Path) -> None:
     with serving(tmp_path) as base:
         key = (tmp_path / "var" / "bootstrap-key").read_text().strip()
