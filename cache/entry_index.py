@@ -17,15 +17,24 @@ LOOKUP_K = 4  # neighbours looked at, so that an expired nearest one does not hi
 
 @dataclass
 class EntryMeta:
-    expires_at: float  # epoch seconds
+    query: str  # kept here so that a pair scorer can judge a candidate without storage
+    created: float  # epoch seconds
+    expires_at: float  # epoch seconds: never served after
+    ttl_from_policy: bool  # the category's TTL (which load stretches) decides freshness
     hits: int
     last_used: float  # epoch seconds: created, or last hit
+
+    def live(self, now: float, policy_ttl_s: float) -> bool:
+        fresh = not self.ttl_from_policy or now < self.created + policy_ttl_s
+        return fresh and now < self.expires_at
 
 
 @dataclass(frozen=True)
 class Candidate:
     entry_id: str
+    query: str
     similarity: float
+    vector: np.ndarray
 
 
 class CategoryIndex:
@@ -48,14 +57,21 @@ class CategoryIndex:
             for entry_id in entry_ids:
                 self.meta.pop(entry_id, None)
 
-    def nearest_live(self, vector: np.ndarray, now: float) -> Candidate | None:
-        """The most similar entry that has not expired."""
+    def nearest_live(self, vector: np.ndarray, now: float, ttl_s: float) -> list[Candidate]:
+        """The entries nearest to ``vector`` that are live at the category's TTL now,
+        most similar first."""
         with self.lock:
-            for neighbour in self.vectors.search(vector, LOOKUP_K):
-                meta = self.meta.get(neighbour.id)
-                if meta is not None and meta.expires_at > now:
-                    return Candidate(neighbour.id, neighbour.score)
-        return None
+            live = [
+                (n, meta) for n in self.vectors.search(vector, LOOKUP_K)
+                if (meta := self.meta.get(n.id)) is not None and meta.live(now, ttl_s)
+            ]  # fmt: skip
+            if not live:
+                return []
+            vectors = self.vectors.vectors_of([n.id for n, _ in live])
+        return [
+            Candidate(n.id, meta.query, n.score, row)
+            for (n, meta), row in zip(live, vectors, strict=True)
+        ]
 
     def touch(self, entry_id: str, now: float) -> None:
         with self.lock:

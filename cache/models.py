@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memos.memcube.models import Base, JSONType, utcnow
@@ -31,7 +31,10 @@ class CacheEntry(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     memory_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # never served after this
+    # True: the category's TTL applies, stretched under load up to its max_ttl_s (then
+    # expires_at is created_at + max_ttl_s); False: the caller fixed the TTL.
+    ttl_from_policy: Mapped[bool] = mapped_column(Boolean, default=True)
     hits: Mapped[int] = mapped_column(Integer, default=0)
     last_hit_at: Mapped[datetime | None]
 

@@ -119,6 +119,7 @@ class CachePolicy:
     load: LoadBounds = field(default_factory=LoadBounds)
     max_query_chars: int = 4_096
     max_response_chars: int = 65_536
+    scorer: Path | None = None  # a trained PairScorer: thresholds then apply to its probability
 
     def __post_init__(self) -> None:
         if not self.categories:
@@ -140,9 +141,14 @@ class CachePolicy:
         return policy
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> CachePolicy:
-        """The policy in a config file's ``[cache]`` table."""
+    def from_mapping(cls, raw: dict[str, Any], base_dir: Path | None = None) -> CachePolicy:
+        """The policy in a config file's ``[cache]`` table (a relative ``scorer`` path is
+        taken from ``base_dir``, the config file's folder)."""
         raw = dict(raw)
+        if "scorer" in raw:
+            if not isinstance(raw["scorer"], str) or not raw["scorer"]:
+                raise PolicyError("cache: scorer must be the path of a trained pair scorer")
+            raw["scorer"] = (base_dir or Path()) / raw["scorer"]
         try:
             categories = {
                 name: CategoryPolicy(name, **_category_fields(fields))
@@ -166,7 +172,7 @@ class CachePolicy:
             raise PolicyError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"config file {path} is not valid TOML: {exc}") from None
-        return cls.from_mapping(config.get("cache", {}))
+        return cls.from_mapping(config.get("cache", {}), path.parent)
 
 
 def _category_fields(fields: dict[str, Any]) -> dict[str, Any]:

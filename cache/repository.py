@@ -85,7 +85,8 @@ class CacheRepository:
         return int(self.session.scalar(stmt) or 0)
 
     def live_rows(self, now: datetime) -> Iterator[list[tuple]]:
-        """(id, namespace, category, embedding, expires_at, hits, last used) in batches."""
+        """(id, namespace, category, query, embedding, created_at, expires_at,
+        ttl_from_policy, hits, last used), in batches."""
         last = ""
         while True:
             stmt = (
@@ -93,8 +94,11 @@ class CacheRepository:
                     CacheEntry.id,
                     CacheEntry.namespace,
                     CacheEntry.category,
+                    CacheEntry.query,
                     CacheEntry.embedding,
+                    CacheEntry.created_at,
                     CacheEntry.expires_at,
+                    CacheEntry.ttl_from_policy,
                     CacheEntry.hits,
                     func.coalesce(CacheEntry.last_hit_at, CacheEntry.created_at),
                 )

@@ -28,9 +28,10 @@ from memos.memcube.ids import new_id
 from memos.memcube.repository import CubeRepository
 
 from .classifier import CentroidClassifier
-from .entry_index import CategoryIndex, EntryMeta
+from .entry_index import Candidate, CategoryIndex, EntryMeta
 from .load_signal import LoadSignal
 from .models import CacheEntry
+from .pair_scorer import PairScorer
 from .policy import MAX_TTL_S, CachePolicy, CategoryPolicy
 from .repository import CacheRepository
 from .stats import CacheStats
@@ -65,8 +66,9 @@ class CachedAnswer:
 class Lookup:
     hit: bool
     category: str
-    threshold: float  # the similarity a hit needed, after load adjusted it
-    similarity: float | None  # of the nearest live entry, hit or not
+    threshold: float  # the score a hit needed, after load adjusted it
+    score: float | None  # of the best live candidate: the pair scorer's, else cosine
+    similarity: float | None  # that candidate's cosine similarity
     answer: CachedAnswer | None = None
 
 
@@ -86,6 +88,11 @@ class SemanticCache:
         self.db = db
         self.embedder = embedder
         self.policy = policy or CachePolicy()
+        self.scorer = (
+            PairScorer.load(self.policy.scorer, embedder.model_id, embedder.dim)
+            if self.policy.scorer is not None
+            else None
+        )
         self.clock = clock
         self.stats = CacheStats()
         self.load = LoadSignal(self.policy.load)
@@ -112,11 +119,14 @@ class SemanticCache:
             with tqdm(total=total, desc="loading the semantic cache", unit="entry",
                       disable=total < PROGRESS_FROM) as progress:  # fmt: skip
                 for rows in repo.live_rows(now):
-                    for entry_id, namespace, category, blob, expires_at, hits, used in rows:
+                    for row in rows:
+                        entry_id, namespace, category, query, blob, created, expires = row[:7]
+                        from_policy, hits, used = row[7:]
                         if category not in self.policy.categories:
                             continue  # a category the policy no longer has: never served
                         vector = np.frombuffer(blob, dtype=np.float32, count=self.embedder.dim)
-                        meta = EntryMeta(_epoch(expires_at), hits, _epoch(used))
+                        meta = EntryMeta(query, _epoch(created), _epoch(expires), from_policy,
+                                         hits, _epoch(used))  # fmt: skip
                         self._index(namespace, category).add(entry_id, vector, meta)
                     progress.update(len(rows))
         self._opened = True
@@ -128,27 +138,49 @@ class SemanticCache:
         query = self._check_query(query)
         self._check_category(category)
         vector = self.embedder.embed([query])[0]
-        return self.lookup_vector(namespace, vector, category)
+        return self.lookup_vector(namespace, vector, category, query)
 
     def lookup_vector(
-        self, namespace: str, vector: np.ndarray, category: str | None = None
-    ) -> Lookup:
-        """A lookup by an embedding already computed."""
+        self, namespace: str, vector: np.ndarray, category: str | None = None,
+        query: str | None = None,
+    ) -> Lookup:  # fmt: skip
+        """A lookup by an embedding already computed (and the query's text, which a
+        pair scorer needs)."""
         started = time.perf_counter()
         policy = self._category_of(vector, category)
-        threshold, _ = policy.under_load(self.load.pressure)
+        threshold, ttl = policy.under_load(self.load.pressure)
         index = self._indexes.get((namespace, policy.name))
         now = self.clock()
-        nearest = index.nearest_live(vector, now) if index is not None else None
+        candidates = index.nearest_live(vector, now, ttl) if index is not None else []
+        best, score = self._best(candidates, vector, query)
         answer = None
-        if nearest is not None and nearest.similarity >= threshold:
-            answer = self._read_hit(namespace, nearest.entry_id)
+        if best is not None and score >= threshold:
+            answer = self._read_hit(namespace, best.entry_id)
             if answer is not None:
-                index.touch(nearest.entry_id, now)  # type: ignore[union-attr]
+                index.touch(best.entry_id, now)  # type: ignore[union-attr]
         ms = 1000 * (time.perf_counter() - started)
         self.stats.lookup(namespace, policy.name, answer is not None, ms)
-        similarity = nearest.similarity if nearest is not None else None
-        return Lookup(answer is not None, policy.name, threshold, similarity, answer)
+        return Lookup(
+            answer is not None, policy.name, threshold, score if best else None,
+            best.similarity if best else None, answer,
+        )  # fmt: skip
+
+    def _best(
+        self, candidates: list[Candidate], vector: np.ndarray, query: str | None
+    ) -> tuple[Candidate | None, float]:
+        """The candidate most likely to ask the same, and its score."""
+        if not candidates:
+            return None, 0.0
+        if self.scorer is None:
+            return candidates[0], candidates[0].similarity
+        if query is None:
+            raise InvalidInputError("a cache with a pair scorer needs the query's text")
+        scores = self.scorer.score(
+            [query] * len(candidates), np.repeat(vector.reshape(1, -1), len(candidates), 0),
+            [c.query for c in candidates], np.stack([c.vector for c in candidates]),
+        )  # fmt: skip
+        i = int(np.argmax(scores))
+        return candidates[i], float(scores[i])
 
     def _read_hit(self, namespace: str, entry_id: str) -> CachedAnswer | None:
         with self.db.unit_of_work() as session:
@@ -163,7 +195,9 @@ class SemanticCache:
         vector: np.ndarray | None = None,
     ) -> Stored:  # fmt: skip
         """Cache ``response`` as the answer to ``query``; when the category is full, its
-        least recently (lru) or least often (lfu) used entries make room."""
+        least recently (lru) or least often (lfu) used entries make room. Without
+        ``ttl_s``, the category's TTL decides how long it is served — longer under load,
+        up to the category's ``max_ttl_s`` (the ``expires_at`` returned)."""
         query = self._check_query(query)
         self._check_category(category)
         if not isinstance(response, str) or not response.strip():
@@ -182,9 +216,9 @@ class SemanticCache:
         if vector is None:
             vector = self.embedder.embed([query])[0]
         policy = self._category_of(vector, category)
-        _, policy_ttl = policy.under_load(self.load.pressure)
         now = self.clock()
-        expires = now + (ttl_s if ttl_s is not None else policy_ttl)
+        longest = policy.max_ttl_s if policy.max_ttl_s is not None else policy.ttl_s
+        expires = now + (ttl_s if ttl_s is not None else longest)
         index = self._index(namespace, policy.name)
         with index.lock:
             victims = index.victims(len(index) + 1 - policy.max_entries, policy.eviction)
@@ -193,7 +227,7 @@ class SemanticCache:
                 embedding=np.asarray(vector, np.float32).tobytes(),
                 embedding_model=self.embedder.model_id, response=response, model=model,
                 memory_ids=memory_ids, created_at=_datetime(now), expires_at=_datetime(expires),
-                hits=0,
+                ttl_from_policy=ttl_s is None, hits=0,
             )  # fmt: skip
             with self.db.unit_of_work() as session:
                 CubeRepository(session).ensure_namespace(namespace)
@@ -201,7 +235,8 @@ class SemanticCache:
                 repo.delete_ids(victims)
                 repo.insert(entry)
             index.remove(victims)
-            index.add(entry.id, np.asarray(vector, np.float32), EntryMeta(expires, 0, now))
+            meta = EntryMeta(query, now, expires, ttl_s is None, 0, now)
+            index.add(entry.id, np.asarray(vector, np.float32), meta)
         self.stats.count(namespace, policy.name, "stores")
         self.stats.count(namespace, policy.name, "evictions", len(victims))
         return Stored(entry.id, policy.name, entry.expires_at, victims)
@@ -290,6 +325,7 @@ class SemanticCache:
                                 "effective_ttl_s": ttl}  # fmt: skip
         return {
             "default_category": self.policy.default_category,
+            "score": "pair scorer probability" if self.scorer is not None else "cosine",
             "classifier": "nearest exemplar centroid"
             if self._classifier is not None and self._classifier.trained
             else "none (the caller's category, else the default)",

@@ -180,6 +180,14 @@ class VectorIndex:
             if int(label) in self._id_of
         ]
 
+    def vectors_of(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of ``ids`` (all must be present), one row each."""
+        with self._lock:
+            labels = [self._label_of[i] for i in ids]
+            return np.asarray(self._index.get_items(labels), dtype=np.float32).reshape(
+                len(ids), self.dim
+            )
+
     def exact_search(self, vector: np.ndarray, ids: Sequence[str], k: int) -> list[Neighbour]:
         """Brute force over a subset, for filters that leave few candidates."""
         with self._lock:

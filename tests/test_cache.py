@@ -165,12 +165,15 @@ def test_category_from_the_nearest_exemplars(memos: MemOS, ns: str) -> None:
     assert cache.effective_policy()["classifier"] == "nearest exemplar centroid"
 
 
-def test_load_relaxes_the_threshold_within_bounds_and_back(memos: MemOS, ns: str) -> None:
+def test_load_relaxes_the_threshold_within_bounds_and_back(
+    memos: MemOS, ns: str, clock: Clock
+) -> None:
     sim = similarity(memos, QUESTION, PARAPHRASE)
     category = CategoryPolicy("general", threshold=min(1.0, sim + 0.01),
                               min_threshold=sim - 0.01, ttl_s=60, max_ttl_s=600)  # fmt: skip
-    cache = cache_of(memos, CachePolicy({"general": category}, load=LoadBounds(2, 8)))
-    cache.store(ns, QUESTION, "link")
+    cache = cache_of(memos, CachePolicy({"general": category}, load=LoadBounds(2, 8)), clock)
+    stored = cache.store(ns, QUESTION, "link")
+    assert stored.expires_at.timestamp() == pytest.approx(clock.now + 600)  # the outer bound
     assert not cache.lookup(ns, PARAPHRASE).hit  # normal load: too far
     for _ in range(30):
         cache.observe_load(20)  # the backend is overloaded
@@ -178,10 +181,13 @@ def test_load_relaxes_the_threshold_within_bounds_and_back(memos: MemOS, ns: str
     under = cache.lookup(ns, PARAPHRASE)
     assert under.hit and under.threshold == pytest.approx(sim - 0.01)
     assert cache.effective_policy()["categories"]["general"]["effective_ttl_s"] == 600
+    clock.now += 120  # past the 60 s TTL, within the 600 s it may stretch to
+    assert cache.lookup(ns, QUESTION).hit
     for _ in range(30):
         cache.observe_load(0)
     assert cache.load.pressure == 0.0
-    assert not cache.lookup(ns, PARAPHRASE).hit
+    stale = cache.lookup(ns, QUESTION)  # at normal load the entry is too old to serve
+    assert not stale.hit and stale.similarity is None
 
 
 @pytest.mark.parametrize(
@@ -247,3 +253,61 @@ def test_the_documented_example_config_is_a_valid_policy() -> None:
     policy = CachePolicy.from_file(example)
     assert set(policy.categories) == {"general", "account"}
     assert policy.category("account").eviction == "lfu"
+
+
+@pytest.fixture(scope="module")
+def qqp_sample(embedder) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """800 labeled Quora question pairs (benchmarks/data) and their vectors."""
+    import gzip
+    import json
+
+    data = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "qqp-pairs.jsonl.gz"
+    with gzip.open(data, "rt", encoding="utf-8") as lines:
+        pairs = [json.loads(next(lines)) for _ in range(800)]
+    return pairs, embedder.embed([p["a"] for p in pairs]), embedder.embed([p["b"] for p in pairs])
+
+
+def test_pair_scorer_learns_duplicates_and_round_trips(qqp_sample, embedder, tmp_path) -> None:
+    from memos.cache.pair_features import pair_features
+    from memos.cache.pair_scorer import PairScorer, ScorerError
+
+    pairs, a, b = qqp_sample
+    labels = np.array([p["duplicate"] for p in pairs])
+    x = pair_features([p["b"] for p in pairs], b, [p["a"] for p in pairs], a)
+    scorer = PairScorer.fit(x[:600], labels[:600], embedder.model_id, embedder.dim)
+    held_out = scorer.probabilities(x[600:])
+    dup, other = held_out[labels[600:]], held_out[~labels[600:]]
+    # ranks held-out duplicates above look-alikes far better than chance (AUC)
+    auc = (dup[:, None] > other[None, :]).mean()
+    assert auc > 0.75
+    path = tmp_path / "scorer.npz"
+    scorer.save(path)
+    again = PairScorer.load(path, embedder.model_id, embedder.dim)
+    assert np.allclose(again.probabilities(x[600:]), held_out)
+    with pytest.raises(ScorerError, match="trained on"):
+        PairScorer.load(path, "another/model", embedder.dim)
+    with pytest.raises(ScorerError, match="cannot read"):
+        PairScorer.load(tmp_path / "missing.npz", embedder.model_id, embedder.dim)
+
+
+def test_a_cache_with_a_scorer_thresholds_its_probability(
+    memos: MemOS, ns: str, qqp_sample, tmp_path: Path
+) -> None:
+    from memos.cache.pair_features import pair_features
+    from memos.cache.pair_scorer import PairScorer
+
+    pairs, a, b = qqp_sample
+    labels = np.array([p["duplicate"] for p in pairs])
+    x = pair_features([p["b"] for p in pairs], b, [p["a"] for p in pairs], a)
+    PairScorer.fit(x, labels, memos.embedder.model_id, memos.embedder.dim).save(
+        tmp_path / "scorer.npz"
+    )
+    config = tmp_path / "memos.toml"
+    config.write_text('[cache]\nscorer = "scorer.npz"\n[cache.categories.general]\n'
+                      "threshold = 0.5\n")  # fmt: skip
+    cache = cache_of(memos, CachePolicy.from_file(config))
+    cache.store(ns, QUESTION, "Use the reset link.")
+    hit = cache.lookup(ns, PARAPHRASE)
+    assert hit.hit and 0.5 <= hit.score <= 1 and hit.score != hit.similarity
+    assert not cache.lookup(ns, OTHER).hit
+    assert cache.effective_policy()["score"] == "pair scorer probability"

@@ -37,6 +37,7 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", TIME, nullable=False),
         sa.Column("expires_at", TIME, nullable=False),
+        sa.Column("ttl_from_policy", sa.Boolean(), nullable=False),
         sa.Column("hits", sa.Integer(), nullable=False),
         sa.Column("last_hit_at", TIME),
     )
