@@ -37,11 +37,13 @@ bench: install
 	$(BIN)/python benchmarks/search_bench.py --json bench-results/search.json
 	$(BIN)/memos models prepare
 	$(BIN)/python benchmarks/agent_jct_bench.py --json bench-results/agent-jct.json
+	$(BIN)/python benchmarks/cache_bench.py --json bench-results/cache.json
 
 bench-quick: install
 	$(BIN)/python benchmarks/search_bench.py --quick --json bench-results/search-quick.json
 	$(BIN)/memos models prepare
 	$(BIN)/python benchmarks/agent_jct_bench.py --quick --json bench-results/agent-jct-quick.json
+	$(BIN)/python benchmarks/cache_bench.py --quick --json bench-results/cache-quick.json
 
 clean:
 	rm -rf $(VENV) var bench-results

@@ -45,7 +45,7 @@ from common import ROOT, print_table, write_json
 DATA = Path(__file__).resolve().parent / "data" / "qqp-pairs.jsonl.gz"
 VECTORS_DIR = ROOT / "var" / "bench-vectors"
 BUDGET = 0.02
-RELAXED_BUDGET = 0.03  # the thresholds load may relax to (the adaptive policy's bounds)
+RELAXED_BUDGET = 0.025  # the thresholds load may relax to (the adaptive policy's bounds)
 TOPICS = 8
 EXEMPLARS_PER_TOPIC = 32
 
