@@ -5,8 +5,8 @@ trained on labeled pairs.
 One cosine threshold serves only the near-identical paraphrases at a low false-hit
 rate; weighing the embedding's dimensions, and how they combine with a few lexical
 signals, separates more duplicates from look-alikes (on Quora Question Pairs, see
-benchmarks/cache_bench.py; a logistic regression over the same features gained a third
-as much). A scorer is trained once (``fit``), saved (``save``) and named in the cache
+benchmarks/cache_bench.py; a logistic regression over the same features gained about
+half as much). A scorer is trained once (``fit``), saved (``save``) and named in the cache
 policy; categories then set thresholds on its probability instead of on cosine.
 Inference is two matrix products in numpy.
 """
