@@ -280,6 +280,11 @@ def main() -> None:
     plot(result, args.plot or out_dir / ("cache-pr-quick.png" if args.quick else "cache-pr.png"))
 
 
+def _threshold(value: float | None) -> float | str:
+    """A tuned threshold, or "never" when no threshold paid off in the category."""
+    return value if value is not None and value < 1e8 else "never"
+
+
 def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     q = result["quality"]
     rows = []
@@ -297,7 +302,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     print_table(
         "Per category (ours, test half)",
         ["category", "queries", "threshold", "hit rate", "useful", "FPR", "precision", "recall"],
-        [[n, c["queries"], c["threshold"] if c["threshold"] < 1e8 else "never", c["hit_rate"],
+        [[n, c["queries"], _threshold(c["threshold"]), c["hit_rate"],
           c["useful_hit_rate"], c["false_positive_rate"], c["precision"], c["recall"]]
          for n, c in q["per_category"].items()],
     )  # fmt: skip
