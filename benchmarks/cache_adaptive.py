@@ -11,7 +11,7 @@ Poisson stream whose rate doubles in the middle third of the run; every miss is 
 queued at a backend of fixed capacity, and the backlog is the load the cache observes
 (the product's ``LoadSignal`` and ``CategoryPolicy.under_load``). Static: the base
 policy throughout. Adaptive: the same base, with ``min_threshold`` the category's
-threshold tuned for a 2.5 % false-positive budget (on the train half) and ``max_ttl_s``
+threshold tuned for a 3 % false-positive budget (on the train half) and ``max_ttl_s``
 four times the TTL. The false-positive rate counts hits on ``b`` askings of pairs
 labeled not-duplicate over those askings.
 Simulated time: no waiting.

@@ -47,7 +47,7 @@ DATA = Path(__file__).resolve().parent / "data" / "qqp-pairs.jsonl.gz"
 VECTORS_DIR = ROOT / "var" / "bench-vectors"
 BUDGET = 0.02
 FIT_SHARE = 0.7  # of the train half, for the scorer; the rest sets the thresholds
-RELAXED_BUDGET = 0.025  # the thresholds load may relax to (the adaptive policy's bounds)
+RELAXED_BUDGET = 0.03  # the thresholds load may relax to: the 3 % false-positive ceiling
 TOPICS = 8
 EXEMPLARS_PER_TOPIC = 32
 
