@@ -171,12 +171,7 @@ class PinTable:
         now = self.clock()
         held_before = self.held_blocks
         while pin.blocks and held_before - self.held_blocks < excess:
-            block = pin.blocks.pop()
-            self._holders[block.block_id] -= 1
-            if self._holders[block.block_id] <= 0:
-                del self._holders[block.block_id]
-            self.stats.held_block_seconds += now - pin.pinned_at
-            self.release_blocks([block])
+            self._let_go(pin, [pin.blocks.pop()], now)
         if not pin.blocks:
             del self._pins[pin.program_id]
             self.stats.evicted += 1
@@ -189,11 +184,16 @@ class PinTable:
 
     def _release(self, program_id: str, now: float) -> None:
         pin = self._pins.pop(program_id)
-        self._holders.subtract(b.block_id for b in pin.blocks)
-        self._holders += Counter()  # drop ids no pin holds any more
-        self.stats.held_block_seconds += len(pin.blocks) * (now - pin.pinned_at)
-        self.release_blocks(pin.blocks)
+        self._let_go(pin, pin.blocks, now)
         self._refresh_stats()
+
+    def _let_go(self, pin: Pin, blocks: list[Block], now: float) -> None:
+        """Hand back ``pin``'s reference to each of ``blocks`` (the caller has taken them
+        out of the pin)."""
+        self._holders.subtract(b.block_id for b in blocks)
+        self._holders += Counter()  # drop ids no pin holds any more
+        self.stats.held_block_seconds += len(blocks) * (now - pin.pinned_at)
+        self.release_blocks(blocks)
 
     def _refresh_stats(self) -> None:
         self.stats.blocks = self.held_blocks

@@ -1,6 +1,6 @@
 """The cache's in-memory side: per (namespace, category), an HNSW index of the entries'
 query vectors and what a lookup or an eviction needs to know about each entry
-(expiry, hits, last use). A miss is answered from here alone, never from storage."""
+(freshness, hits, last use). A miss is answered from here alone, never from storage."""
 
 from __future__ import annotations
 
@@ -91,7 +91,3 @@ class CategoryIndex:
             else:
                 order = sorted(self.meta.items(), key=lambda kv: kv[1].last_used)
         return [entry_id for entry_id, _ in order[:count]]
-
-    def expired(self, now: float) -> list[str]:
-        with self.lock:
-            return [entry_id for entry_id, meta in self.meta.items() if meta.expires_at <= now]

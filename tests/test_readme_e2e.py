@@ -44,16 +44,19 @@ def _readme_example(name: str = "readme-example") -> str:
     return block.group(1)
 
 
-def test_readme_examples_answer_as_shown(server: tuple[str, Path]) -> None:
-    base, workdir = server
-    script = _readme_example().replace("http://127.0.0.1:8000", base)
-    # Run each command on its own line of output so the answers can be checked in order.
+def _run_readme_example(name: str, base: str, workdir: Path) -> list[str]:
+    """Run a README curl block against ``base``; each command's answer on its own line."""
+    script = _readme_example(name).replace("http://127.0.0.1:8000", base)
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script.replace("\ncurl ", "\necho; curl ")],
         cwd=workdir, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    return [line for line in done.stdout.splitlines() if line.strip()]
+
+
+def test_readme_examples_answer_as_shown(server: tuple[str, Path]) -> None:
+    lines = _run_readme_example("readme-example", *server)
     added, batch, search, listed, patched, history, rolled, deleted, gone = lines
     assert json.loads(added)["created"] is True and json.loads(added)["version"] == 1
     assert json.loads(batch)["created"] == [True, True]
@@ -73,14 +76,8 @@ def test_readme_examples_answer_as_shown(server: tuple[str, Path]) -> None:
 
 
 def test_readme_cache_example_answers_as_shown(server: tuple[str, Path]) -> None:
-    base, workdir = server
-    script = _readme_example("readme-cache-example").replace("http://127.0.0.1:8000", base)
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script.replace("\ncurl ", "\necho; curl ")],
-        cwd=workdir, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    stored, hit, miss, stats = (json.loads(x) for x in done.stdout.splitlines() if x.strip())
+    lines = _run_readme_example("readme-cache-example", *server)
+    stored, hit, miss, stats = (json.loads(line) for line in lines)
     assert stored["category"] == "general" and stored["evicted"] == []
     assert hit["hit"] is True and hit["entry"]["id"] == stored["id"]
     assert hit["entry"]["response"] == "Use the reset link."
@@ -113,13 +110,8 @@ def test_readme_chat_example_answers_as_shown(tmp_path: Path, chat_model_dir: Pa
         while httpx.get(f"{base}/readyz").json().get("chat") != "ready":
             assert time.monotonic() < deadline, "the chat engine did not start"
             time.sleep(1)
-        script = _readme_example("readme-chat-example").replace("http://127.0.0.1:8000", base)
-        done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script.replace("\ncurl ", "\necho; curl ")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    reply, program = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        lines = _run_readme_example("readme-chat-example", base, tmp_path)
+    reply, program = [json.loads(line) for line in lines]
     assert reply["choices"][0]["message"]["content"]
     assert reply["program"] == {"turn": 0, "pin_ttl_s": 2.0}  # a tool not seen yet: 2 s
     assert program["id"] == "fix-bug-17" and program["turns"][0]["next_tool"] == "run_tests"
