@@ -8,6 +8,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .engine import Engine
 from .programs import ProgramRegistry
@@ -43,6 +44,10 @@ class TurnResult:
     seconds: float
     tool_seconds: float
     ttl_s: float
+    # where the turn's time went, from vLLM's request timestamps (0 when it has none):
+    queued_s: float = 0.0  # waiting to be scheduled the first time
+    first_token_s: float = 0.0  # first scheduled -> first token: prefill (and preemption)
+    decode_s: float = 0.0  # first token -> last token
 
 
 @dataclass
@@ -97,7 +102,7 @@ class AgentRuntime:
                 messages.append({"role": "user", "content": observation})
             result.turns.append(TurnResult(
                 prompt_tokens, cached, output_tokens, prompt_tokens - known, recomputed,
-                seconds, tool_seconds, ticket.hint.ttl_s,
+                seconds, tool_seconds, ticket.hint.ttl_s, *_phases(out.metrics),
             ))  # fmt: skip
             result.reply = reply
         result.seconds = time.monotonic() - started
@@ -107,6 +112,17 @@ class AgentRuntime:
         return self.engine.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
+
+
+def _phases(metrics: Any) -> tuple[float, float, float]:
+    """(queued, first token, decode) seconds of a finished request."""
+    if metrics is None or not metrics.scheduled_ts:
+        return 0.0, 0.0, 0.0
+    return (
+        max(0.0, metrics.scheduled_ts - metrics.queued_ts),
+        max(0.0, metrics.first_token_ts - metrics.scheduled_ts),
+        max(0.0, metrics.last_token_ts - metrics.first_token_ts),
+    )
 
 
 async def _call(fn: ToolFn, reply: str) -> str:

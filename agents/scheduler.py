@@ -62,6 +62,8 @@ class _Pinning:
         self.pin_cap = pin_cap_from_env()
         self.pins = PinTable(int(total * self.pin_cap), self._return_blocks)
         self._ranks: dict[str, int] = {}  # request id -> the priority its caller gave
+        self._allocate_slots = self.kv_cache_manager.allocate_slots
+        self.kv_cache_manager.allocate_slots = self._allocate_or_give_way
         log.info(
             "pinning scheduler: pins may hold %d of %d KV blocks", self.pins.capacity_blocks, total
         )
@@ -90,6 +92,26 @@ class _Pinning:
         if output.total_num_scheduled_tokens == 0 and self.waiting and len(self.pins):
             self._make_room()
         return output
+
+    def _allocate_or_give_way(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        """vLLM's ``allocate_slots``, with pins giving up blocks before a request that
+        has a claim on them goes without: a running request (vLLM would preempt one,
+        losing computed work for certain, where a pin is a bet) or the turn of a program
+        that came first (program-level FCFS). The request's own pin stays: its blocks
+        are the prefix this allocation reuses."""
+        while True:
+            blocks = self._allocate_slots(request, *args, **kwargs)
+            if blocks is not None or not len(self.pins):
+                return blocks
+            hint = _hint(request)
+            own = {hint.program_id} if hint is not None else set()
+            if request.status == RequestStatus.RUNNING:
+                given_way = self.pins.evict_one(exclude=own)
+            else:
+                rank = self._ranks.get(request.request_id, request.priority)
+                given_way = self.pins.evict_one(exclude=own, ranked_after=rank)
+            if not given_way:
+                return None
 
     def _waiting_programs(self) -> set[str]:
         """Programs whose next turn has arrived: their pins outlive the TTL until it runs."""

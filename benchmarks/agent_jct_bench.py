@@ -256,7 +256,21 @@ def summarize(result: dict[str, Any]) -> dict[str, float]:
         "pins_taken": kv.get("pin_taken", 0),
         "pins_expired": kv.get("pin_expired", 0),
         "pins_evicted_or_refused": kv.get("pin_evicted", 0) + kv.get("pin_refused", 0),
+        # a turn's mean time in each phase (vLLM's request timestamps; not for sessions)
+        **{f"turn_{phase}": _mean(t.get(phase) for t in turns) for phase in PHASES},
     }
+
+
+PHASES = ("queued_s", "first_token_s", "decode_s", "tool_seconds")
+
+
+def _or_dash(value: float | None) -> float | str:
+    return "-" if value is None else value
+
+
+def _mean(values: Any) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def main() -> None:
@@ -335,6 +349,12 @@ def report(args: argparse.Namespace, w: Workload, results: dict[str, dict[str, A
          "prefix hit rate", "mean x", "p90 x", "idle-held blk*s", "idle-held peak blk",
          "pins", "taken", "expired", "evicted/refused"],
         rows,
+    )  # fmt: skip
+    print_table(
+        "Where a turn's time goes (mean seconds per turn; vLLM's request timestamps)",
+        ["mode", "queued", "scheduled -> first token", "decoding", "tool after it"],
+        [[mode, *(_or_dash(f[f"turn_{phase}"]) for phase in PHASES)]
+         for mode, f in figures.items() if mode not in STREAM_MODES],
     )  # fmt: skip
     horizons = {m: r["hold_horizon_s"] for m, r in results.items() if r.get("hold_horizon_s")}
     if "pin" in horizons:

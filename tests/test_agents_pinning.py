@@ -5,6 +5,7 @@ program that never returns leaks nothing. Cached-token counts are vLLM's own."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 
@@ -109,3 +110,35 @@ def test_malformed_hint_in_extra_args_is_ignored_not_fatal(engine: Engine) -> No
     params = SamplingParams(max_tokens=2, extra_args={PROGRAM_KEY: "", TTL_KEY: -1})
     out = asyncio.run(engine.generate("Hello", params))
     assert out.finished and len(pins(engine)) == 0
+
+
+def token_prompt(tokens: int, seed: int) -> dict[str, list[int]]:
+    """A prompt of exactly ``tokens`` token ids that no other prompt shares."""
+    rng = random.Random(seed)
+    return {"prompt_token_ids": [rng.randrange(1000, 40_000) for _ in range(tokens)]}
+
+
+def test_a_pin_gives_way_before_a_running_request_is_preempted(engine: Engine) -> None:
+    from vllm import SamplingParams
+
+    # 11 full blocks pinned (under the cap of 12) leave 12 of the 23 usable blocks free.
+    generate(engine, token_prompt(11 * BLOCK - 2, seed=1), PinHint("prog-big", 60))
+    assert engine.call(lambda: pins(engine).held_blocks) == 11
+    before = dict(engine.kv_stats())
+
+    # Two requests of 6 blocks each take the rest; their 68th output token needs a 7th
+    # block that only the pin can give (vLLM as shipped would preempt one of them).
+    params = SamplingParams(max_tokens=72, temperature=0.0, ignore_eos=True)
+
+    async def both():
+        return await asyncio.gather(
+            engine.generate(token_prompt(700, seed=2), params),
+            engine.generate(token_prompt(700, seed=3), params),
+        )
+
+    outs = asyncio.run(both())
+    assert all(len(o.outputs[0].token_ids) == 72 for o in outs)
+    after = engine.kv_stats()
+    assert after["prefill_preempted_requests"] == before["prefill_preempted_requests"]
+    assert after["pin_evicted"] == before["pin_evicted"] + 1
+    assert "prog-big" not in pins(engine)

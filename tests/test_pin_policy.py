@@ -149,3 +149,13 @@ def test_bad_pin_hints_are_rejected_with_the_reason(raw, message: str) -> None:
 def test_requests_without_a_hint_carry_none() -> None:
     assert PinHint.parse(None) is None and PinHint.parse({"other": 1}) is None
     assert PinHint.parse(PinHint("p", 3).as_extra_args()) == PinHint("p", 3.0)
+
+
+def test_eviction_can_spare_programs_ranked_before_a_claimant(table) -> None:
+    pins, _, _ = table
+    assert pins.pin("first", blocks(0, 3), ttl_s=50, rank=0)
+    assert pins.pin("third", blocks(10, 3), ttl_s=10, rank=2)
+    assert not pins.evict_one(ranked_after=2)  # nothing ranked after the third program
+    assert pins.evict_one(exclude={"third"}, ranked_after=-1)
+    assert "first" not in pins and "third" in pins
+    assert pins.evict_one(ranked_after=1) and len(pins) == 0
