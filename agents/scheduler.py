@@ -9,7 +9,9 @@ Plug it in without touching vLLM's files:
 (``AsyncPinningScheduler`` when async scheduling is on.) A turn asks for a pin with
 ``SamplingParams(extra_args=PinHint(program_id, ttl_s).as_extra_args())``. The share of
 the KV cache pins may hold comes from ``MEMOS_PIN_CAP`` (default 0.5), read in the
-engine process.
+engine process. Pins are a bet on the program coming back; they give their blocks up
+to work with a surer claim: a running request that would otherwise be preempted, the
+turn of a program that arrived earlier, or a step in which nothing could run.
 """
 
 from __future__ import annotations
