@@ -125,16 +125,22 @@ class PinTable:
         self.stats.taken += 1
         return True
 
-    def evict_one(self, exclude: Collection[str] = (), ranked_after: int | None = None) -> bool:
-        """Give up the pin that comes first in the giving-up order (see the class),
-        among those not in ``exclude`` and, given ``ranked_after``, of programs ranked
+    def candidates(
+        self, exclude: Collection[str] = (), ranked_after: int | None = None
+    ) -> list[Pin]:
+        """The pins not in ``exclude`` and, given ``ranked_after``, of programs ranked
         after it."""
-        candidates = (
+        return [
             p
             for p in self._pins.values()
             if p.program_id not in exclude and (ranked_after is None or p.rank > ranked_after)
-        )
-        victim = max(candidates, key=lambda p: p.keep_order, default=None)
+        ]
+
+    def evict_one(self, exclude: Collection[str] = (), ranked_after: int | None = None) -> bool:
+        """Give up the pin that comes first in the giving-up order (see the class)
+        among ``candidates(exclude, ranked_after)``."""
+        victims = self.candidates(exclude, ranked_after)
+        victim = max(victims, key=lambda p: p.keep_order, default=None)
         if victim is None:
             return False
         self._release(victim.program_id, self.clock())

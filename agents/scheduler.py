@@ -99,21 +99,32 @@ class _Pinning:
         """vLLM's ``allocate_slots``, with pins giving up blocks before a request that
         has a claim on them goes without: a running request (vLLM would preempt one,
         losing computed work for certain, where a pin is a bet) or the turn of a program
-        that came first (program-level FCFS). The request's own pin stays: its blocks
-        are the prefix this allocation reuses."""
+        that came first (program-level FCFS), if what those pins alone hold would let it
+        in. The request's own pin stays: its blocks are the prefix this allocation
+        reuses."""
+        hint = _hint(request)
+        own = {hint.program_id} if hint is not None else set()
+        rank = None
+        if request.status != RequestStatus.RUNNING:
+            rank = self._ranks.get(request.request_id, request.priority)
         while True:
             blocks = self._allocate_slots(request, *args, **kwargs)
-            if blocks is not None or not len(self.pins):
+            if blocks is None and rank is not None and not self._pins_can_admit(request, rank):
+                return None  # giving way would lose pins and still not let it in
+            if blocks is not None or not self.pins.evict_one(exclude=own, ranked_after=rank):
                 return blocks
-            hint = _hint(request)
-            own = {hint.program_id} if hint is not None else set()
-            if request.status == RequestStatus.RUNNING:
-                given_way = self.pins.evict_one(exclude=own)
-            else:
-                rank = self._ranks.get(request.request_id, request.priority)
-                given_way = self.pins.evict_one(exclude=own, ranked_after=rank)
-            if not given_way:
-                return None
+
+    def _pins_can_admit(self, request: Request, rank: int) -> bool:
+        """Whether the free blocks and those held only by pins of programs ranked after
+        ``rank`` cover the waiting ``request``'s whole context, less its own pinned
+        prefix (an upper bound on what it needs: other prefix hits only lower it)."""
+        hint = _hint(request)
+        own = self.pins.get(hint.program_id) if hint is not None else None
+        needed = -(-(request.num_tokens + 1) // self.block_size) - (len(own.blocks) if own else 0)
+        victims = self.pins.candidates({own.program_id} if own else (), rank)
+        only_pinned = {b.block_id for p in victims for b in p.blocks if b.ref_cnt == 1}
+        free = self.kv_cache_manager.block_pool.get_num_free_blocks()
+        return free + len(only_pinned) >= needed
 
     def _waiting_programs(self) -> set[str]:
         """Programs whose next turn has arrived: their pins outlive the TTL until it runs."""
