@@ -142,3 +142,38 @@ def test_a_pin_gives_way_before_a_running_request_is_preempted(engine: Engine) -
     assert after["prefill_preempted_requests"] == before["prefill_preempted_requests"]
     assert after["pin_evicted"] == before["pin_evicted"] + 1
     assert "prog-big" not in pins(engine)
+
+
+def test_a_waiting_turn_takes_a_later_programs_pin_only_when_that_lets_it_in(
+    engine: Engine,
+) -> None:
+    from vllm import SamplingParams
+
+    # A later program (rank 5) pins 11 blocks; a running request takes 9 of the other 12.
+    pin_params = SamplingParams(
+        max_tokens=4, temperature=0.0, extra_args=PinHint("prog-late", 60).as_extra_args()
+    )
+    asyncio.run(engine.generate(token_prompt(11 * BLOCK - 2, seed=20), pin_params, priority=5))
+    assert engine.call(lambda: pins(engine).held_blocks) == 11
+    running_params = SamplingParams(max_tokens=100, temperature=0.0, ignore_eos=True)
+    waiting_params = SamplingParams(max_tokens=4, temperature=0.0)
+    seen: dict[str, bool] = {}
+
+    async def scenario() -> None:
+        running = asyncio.create_task(
+            engine.generate(token_prompt(1100, seed=21), running_params, priority=0)
+        )
+        await asyncio.sleep(0.3)
+        # An earlier program's turn needs 15 blocks: 3 free + the pin's 11 are not enough.
+        waiting = asyncio.create_task(
+            engine.generate(token_prompt(1900, seed=22), waiting_params, priority=1)
+        )
+        await asyncio.sleep(2.5)  # past the running request's prefill: the turn was tried
+        seen["pinned while it could not fit"] = engine.call(lambda: "prog-late" in pins(engine))
+        seen["running still running"] = not running.done()
+        await asyncio.gather(running, waiting)
+
+    asyncio.run(scenario())
+    assert seen == {"pinned while it could not fit": True, "running still running": True}
+    # Once the running request was done, the pin's blocks let the waiting turn in.
+    assert "prog-late" not in pins(engine)
