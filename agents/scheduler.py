@@ -27,7 +27,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
 from .pin_hint import PinHint, hint_of
-from .pin_table import PinTable
+from .pin_table import Pin, PinTable
 
 log = logging.getLogger(__name__)
 
@@ -102,29 +102,38 @@ class _Pinning:
         that came first (program-level FCFS), if what those pins alone hold would let it
         in. The request's own pin stays: its blocks are the prefix this allocation
         reuses."""
-        hint = _hint(request)
-        own = {hint.program_id} if hint is not None else set()
+        blocks = self._allocate_slots(request, *args, **kwargs)
+        if blocks is not None or not len(self.pins):
+            return blocks
+        needed, own = self._blocks_needed(request)
+        keep = {own.program_id} if own is not None else set()
         rank = None
         if request.status != RequestStatus.RUNNING:
             rank = self._ranks.get(request.request_id, request.priority)
-        while True:
-            blocks = self._allocate_slots(request, *args, **kwargs)
-            if blocks is None and rank is not None and not self._pins_can_admit(request, rank):
+            # Each eviction frees what the candidates alone held, so one check will do.
+            only_pinned = {
+                b.block_id
+                for pin in self.pins.candidates(keep, rank)
+                for b in pin.blocks
+                if b.ref_cnt == 1
+            }
+            if self._num_free_blocks() + len(only_pinned) < needed:
                 return None  # giving way would lose pins and still not let it in
-            if blocks is not None or not self.pins.evict_one(exclude=own, ranked_after=rank):
-                return blocks
+        while blocks is None and self.pins.evict_one(exclude=keep, ranked_after=rank):
+            blocks = self._allocate_slots(request, *args, **kwargs)
+        return blocks
 
-    def _pins_can_admit(self, request: Request, rank: int) -> bool:
-        """Whether the free blocks and those held only by pins of programs ranked after
-        ``rank`` cover the waiting ``request``'s whole context, less its own pinned
-        prefix (an upper bound on what it needs: other prefix hits only lower it)."""
+    def _blocks_needed(self, request: Request) -> tuple[int, Pin | None]:
+        """An upper bound on the blocks ``request`` must allocate (its whole context and
+        a token, less its program's pinned prefix; other prefix hits only lower it),
+        and that pin."""
         hint = _hint(request)
         own = self.pins.get(hint.program_id) if hint is not None else None
-        needed = -(-(request.num_tokens + 1) // self.block_size) - (len(own.blocks) if own else 0)
-        victims = self.pins.candidates({own.program_id} if own else (), rank)
-        only_pinned = {b.block_id for p in victims for b in p.blocks if b.ref_cnt == 1}
-        free = self.kv_cache_manager.block_pool.get_num_free_blocks()
-        return free + len(only_pinned) >= needed
+        needed = -(-(request.num_tokens + 1) // self.block_size)
+        return needed - (len(own.blocks) if own is not None else 0), own
+
+    def _num_free_blocks(self) -> int:
+        return self.kv_cache_manager.block_pool.get_num_free_blocks()
 
     def _waiting_programs(self) -> set[str]:
         """Programs whose next turn has arrived: their pins outlive the TTL until it runs."""
@@ -139,15 +148,9 @@ class _Pinning:
         """Nothing could run this step while pins hold blocks the first waiting request
         needs: release pins, the one expected back last first, until it fits (it is
         scheduled on the next step). Pins never stall work that is ready to run."""
-        head = self.waiting.peek_request()
-        needed = -(-(head.num_tokens + 1) // self.block_size)
-        hint = _hint(head)
-        own = self.pins.get(hint.program_id) if hint is not None else None
-        if own is not None:  # the head's own pinned prefix is reused, not allocated
-            needed -= len(own.blocks)
+        needed, own = self._blocks_needed(self.waiting.peek_request())
         keep = {own.program_id} if own is not None else set()
-        pool = self.kv_cache_manager.block_pool
-        while pool.get_num_free_blocks() < needed and self.pins.evict_one(exclude=keep):
+        while self._num_free_blocks() < needed and self.pins.evict_one(exclude=keep):
             pass
 
     def _free_request_blocks(self, request: Request) -> None:
