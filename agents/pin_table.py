@@ -25,6 +25,9 @@ class Pin:
     pinned_at: float
     expires_at: float
     rank: int = 0  # the program's place in first-come-first-served order: lower goes first
+    # The tokens in the last block when it is only partly written (no prefix-cache hash
+    # can find it; the next turn can still reuse it if its prompt carries these tokens).
+    tail_tokens: tuple[int, ...] = ()
 
     @property
     def keep_order(self) -> tuple[int, float]:
@@ -37,7 +40,8 @@ class PinStats:
     pinned: int = 0  # pins made
     taken: int = 0  # released because the program's next turn was scheduled
     expired: int = 0  # released at the end of their time to live
-    evicted: int = 0  # released early to keep the cap
+    evicted: int = 0  # released early to keep the cap or to make room
+    gave_way: int = 0  # blocks released one by one for a request that was short of them
     refused: int = 0  # never made: not one block would fit under the cap
     trimmed: int = 0  # pins that kept only a prefix of their blocks to fit under the cap
     replaced: int = 0  # superseded by a later turn of the same program
@@ -82,8 +86,12 @@ class PinTable:
     def get(self, program_id: str) -> Pin | None:
         return self._pins.get(program_id)
 
-    def pin(self, program_id: str, blocks: Sequence[Block], ttl_s: float, rank: int = 0) -> bool:
-        """Hold ``blocks`` (a context's blocks, first to last) for ``ttl_s``. Under the
+    def pin(
+        self, program_id: str, blocks: Sequence[Block], ttl_s: float, rank: int = 0,
+        tail_tokens: Sequence[int] = (),
+    ) -> bool:  # fmt: skip
+        """Hold ``blocks`` (a context's blocks, first to last) for ``ttl_s``; given
+        ``tail_tokens``, the last block is partial and holds those tokens. Under the
         cap, pins that come later in the giving-up order lose their tail blocks first,
         then this pin keeps the longest prefix that fits (a prefix is what the prefix
         cache can reuse); what is not kept is released at once. False when nothing is
@@ -97,11 +105,16 @@ class PinTable:
             self.release_blocks(blocks)
             return False
         new = Pin(program_id, blocks, now, now + ttl_s, rank)
-        while self.held_blocks + self._new_blocks(blocks) > self.capacity_blocks:
+        # A partly written block saves less recomputation than a full one: it takes
+        # only room that is free, never another program's blocks.
+        claim = blocks[:-1] if tail_tokens else blocks
+        while self.held_blocks + self._new_blocks(claim) > self.capacity_blocks:
             victim = max(self._pins.values(), key=lambda p: p.keep_order, default=None)
             if victim is None or victim.keep_order <= new.keep_order:
                 break
-            self._trim(victim, self.held_blocks + self._new_blocks(blocks) - self.capacity_blocks)
+            excess = self.held_blocks + self._new_blocks(claim) - self.capacity_blocks
+            if self._trim(victim, excess):
+                self.stats.trimmed += 1
         kept = self._fitting_prefix(blocks)
         if len(kept) < len(blocks):
             self.release_blocks(blocks[len(kept) :])
@@ -111,6 +124,8 @@ class PinTable:
         if len(kept) < len(blocks):
             self.stats.trimmed += 1
         new.blocks = kept
+        if len(kept) == len(blocks):
+            new.tail_tokens = tuple(tail_tokens)
         self._pins[program_id] = new
         self._holders.update(b.block_id for b in kept)
         self.stats.pinned += 1
@@ -136,15 +151,17 @@ class PinTable:
             if p.program_id not in exclude and (ranked_after is None or p.rank > ranked_after)
         ]
 
-    def evict_one(self, exclude: Collection[str] = (), ranked_after: int | None = None) -> bool:
-        """Give up the pin that comes first in the giving-up order (see the class)
-        among ``candidates(exclude, ranked_after)``."""
+    def give_up_block(self, exclude: Collection[str] = (), ranked_after: int | None = None) -> bool:
+        """Release the last block of the pin that comes first in the giving-up order
+        among ``candidates(exclude, ranked_after)`` (the pin goes with its last block).
+        One block at a time: a request short of a block or two leaves the rest of the
+        context pinned instead of exposing all of it to the next allocations."""
         victims = self.candidates(exclude, ranked_after)
         victim = max(victims, key=lambda p: p.keep_order, default=None)
         if victim is None:
             return False
-        self._release(victim.program_id, self.clock())
-        self.stats.evicted += 1
+        self._trim(victim, 1)
+        self.stats.gave_way += 1
         return True
 
     def expire(self, keep: Collection[str] = ()) -> int:
@@ -177,19 +194,19 @@ class PinTable:
                 seen.add(block.block_id)
         return blocks
 
-    def _trim(self, pin: Pin, excess: int) -> None:
+    def _trim(self, pin: Pin, excess: int) -> bool:
         """Release up to ``excess`` distinct blocks from the end of ``pin``; a pin left
-        with no block is evicted."""
+        with no block is evicted. True when the pin is still there."""
         now = self.clock()
         held_before = self.held_blocks
         while pin.blocks and held_before - self.held_blocks < excess:
             self._let_go(pin, [pin.blocks.pop()], now)
+            pin.tail_tokens = ()  # the partial block, if any, was the last
         if not pin.blocks:
             del self._pins[pin.program_id]
             self.stats.evicted += 1
-        else:
-            self.stats.trimmed += 1
         self._refresh_stats()
+        return bool(pin.blocks)
 
     def _new_blocks(self, blocks: list[Block]) -> int:
         return len({b.block_id for b in blocks if b.block_id not in self._holders})

@@ -110,7 +110,7 @@ class _Pinning:
         rank = None
         if request.status != RequestStatus.RUNNING:
             rank = self._ranks.get(request.request_id, request.priority)
-            # Each eviction frees what the candidates alone held, so one check will do.
+            # Giving blocks up only ever adds free ones, so one check will do.
             only_pinned = {
                 b.block_id
                 for pin in self.pins.candidates(keep, rank)
@@ -119,7 +119,7 @@ class _Pinning:
             }
             if self._num_free_blocks() + len(only_pinned) < needed:
                 return None  # giving way would lose pins and still not let it in
-        while blocks is None and self.pins.evict_one(exclude=keep, ranked_after=rank):
+        while blocks is None and self.pins.give_up_block(exclude=keep, ranked_after=rank):
             blocks = self._allocate_slots(request, *args, **kwargs)
         return blocks
 
@@ -130,7 +130,10 @@ class _Pinning:
         hint = _hint(request)
         own = self.pins.get(hint.program_id) if hint is not None else None
         needed = -(-(request.num_tokens + 1) // self.block_size)
-        return needed - (len(own.blocks) if own is not None else 0), own
+        if own is None:
+            return needed, own
+        # A pinned partial block is copied before the turn writes into it.
+        return needed - len(own.blocks) + (1 if own.tail_tokens else 0), own
 
     def _num_free_blocks(self) -> int:
         return self.kv_cache_manager.block_pool.get_num_free_blocks()
@@ -146,11 +149,11 @@ class _Pinning:
 
     def _make_room(self) -> None:
         """Nothing could run this step while pins hold blocks the first waiting request
-        needs: release pins, the one expected back last first, until it fits (it is
+        needs: pins give up blocks (see ``PinTable.give_up_block``) until it fits (it is
         scheduled on the next step). Pins never stall work that is ready to run."""
         needed, own = self._blocks_needed(self.waiting.peek_request())
         keep = {own.program_id} if own is not None else set()
-        while self._num_free_blocks() < needed and self.pins.evict_one(exclude=keep):
+        while self._num_free_blocks() < needed and self.pins.give_up_block(exclude=keep):
             pass
 
     def _free_request_blocks(self, request: Request) -> None:
@@ -160,11 +163,45 @@ class _Pinning:
             super()._free_request_blocks(request)
             return
         blocks = self.kv_cache_manager.pop_blocks_for_free(request)
-        # Only full blocks are in the prefix cache; a partial tail can never be matched.
+        # The prefix cache finds full blocks by hash; the partly written block after
+        # them is kept with its tokens, for _get_local_prefix_cache_hit to match.
         reusable = [b for b in blocks if b.block_hash is not None and not b.is_null]
+        written = min(request.num_computed_tokens, request.num_tokens - 1)
+        start = len(reusable) * self.block_size
+        tail: list[int] = []
+        if start < written < start + self.block_size and len(blocks) > len(reusable):
+            reusable.append(blocks[len(reusable)])
+            tail = list(request.all_token_ids[start:written])
         kept = {id(b) for b in reusable}
         self._return_blocks([b for b in blocks if id(b) not in kept])
-        self.pins.pin(hint.program_id, reusable, hint.ttl_s, rank)
+        self.pins.pin(hint.program_id, reusable, hint.ttl_s, rank, tail)
+
+    def _get_local_prefix_cache_hit(self, request: Request) -> Any:
+        """vLLM's prefix-cache lookup, extended into the program's pinned partial block
+        when the prompt carries the tokens it holds: the next turn then recomputes none
+        of the last context (vLLM copies the block before writing into it), where full
+        blocks alone would make it recompute up to a block's worth."""
+        hit = super()._get_local_prefix_cache_hit(request)
+        blocks, num_local = hit[0], hit[1]
+        hint = _hint(request)
+        pin = self.pins.get(hint.program_id) if hint is not None else None
+        if (
+            pin is None
+            or not pin.tail_tokens
+            or len(blocks.blocks) != 1  # one KV cache group: a full-attention model
+            or not self.kv_cache_manager.prefix_cache_lookup_enabled(request)
+        ):
+            return hit
+        full = pin.blocks[:-1]
+        found = list(blocks.blocks[0])
+        if num_local != len(full) * self.block_size or found[-1:] != full[-1:]:
+            return hit
+        start = num_local
+        n = min(len(pin.tail_tokens), request.num_tokens - 1 - start)
+        if n <= 0 or list(request.all_token_ids[start : start + n]) != list(pin.tail_tokens[:n]):
+            return hit
+        extended = self.kv_cache_manager.create_kv_cache_blocks(([*found, pin.blocks[-1]],))
+        return (extended, start + n, *hit[2:])
 
     def _return_blocks(self, blocks: list[KVCacheBlock]) -> None:
         """Give blocks back to the pool, tail first, after any step that may still

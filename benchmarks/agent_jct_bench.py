@@ -36,6 +36,7 @@ import json
 import math
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -269,6 +270,7 @@ def summarize(result: dict[str, Any]) -> dict[str, float]:
         "pins_taken": kv.get("pin_taken", 0),
         "pins_expired": kv.get("pin_expired", 0),
         "pins_evicted_or_refused": kv.get("pin_evicted", 0) + kv.get("pin_refused", 0),
+        "pin_blocks_given_way": kv.get("pin_gave_way", 0),
         # a turn's mean time in each phase (vLLM's request timestamps; not for sessions)
         **{f"turn_{phase}": _mean(t.get(phase) for t in turns) for phase in PHASES},
     }
@@ -292,6 +294,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
     parser.add_argument("--pin-cap", type=float, default=None, help="share of KV for pins")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="draws another set of prompts and tool durations")  # fmt: skip
+    parser.add_argument("--runs", type=int, default=1,
+                        help="repeat the comparison on this many workloads (successive seeds); "
+                        "the summary gives the median of each figure")  # fmt: skip
     parser.add_argument("--hold-horizon", type=float, default=None,
                         help="the TTL policy's hold horizon, seconds")  # fmt: skip
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -320,19 +327,23 @@ def main() -> None:
 
     if not (MODEL_DIR / "config.json").is_file():
         sys.exit(f"no model at {MODEL_DIR}: run `memos models prepare` (MEMOS_DATA_DIR=var)")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     w = workload(args.quick)
     if args.pin_cap is not None:
         w.pin_cap = args.pin_cap
     if args.hold_horizon is not None:
         w.hold_horizon_s = args.hold_horizon
-    plan = make_plan(w)
-    results: dict[str, dict[str, Any]] = {}
+    if args.seed is not None:
+        w.seed = args.seed
+    modes = args.modes.split(",")
+    runs: list[dict[str, Any]] = []
+    no_tool: dict[str, list[float]] = {"vanilla": [], "pin": []}
     with tempfile.TemporaryDirectory(prefix="memos-jct-") as tmp:
-        plan_path = Path(tmp) / "plan.json"
-        plan_path.write_text(json.dumps(plan))
 
-        def child(mode: str) -> dict[str, Any]:
-            out = Path(tmp) / f"{mode}.json"
+        def child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
+            plan_path, out = Path(tmp) / "plan.json", Path(tmp) / f"{mode}.json"
+            plan_path.write_text(json.dumps(plan))
             env = {
                 **os.environ,
                 "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"),
@@ -342,24 +353,29 @@ def main() -> None:
             subprocess.run(command, check=True, env=env)
             return json.loads(out.read_text())
 
-        modes = args.modes.split(",")
-        for mode in modes:
-            print(f"\n== {mode} ==", flush=True)
-            results[mode] = child(mode)
-            print(json.dumps(summarize(results[mode])), flush=True)
-        no_tool: dict[str, list[float]] = {"vanilla": [], "pin": []}
+        first_seed = w.seed
+        for run in range(args.runs):
+            w.seed = first_seed + run
+            plan = make_plan(w)
+            results: dict[str, dict[str, Any]] = {}
+            for mode in modes:
+                print(f"\n== {mode} (workload seed {w.seed}) ==", flush=True)
+                results[mode] = child(mode, plan)
+                print(json.dumps(summarize(results[mode])), flush=True)
+            runs.append({"seed": w.seed, "results": results, **compare(args, w, results)})
         if "vanilla" in modes and "pin" in modes:
+            plan = make_plan(w)
             for _ in range(NO_TOOL_PAIRS):
                 for mode in no_tool:
                     print(f"\n== no tool calls, {mode} ==", flush=True)
-                    no_tool[mode] += child(f"notool_{mode}")["req_per_s"]
-    report(args, w, results, no_tool)
+                    no_tool[mode] += child(f"notool_{mode}", plan)["req_per_s"]
+    report(args, w, runs, no_tool)
 
 
-def report(
-    args: argparse.Namespace, w: Workload, results: dict[str, dict[str, Any]],
-    no_tool: dict[str, list[float]],
-) -> None:  # fmt: skip
+def compare(
+    args: argparse.Namespace, w: Workload, results: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Print one workload's comparison; return its figures per mode and its ratios."""
     rows, figures = [], {m: summarize(r) for m, r in results.items()}
     base = figures.get("vanilla")
     for mode, f in figures.items():
@@ -370,15 +386,16 @@ def report(
             base["jct_p90_s"] / f["jct_p90_s"] if base else "-",
             f["idle_held_block_seconds"], f["idle_peak_blocks"],
             f["pinned"], f["pins_taken"], f["pins_expired"], f["pins_evicted_or_refused"],
+            f["pin_blocks_given_way"],
         ])  # fmt: skip
     print_table(
-        f"Agent programs ({'quick' if args.quick else 'full'}): {w.programs} programs x "
-        f"{w.turns} turns, {w.start_tokens}-token start, {w.output_tokens} output + "
-        f"{w.tool_tokens} tool tokens a turn, KV cache {w.kv_blocks} blocks x 128 tokens, "
-        f"pin cap {w.pin_cap:.0%}",
+        f"Agent programs ({'quick' if args.quick else 'full'}, workload seed {w.seed}): "
+        f"{w.programs} programs x {w.turns} turns, {w.start_tokens}-token start, "
+        f"{w.output_tokens} output + {w.tool_tokens} tool tokens a turn, KV cache "
+        f"{w.kv_blocks} blocks x 128 tokens, pin cap {w.pin_cap:.0%}",
         ["mode", "done", "JCT mean s", "JCT p90 s", "re-prefilled tok", "preempted",
          "prefix hit rate", "mean x", "p90 x", "idle-held blk*s", "idle-held peak blk",
-         "pins", "taken", "expired", "evicted/refused"],
+         "pins", "taken", "expired", "evicted/refused", "blocks given way"],
         rows,
     )  # fmt: skip
     print_table(
@@ -387,41 +404,62 @@ def report(
         [[mode, *(_or_dash(f[f"turn_{phase}"]) for phase in PHASES)]
          for mode, f in figures.items() if mode not in STREAM_MODES],
     )  # fmt: skip
-    horizons = {m: r["hold_horizon_s"] for m, r in results.items() if r.get("hold_horizon_s")}
-    if "pin" in horizons:
-        print(f"TTL policy hold horizon: {horizons['pin']:.1f} s")
+    ratios: dict[str, float] = {}
+    pin, fcfs, oracle = figures.get("pin"), figures.get("fcfs"), figures.get("oracle")
+    if base and pin:
+        ratios["jct_mean_ratio"] = base["jct_mean_s"] / pin["jct_mean_s"]
+        ratios["jct_p90_ratio"] = base["jct_p90_s"] / pin["jct_p90_s"]
+        ratios["recompute_reduction"] = base["recomputed_tokens"] / max(1, pin["recomputed_tokens"])
+    if fcfs and pin:
+        ratios["pin_over_fcfs_ratio"] = fcfs["jct_mean_s"] / pin["jct_mean_s"]
+    if oracle and pin:
+        ratios["oracle_gap"] = pin["jct_mean_s"] / oracle["jct_mean_s"]
+    stream, roomy = figures.get("stream"), results.get("stream_roomy")
+    if roomy and pin:
+        ratios["stream_blocks_needed"] = roomy["kv"]["peak_kv_usage"] * ROOMY_BLOCKS
+        ratios["pin_over_stream_roomy_jct_ratio"] = (
+            figures["stream_roomy"]["jct_mean_s"] / pin["jct_mean_s"]
+        )
+    if stream and pin:
+        ratios["stream_programs_completed"] = stream["programs_completed"]
+        ratios["pin_over_stream_jct_ratio"] = stream["jct_mean_s"] / pin["jct_mean_s"]
+        ratios["stream_idle_peak_blocks"] = stream["idle_peak_blocks"]
+        ratios["pin_idle_peak_blocks"] = pin["idle_peak_blocks"]
+        ratios["stream_over_pin_idle_block_seconds"] = stream["idle_held_block_seconds"] / max(
+            1e-9, pin["idle_held_block_seconds"]
+        )
+    return {"figures": figures, "ratios": ratios}
+
+
+def report(
+    args: argparse.Namespace, w: Workload, runs: list[dict[str, Any]],
+    no_tool: dict[str, list[float]],
+) -> None:  # fmt: skip
     print(
-        "re-prefilled: prompt tokens the engine computed (vLLM's prefix-cache statistics, "
+        "\nre-prefilled: prompt tokens the engine computed (vLLM's prefix-cache statistics, "
         "preempted requests included) minus those computed for the first time. idle-held: "
         "KV blocks kept for programs whose tool is running (pins; paused stream sessions)."
     )
+    if "pin" in runs[0]["results"]:
+        print(f"TTL policy hold horizon: {runs[0]['results']['pin']['hold_horizon_s']:.1f} s")
+    # One workload's run is one draw of this VM's noise and of the tool durations: with
+    # several, each headline figure is the median of the per-workload figures.
     summary: dict[str, Any] = {}
-    pin, fcfs, oracle = figures.get("pin"), figures.get("fcfs"), figures.get("oracle")
-    if base and pin:
-        summary["jct_mean_ratio"] = round(base["jct_mean_s"] / pin["jct_mean_s"], 3)
-        summary["jct_p90_ratio"] = round(base["jct_p90_s"] / pin["jct_p90_s"], 3)
-        summary["recompute_reduction"] = round(
-            base["recomputed_tokens"] / max(1, pin["recomputed_tokens"]), 2
-        )
-    if fcfs and pin:
-        summary["pin_over_fcfs_ratio"] = round(fcfs["jct_mean_s"] / pin["jct_mean_s"], 3)
-    if oracle and pin:
-        summary["oracle_gap"] = round(pin["jct_mean_s"] / oracle["jct_mean_s"], 3)
-    stream = figures.get("stream")
-    roomy = results.get("stream_roomy")
-    if roomy and pin:
-        summary["stream_blocks_needed"] = round(roomy["kv"]["peak_kv_usage"] * ROOMY_BLOCKS)
-        summary["pin_over_stream_roomy_jct_ratio"] = round(
-            figures["stream_roomy"]["jct_mean_s"] / pin["jct_mean_s"], 3
-        )
-    if stream and pin:
-        summary["stream_programs_completed"] = stream["programs_completed"]
-        summary["pin_over_stream_jct_ratio"] = round(stream["jct_mean_s"] / pin["jct_mean_s"], 3)
-        summary["stream_idle_peak_blocks"] = stream["idle_peak_blocks"]
-        summary["pin_idle_peak_blocks"] = pin["idle_peak_blocks"]
-        summary["stream_over_pin_idle_block_seconds"] = round(
-            stream["idle_held_block_seconds"] / max(1e-9, pin["idle_held_block_seconds"]), 2
-        )
+    for key in runs[0]["ratios"]:
+        values = sorted(r["ratios"][key] for r in runs if key in r["ratios"])
+        summary[key] = round(statistics.median(values), 3)
+        if len(runs) > 1:
+            summary[f"{key}_min"] = round(values[0], 3)
+            summary[f"{key}_max"] = round(values[-1], 3)
+    if len(runs) > 1 and runs[0]["ratios"]:
+        print_table(
+            f"Across {len(runs)} workloads (seeds {runs[0]['seed']}-{runs[-1]['seed']}): "
+            "median (min-max)",
+            ["figure", "median", "min", "max", "per workload"],
+            [[key, summary[key], summary[f"{key}_min"], summary[f"{key}_max"],
+              " ".join(f"{r['ratios'][key]:.2f}" for r in runs if key in r["ratios"])]
+             for key in runs[0]["ratios"]],
+        )  # fmt: skip
     # The best batch per scheduler: the VM's slow spells only ever lower a rate.
     shipped, pinned = max(no_tool["vanilla"], default=0), max(no_tool["pin"], default=0)
     if shipped and pinned:
@@ -430,8 +468,13 @@ def report(
         print(f"\nno tool calls: {shipped:.2f} req/s as shipped, {pinned:.2f} req/s with the "
               f"pinning scheduler ({cost:+.1f} % cost)")  # fmt: skip
     print("\nsummary:", summary)
-    write_json(args.json, summary, {"workload": asdict(w), "figures": figures, "runs": results,
-                                    "no_tool_req_per_s": no_tool})  # fmt: skip
+    details = {
+        "workload": asdict(w),
+        "runs": [{"seed": r["seed"], "figures": r["figures"], "ratios": r["ratios"],
+                  "modes": r["results"]} for r in runs],
+        "no_tool_req_per_s": no_tool,
+    }  # fmt: skip
+    write_json(args.json, summary, details)
 
 
 if __name__ == "__main__":

@@ -121,13 +121,15 @@ def token_prompt(tokens: int, seed: int) -> dict[str, list[int]]:
 def test_a_pin_gives_way_before_a_running_request_is_preempted(engine: Engine) -> None:
     from vllm import SamplingParams
 
-    # 11 full blocks pinned (under the cap of 12) leave 12 of the 23 usable blocks free.
-    generate(engine, token_prompt(11 * BLOCK - 2, seed=1), PinHint("prog-big", 60))
+    # 11 blocks pinned (10 full, 1 partly written; under the cap of 12) leave 12 of the
+    # 23 usable blocks free.
+    generate(engine, token_prompt(11 * BLOCK - 4, seed=1), PinHint("prog-big", 60))
     assert engine.call(lambda: pins(engine).held_blocks) == 11
     before = dict(engine.kv_stats())
 
     # Two requests of 6 blocks each take the rest; their 68th output token needs a 7th
-    # block that only the pin can give (vLLM as shipped would preempt one of them).
+    # block that only the pin can give (vLLM as shipped would preempt one of them). The
+    # pin gives one block for each, from its end, and keeps the rest of its context.
     params = SamplingParams(max_tokens=72, temperature=0.0, ignore_eos=True)
 
     async def both():
@@ -140,8 +142,8 @@ def test_a_pin_gives_way_before_a_running_request_is_preempted(engine: Engine) -
     assert all(len(o.outputs[0].token_ids) == 72 for o in outs)
     after = engine.kv_stats()
     assert after["prefill_preempted_requests"] == before["prefill_preempted_requests"]
-    assert after["pin_evicted"] == before["pin_evicted"] + 1
-    assert "prog-big" not in pins(engine)
+    assert after["pin_gave_way"] == before["pin_gave_way"] + 2
+    assert engine.call(lambda: len(pins(engine).get("prog-big").blocks)) == 9
 
 
 def test_a_waiting_turn_takes_a_later_programs_pin_only_when_that_lets_it_in(
@@ -153,7 +155,7 @@ def test_a_waiting_turn_takes_a_later_programs_pin_only_when_that_lets_it_in(
     pin_params = SamplingParams(
         max_tokens=4, temperature=0.0, extra_args=PinHint("prog-late", 60).as_extra_args()
     )
-    asyncio.run(engine.generate(token_prompt(11 * BLOCK - 2, seed=20), pin_params, priority=5))
+    asyncio.run(engine.generate(token_prompt(11 * BLOCK - 4, seed=20), pin_params, priority=5))
     assert engine.call(lambda: pins(engine).held_blocks) == 11
     running_params = SamplingParams(max_tokens=100, temperature=0.0, ignore_eos=True)
     waiting_params = SamplingParams(max_tokens=4, temperature=0.0)
@@ -173,7 +175,44 @@ def test_a_waiting_turn_takes_a_later_programs_pin_only_when_that_lets_it_in(
         seen["running still running"] = not running.done()
         await asyncio.gather(running, waiting)
 
+    before = engine.kv_stats()["pin_gave_way"]
     asyncio.run(scenario())
     assert seen == {"pinned while it could not fit": True, "running still running": True}
-    # Once the running request was done, the pin's blocks let the waiting turn in.
-    assert "prog-late" not in pins(engine)
+    # Once the running request was done, blocks from the end of the pin let the waiting
+    # turn in (15 blocks needed, 12 free); the rest of the pin stays.
+    given = engine.kv_stats()["pin_gave_way"] - before
+    assert given >= 3
+    assert engine.call(lambda: pins(engine).held_blocks) == 11 - given
+
+
+def test_the_next_turn_reuses_the_pinned_partly_written_block(engine: Engine) -> None:
+    from vllm import SamplingParams
+
+    def turn(prompt: list[int], hint: PinHint | None):
+        params = SamplingParams(
+            max_tokens=4, temperature=0.0, ignore_eos=True, logprobs=0,
+            extra_args=hint.as_extra_args() if hint else None,
+        )  # fmt: skip
+        return asyncio.run(engine.generate({"prompt_token_ids": prompt}, params))
+
+    prompt = token_prompt(300, seed=30)["prompt_token_ids"]
+    first = turn(prompt, PinHint("prog-tail", 60))
+    # 303 tokens written (the last sampled token never went through the model):
+    # 2 full blocks and 47 tokens of a third.
+    assert engine.call(lambda: len(pins(engine).get("prog-tail").tail_tokens)) == 47
+    follow = (
+        prompt + list(first.outputs[0].token_ids) + token_prompt(50, seed=31)["prompt_token_ids"]
+    )
+    again = turn(follow, PinHint("prog-tail", 0))
+    assert again.num_cached_tokens == 303  # full blocks alone would give 256
+    assert "prog-tail" not in pins(engine)
+
+    engine.call(lambda: engine.scheduler.reset_prefix_cache())
+    fresh = turn(follow, None)
+    assert fresh.num_cached_tokens == 0
+    # The reused block holds the same keys and values a fresh prefill computes.
+    assert again.outputs[0].token_ids == fresh.outputs[0].token_ids
+    pairs = zip(again.outputs[0].logprobs, fresh.outputs[0].logprobs, strict=True)
+    for reused, computed in pairs:
+        token = next(iter(computed))
+        assert abs(reused[token].logprob - computed[token].logprob) < 1e-3

@@ -81,7 +81,7 @@ def test_expiry_take_and_keep(table) -> None:
     assert pins.expire(keep={"b"}) == 1  # b's next turn is waiting: kept past its TTL
     assert "a" not in pins and "b" in pins
     assert pins.take("b") and not pins.take("b")
-    assert pins.evict_one(exclude={"c"}) is False
+    assert pins.give_up_block(exclude={"c"}) is False
     pins.release_all()
     assert pins.held_blocks == 0 and sum(len(r) for r in released) == 6
     assert pins.stats.expired == 1 and pins.stats.taken == 1
@@ -151,11 +151,28 @@ def test_requests_without_a_hint_carry_none() -> None:
     assert PinHint.parse(PinHint("p", 3).as_extra_args()) == PinHint("p", 3.0)
 
 
-def test_eviction_can_spare_programs_ranked_before_a_claimant(table) -> None:
+def test_giving_way_spares_programs_ranked_before_a_claimant(table) -> None:
     pins, _, _ = table
     assert pins.pin("first", blocks(0, 3), ttl_s=50, rank=0)
     assert pins.pin("third", blocks(10, 3), ttl_s=10, rank=2)
-    assert not pins.evict_one(ranked_after=2)  # nothing ranked after the third program
-    assert pins.evict_one(exclude={"third"}, ranked_after=-1)
-    assert "first" not in pins and "third" in pins
-    assert pins.evict_one(ranked_after=1) and len(pins) == 0
+    assert not pins.give_up_block(ranked_after=2)  # nothing ranked after the third program
+    assert pins.give_up_block(exclude={"third"}, ranked_after=-1)
+    assert [b.block_id for b in pins.get("first").blocks] == [0, 1]
+    assert len(pins.get("third").blocks) == 3
+    while pins.give_up_block(ranked_after=1):
+        pass
+    assert "third" not in pins and len(pins.get("first").blocks) == 2
+
+
+def test_giving_way_takes_one_block_from_the_end_of_the_latest_program(table) -> None:
+    pins, released, _ = table
+    assert pins.pin("early", blocks(0, 4), ttl_s=5, rank=0)
+    assert pins.pin("late", blocks(10, 4), ttl_s=5, rank=1, tail_tokens=(7, 8))
+    assert pins.get("late").tail_tokens == (7, 8)
+    assert pins.give_up_block() and released[-1] == [FakeBlock(13)]
+    assert [b.block_id for b in pins.get("late").blocks] == [10, 11, 12]
+    assert pins.get("late").tail_tokens == ()  # the partly written block went first
+    for _ in range(3):
+        assert pins.give_up_block()
+    assert "late" not in pins and pins.held_blocks == 4  # the early program's context is whole
+    assert pins.stats.gave_way == 4 and pins.stats.evicted == 1
