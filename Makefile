@@ -36,7 +36,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/search_bench.py --json bench-results/search.json
 	$(BIN)/memos models prepare
-	$(BIN)/python benchmarks/agent_jct_bench.py --json bench-results/agent-jct.json
+	$(BIN)/python benchmarks/agent_jct_bench.py --runs 2 --json bench-results/agent-jct.json
 	$(BIN)/python benchmarks/cache_bench.py --json bench-results/cache.json
 
 bench-quick: install

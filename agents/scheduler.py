@@ -194,8 +194,8 @@ class _Pinning:
             return hit
         full = pin.blocks[:-1]
         found = list(blocks.blocks[0])
-        if num_local != len(full) * self.block_size or found[-1:] != full[-1:]:
-            return hit
+        if num_local != len(full) * self.block_size or (full and found[-1] is not full[-1]):
+            return hit  # the hit is not exactly this pin's full blocks
         start = num_local
         n = min(len(pin.tail_tokens), request.num_tokens - 1 - start)
         if n <= 0 or list(request.all_token_ids[start : start + n]) != list(pin.tail_tokens[:n]):

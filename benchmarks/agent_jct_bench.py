@@ -277,6 +277,8 @@ def summarize(result: dict[str, Any]) -> dict[str, float]:
 
 
 PHASES = ("queued_s", "first_token_s", "decode_s", "tool_seconds")
+HEADLINE = ("jct_mean_ratio", "jct_p90_ratio", "pin_over_fcfs_ratio", "recompute_reduction",
+            "oracle_gap")  # fmt: skip
 
 
 def _or_dash(value: float | None) -> float | str:
@@ -445,21 +447,23 @@ def report(
     # One workload's run is one draw of this VM's noise and of the tool durations: with
     # several, each headline figure is the median of the per-workload figures.
     summary: dict[str, Any] = {}
+    spread: list[list[Any]] = []
     for key in runs[0]["ratios"]:
         values = sorted(r["ratios"][key] for r in runs if key in r["ratios"])
+        if any(math.isnan(v) for v in values):
+            continue  # e.g. no stream session completed: no job time to compare
         summary[key] = round(statistics.median(values), 3)
-        if len(runs) > 1:
-            summary[f"{key}_min"] = round(values[0], 3)
-            summary[f"{key}_max"] = round(values[-1], 3)
-    if len(runs) > 1 and runs[0]["ratios"]:
+        spread.append([key, summary[key], values[0], values[-1],
+                       " ".join(f"{r['ratios'][key]:.2f}" for r in runs)])  # fmt: skip
+        if len(runs) > 1 and key in HEADLINE:
+            summary[f"{key}_min"], summary[f"{key}_max"] = round(values[0], 3), round(values[-1], 3)
+    if len(runs) > 1 and spread:
         print_table(
             f"Across {len(runs)} workloads (seeds {runs[0]['seed']}-{runs[-1]['seed']}): "
             "median (min-max)",
             ["figure", "median", "min", "max", "per workload"],
-            [[key, summary[key], summary[f"{key}_min"], summary[f"{key}_max"],
-              " ".join(f"{r['ratios'][key]:.2f}" for r in runs if key in r["ratios"])]
-             for key in runs[0]["ratios"]],
-        )  # fmt: skip
+            spread,
+        )
     # The best batch per scheduler: the VM's slow spells only ever lower a rate.
     shipped, pinned = max(no_tool["vanilla"], default=0), max(no_tool["pin"], default=0)
     if shipped and pinned:
