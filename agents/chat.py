@@ -162,7 +162,7 @@ def build_chat_service(settings: Settings) -> ChatService | None:
     model_dir = prepare_model(settings.chat_model_dir)
     engine = Engine(
         EngineSettings(model_dir, num_blocks=settings.llm_kv_blocks or None,
-                       pin_cap=settings.pin_cap)
+                       pin_cap=settings.pin_cap, host_tier_blocks=settings.host_kv_blocks)
     )  # fmt: skip
     return ChatService(EmbeddedBackend(engine))
 

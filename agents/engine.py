@@ -46,6 +46,8 @@ class EngineSettings:
     pin_cap: float = 0.5
     program_fcfs: bool = True  # programs in flight go before new ones
     prefix_caching: bool = True
+    # KV blocks' worth of host memory under the pins (agents/host_tier.py); 0: none
+    host_tier_blocks: int = 0
     threads: int = 0  # OpenMP threads bound to cores 0..n-1; 0 leaves torch's defaults
     seed: int = 0
 
@@ -76,6 +78,17 @@ class EngineSettings:
             "async_scheduling": False,
             "seed": self.seed,
             "disable_log_stats": False,
+            "kv_transfer_config": self.host_tier_config(),
+        }
+
+    def host_tier_config(self) -> dict[str, Any] | None:
+        if self.host_tier_blocks <= 0:
+            return None
+        return {
+            "kv_connector": "HostTierConnector",
+            "kv_connector_module_path": "memos.agents.host_tier",
+            "kv_role": "kv_both",
+            "kv_connector_extra_config": {"capacity_blocks": self.host_tier_blocks},
         }
 
 
@@ -293,4 +306,7 @@ class Engine:
         pin_stats = getattr(self.scheduler, "pin_stats", None)
         if pin_stats is not None:
             stats.update({f"pin_{k}": v for k, v in pin_stats().items()})
+        host_tier = getattr(self.scheduler, "connector", None)
+        if host_tier is not None and hasattr(host_tier, "tier_stats"):
+            stats.update({f"host_{k}": v for k, v in host_tier.tier_stats().items()})
         return stats

@@ -15,7 +15,7 @@ class PrefillMeter(StatLoggerBase):
     def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
         PrefillMeter.totals = {"computed_prompt_tokens": 0, "cache_hit_tokens": 0,
                                "preempted_requests": 0,
-                               "preempted_computed_tokens": 0}  # fmt: skip
+                               "preempted_computed_tokens": 0, "loaded_tokens": 0}  # fmt: skip
 
     def record(
         self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
@@ -30,6 +30,12 @@ class PrefillMeter(StatLoggerBase):
         totals["preempted_computed_tokens"] += resumed
         totals["cache_hit_tokens"] += cache.hits + cache.preempted_hits
         totals["preempted_requests"] += cache.preempted_requests
+        # Tokens a KV connector (the host tier) loaded were not computed either.
+        loaded = getattr(scheduler_stats, "connector_prefix_cache_stats", None)
+        if loaded is not None:
+            totals["computed_prompt_tokens"] -= loaded.hits + loaded.preempted_hits
+            totals["preempted_computed_tokens"] -= loaded.preempted_hits
+            totals["loaded_tokens"] += loaded.hits + loaded.preempted_hits
 
     def log_engine_initialized(self) -> None:
         return None

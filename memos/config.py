@@ -54,6 +54,7 @@ class Settings:
     llm_model: str = "SmolLM2-135M-Instruct"  # remote: the model name it serves
     llm_kv_blocks: int = 0  # 0: the KV cache vLLM sizes itself (VLLM_CPU_KVCACHE_SPACE)
     pin_cap: float = 0.5  # share of the KV cache program pins may hold
+    host_kv_blocks: int = 0  # host-memory tier under the pins, in KV blocks; 0: none
     config_path: Path | None = None  # a TOML file; its [cache] table is the cache policy
 
     def __post_init__(self) -> None:
@@ -67,6 +68,8 @@ class Settings:
             raise ValueError("MEMOS_LLM=remote needs MEMOS_LLM_URL (a `vllm serve` base URL)")
         if not 0 <= self.pin_cap <= 0.95:
             raise ValueError(f"MEMOS_PIN_CAP must be between 0 and 0.95, got {self.pin_cap}")
+        if self.host_kv_blocks < 0:
+            raise ValueError(f"MEMOS_HOST_KV_BLOCKS must be 0 or more, got {self.host_kv_blocks}")
         if not self.database_url:
             sqlite_path = (self.data_dir / "memos.db").resolve()
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
@@ -106,5 +109,6 @@ class Settings:
             llm_model=os.environ.get("MEMOS_LLM_MODEL", "SmolLM2-135M-Instruct"),
             llm_kv_blocks=_env_number("MEMOS_LLM_KV_BLOCKS", 0),
             pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
+            host_kv_blocks=_env_number("MEMOS_HOST_KV_BLOCKS", 0),
             config_path=Path(config) if (config := os.environ.get("MEMOS_CONFIG")) else None,
         )

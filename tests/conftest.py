@@ -117,6 +117,7 @@ def other_client(memos: MemOS, other_ns: str, client: TestClient) -> Iterator[Te
 
 TEST_KV_BLOCKS = 24
 TEST_PIN_CAP = 0.5
+TEST_HOST_BLOCKS = 32  # the host tier under the pins: 4 contexts of 7-8 blocks
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +132,20 @@ def engine(chat_model_dir: Path):
     from memos.agents.engine import Engine, EngineSettings
 
     running = Engine(
-        EngineSettings(chat_model_dir, num_blocks=TEST_KV_BLOCKS, pin_cap=TEST_PIN_CAP)
-    ).start()
+        EngineSettings(
+            chat_model_dir, num_blocks=TEST_KV_BLOCKS, pin_cap=TEST_PIN_CAP,
+            host_tier_blocks=TEST_HOST_BLOCKS,
+        )
+    ).start()  # fmt: skip
     yield running
     running.close()
+
+
+def assert_same_reply(reused, fresh) -> None:
+    """Two greedy replies to one prompt, one from KV that was reused (pinned, copied) and
+    one prefilled afresh, agree token for token and in log-probability."""
+    assert reused.outputs[0].token_ids == fresh.outputs[0].token_ids
+    pairs = zip(reused.outputs[0].logprobs, fresh.outputs[0].logprobs, strict=True)
+    for reused_step, fresh_step in pairs:
+        token = next(iter(fresh_step))
+        assert abs(reused_step[token].logprob - fresh_step[token].logprob) < 1e-3

@@ -108,3 +108,10 @@ def test_import_rejects_a_bad_file_and_stores_nothing(
         ).scalar()
     engine.dispose()
     assert count == 0
+
+
+def test_a_negative_host_tier_size_is_refused(tmp_path: Path) -> None:
+    from memos.config import Settings
+
+    with pytest.raises(ValueError, match="MEMOS_HOST_KV_BLOCKS"):
+        Settings(data_dir=tmp_path, host_kv_blocks=-1)

@@ -1,0 +1,244 @@
+"""A host-memory tier under the pins: the KV blocks of each program's context are copied
+to host memory as its turns compute them, so a context whose pin gave way (or was never
+made) is copied back when the program's next turn comes, instead of prefilled again.
+
+Plug it in as a vLLM KV connector (no vLLM file is changed):
+
+    LLM(..., kv_transfer_config={
+        "kv_connector": "HostTierConnector", "kv_role": "kv_both",
+        "kv_connector_module_path": "memos.agents.host_tier",
+        "kv_connector_extra_config": {"capacity_blocks": 512}})
+
+vLLM makes two instances. The scheduler's decides, step by step, which blocks to copy
+out after the forward pass (full blocks a turn with a pin hint has just computed), which
+to copy in before it (blocks of the program's context that the device prefix cache no
+longer has), and which contexts to forget (the least recently used, when the tier is
+full; a turn whose tokens part from its program's saved context cuts it there). The
+worker's holds the host copies and does the copying. A context is matched block by block
+against the new turn's tokens, so a copy is only ever used for the tokens it was
+computed from.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from vllm.distributed.kv_transfer.kv_connector.v1.base import (
+    KVConnectorBase_V1,
+    KVConnectorMetadata,
+    KVConnectorRole,
+)
+
+from .pin_hint import hint_of
+
+if TYPE_CHECKING:
+    from vllm.config import VllmConfig
+    from vllm.forward_context import ForwardContext
+    from vllm.v1.core.kv_cache_manager import KVCacheBlocks
+    from vllm.v1.core.sched.output import SchedulerOutput
+    from vllm.v1.kv_cache_interface import KVCacheConfig
+    from vllm.v1.request import Request
+
+DEFAULT_CAPACITY_BLOCKS = 512
+BlockCopy = tuple[str, int, int]  # program id, block's place in its context, KV block id
+
+
+@dataclass
+class HostTierMetadata(KVConnectorMetadata):
+    """One step's work for the worker: forget, then copy in, run the model, copy out."""
+
+    forget: list[tuple[str, int]] = field(default_factory=list)  # keep only the first n
+    load: list[BlockCopy] = field(default_factory=list)
+    save: list[BlockCopy] = field(default_factory=list)
+
+
+class HostTierConnector(KVConnectorBase_V1):
+    def __init__(
+        self, vllm_config: VllmConfig, role: KVConnectorRole, kv_cache_config: KVCacheConfig
+    ) -> None:
+        super().__init__(vllm_config=vllm_config, role=role, kv_cache_config=kv_cache_config)
+        self.block_size = vllm_config.cache_config.block_size
+        extra = self._kv_transfer_config.get_from_extra_config
+        self.capacity_blocks = int(extra("capacity_blocks", DEFAULT_CAPACITY_BLOCKS))
+        if self.capacity_blocks < 1:
+            raise ValueError(f"capacity_blocks must be positive, got {self.capacity_blocks}")
+        # scheduler side: each program's saved tokens (whole blocks), least recent first
+        self._contexts: OrderedDict[str, list[int]] = OrderedDict()
+        self._requests: dict[str, Request] = {}
+        self._planned_loads: dict[str, tuple[int, int]] = {}  # request -> first block, count
+        self._step = HostTierMetadata()
+        self.loaded_tokens = 0
+        self.peak_blocks = 0
+        # worker side: the model's KV tensors and each program's host copies
+        self._layers: list[torch.Tensor] = []
+        self._host: dict[str, list[torch.Tensor]] = {}
+
+    # scheduler side -----------------------------------------------------------------
+
+    def on_new_request(self, request: Request) -> None:
+        if _program(request) is not None:
+            self._requests[request.request_id] = request
+
+    def get_num_new_matched_tokens(
+        self, request: Request, num_computed_tokens: int
+    ) -> tuple[int, bool]:
+        program = _program(request)
+        saved = self._contexts.get(program) if program is not None else None
+        if not saved:
+            return 0, False
+        # The last prompt token is always computed: it gives the next token's logits.
+        usable = min(
+            self._matching_blocks(request, saved), (request.num_tokens - 1) // self.block_size
+        )
+        first = num_computed_tokens // self.block_size
+        if usable <= first:
+            return 0, False
+        self._planned_loads[request.request_id] = (first, usable - first)
+        return (usable - first) * self.block_size, False
+
+    def update_state_after_alloc(
+        self, request: Request, blocks: KVCacheBlocks, num_external_tokens: int
+    ) -> None:
+        plan = self._planned_loads.pop(request.request_id, None)
+        if plan is None or num_external_tokens == 0:
+            return
+        first, count = plan
+        program = _program(request)
+        assert program is not None
+        block_ids = blocks.get_block_ids()[0]
+        self._step.load += [(program, i, block_ids[i]) for i in range(first, first + count)]
+        self._contexts.move_to_end(program)
+        self.loaded_tokens += count * self.block_size
+
+    def build_connector_meta(self, scheduler_output: SchedulerOutput) -> KVConnectorMetadata:
+        for request_id, scheduled in scheduler_output.num_scheduled_tokens.items():
+            request = self._requests.get(request_id)
+            if request is not None:
+                self._save_computed_blocks(request, request.num_computed_tokens + scheduled)
+        step, self._step = self._step, HostTierMetadata()
+        return step
+
+    def request_finished(self, request: Request, block_ids: list[int]) -> tuple[bool, None]:
+        # The context stays: the program may come back after any tool, pinned or not.
+        self._requests.pop(request.request_id, None)
+        self._planned_loads.pop(request.request_id, None)
+        return False, None
+
+    def reset_cache(self) -> bool:
+        for program in list(self._contexts):
+            self._forget(program, keep=0)
+        return True
+
+    def tier_stats(self) -> dict[str, float]:
+        return {
+            "programs": len(self._contexts),
+            "blocks": sum(len(t) for t in self._contexts.values()) // self.block_size,
+            "capacity_blocks": self.capacity_blocks,
+            "loaded_tokens": self.loaded_tokens,
+            "peak_blocks": self.peak_blocks,
+        }
+
+    def _save_computed_blocks(self, request: Request, computed_after_step: int) -> None:
+        """Plan copies of the full blocks this step completes for ``request``; the first
+        time a turn is seen, its program's saved context is cut where the two differ."""
+        program = _program(request)
+        assert program is not None and self._kv_cache_manager is not None
+        saved = self._contexts.setdefault(program, [])
+        self._contexts.move_to_end(program)
+        tokens = request.all_token_ids
+        done = len(saved) // self.block_size
+        matching = self._matching_blocks(request, saved)
+        if matching < done:
+            self._forget(program, keep=matching)
+            saved, done = self._contexts.setdefault(program, []), matching
+        full = min(computed_after_step, len(tokens)) // self.block_size
+        if full <= done:
+            return
+        block_ids = self._kv_cache_manager.get_block_ids(request.request_id)[0]
+        self._step.save += [(program, i, block_ids[i]) for i in range(done, full)]
+        saved.extend(tokens[done * self.block_size : full * self.block_size])
+        self._keep_under_capacity(spare={program} | {c[0] for c in self._step.load})
+        held = sum(len(t) for t in self._contexts.values()) // self.block_size
+        self.peak_blocks = max(self.peak_blocks, held)
+
+    def _matching_blocks(self, request: Request, saved: list[int]) -> int:
+        tokens, size = request.all_token_ids, self.block_size
+        blocks = 0
+        while (blocks + 1) * size <= min(len(saved), len(tokens)):
+            start = blocks * size
+            if list(tokens[start : start + size]) != saved[start : start + size]:
+                break
+            blocks += 1
+        return blocks
+
+    def _forget(self, program: str, keep: int) -> None:
+        if program not in self._contexts:
+            return
+        if keep == 0:
+            del self._contexts[program]
+        else:
+            del self._contexts[program][keep * self.block_size :]
+        self._step.forget.append((program, keep))
+
+    def _keep_under_capacity(self, spare: set[str]) -> None:
+        """Forget the least recently used contexts until the tier holds no more than its
+        capacity, sparing those this step copies to or from."""
+        held = sum(len(t) for t in self._contexts.values()) // self.block_size
+        for program in list(self._contexts):
+            if held <= self.capacity_blocks:
+                break
+            if program in spare:
+                continue
+            held -= len(self._contexts[program]) // self.block_size
+            self._forget(program, keep=0)
+
+    # worker side --------------------------------------------------------------------
+
+    def register_kv_caches(self, kv_caches: dict[str, torch.Tensor]) -> None:
+        self._layers = list(kv_caches.values())
+        blocks = self._kv_cache_config.num_blocks
+        if any(layer.shape[0] != blocks for layer in self._layers):
+            raise NotImplementedError(
+                "the host tier copies KV caches laid out block-first (the CPU backend's)"
+            )
+
+    def start_load_kv(self, forward_context: ForwardContext, **kwargs: Any) -> None:
+        step = self._get_connector_metadata()
+        assert isinstance(step, HostTierMetadata)
+        for program, keep in step.forget:
+            if keep == 0:
+                self._host.pop(program, None)
+            else:
+                del self._host.get(program, [])[keep:]
+        for program, index, block_id in step.load:
+            copy = self._host[program][index]
+            for layer, cache in enumerate(self._layers):
+                cache[block_id].copy_(copy[layer])
+
+    def wait_for_layer_load(self, layer_name: str) -> None:
+        return None
+
+    def save_kv_layer(self, layer_name: str, kv_layer: torch.Tensor, attn_metadata: Any,
+                      **kwargs: Any) -> None:  # fmt: skip
+        return None
+
+    def wait_for_save(self) -> None:
+        step = self._get_connector_metadata()
+        assert isinstance(step, HostTierMetadata)
+        for program, index, block_id in step.save:
+            copies = self._host.setdefault(program, [])
+            block = torch.stack([cache[block_id] for cache in self._layers])
+            if index < len(copies):
+                copies[index] = block
+            else:
+                assert index == len(copies), "blocks are saved in order"
+                copies.append(block)
+
+
+def _program(request: Request) -> str | None:
+    params = request.sampling_params
+    hint = hint_of(params.extra_args) if params is not None else None
+    return hint.program_id if hint is not None else None
