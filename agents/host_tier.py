@@ -105,7 +105,7 @@ class HostTierConnector(KVConnectorBase_V1):
         plan = self._planned_loads.pop(request.request_id, None)
         if plan is None or num_external_tokens == 0:
             return
-        first, count = plan
+        first, count = plan[0], num_external_tokens // self.block_size  # vLLM may take fewer
         program = _program(request)
         assert program is not None
         block_ids = blocks.get_block_ids()[0]

@@ -348,7 +348,8 @@ def main() -> None:
         w.seed = args.seed
     modes = args.modes.split(",")
     runs: list[dict[str, Any]] = []
-    no_tool: dict[str, list[float]] = {"vanilla": [], "pin": []}
+    # engines with nothing to pin or copy, against vLLM as shipped
+    no_tool: dict[str, list[float]] = {m: [] for m in ("vanilla", "pin", "host") if m in modes}
     with tempfile.TemporaryDirectory(prefix="memos-jct-") as tmp:
 
         def child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
@@ -373,7 +374,7 @@ def main() -> None:
                 results[mode] = child(mode, plan)
                 print(json.dumps(summarize(results[mode])), flush=True)
             runs.append({"seed": w.seed, "results": results, **compare(args, w, results)})
-        if "vanilla" in modes and "pin" in modes:
+        if "vanilla" in no_tool and len(no_tool) > 1:
             plan = make_plan(w)
             for _ in range(NO_TOOL_PAIRS):
                 for mode in no_tool:
@@ -481,12 +482,15 @@ def report(
             spread,
         )
     # The best batch per scheduler: the VM's slow spells only ever lower a rate.
-    shipped, pinned = max(no_tool["vanilla"], default=0), max(no_tool["pin"], default=0)
-    if shipped and pinned:
-        summary["no_tool_throughput_cost_pct"] = round(100 * (1 - pinned / shipped), 2)
-        cost = summary["no_tool_throughput_cost_pct"]
-        print(f"\nno tool calls: {shipped:.2f} req/s as shipped, {pinned:.2f} req/s with the "
-              f"pinning scheduler ({cost:+.1f} % cost)")  # fmt: skip
+    shipped = max(no_tool.get("vanilla", []), default=0)
+    costs = (("pin", "no_tool_throughput_cost_pct", "the pinning scheduler"),
+             ("host", "host_no_tool_throughput_cost_pct", "the host tier"))  # fmt: skip
+    for mode, name, label in costs:
+        ours = max(no_tool.get(mode, []), default=0)
+        if shipped and ours:
+            summary[name] = round(100 * (1 - ours / shipped), 2)
+            print(f"\nno tool calls: {shipped:.2f} req/s as shipped, {ours:.2f} req/s with "
+                  f"{label} ({summary[name]:+.1f} % cost)")  # fmt: skip
     print("\nsummary:", summary)
     details = {
         "workload": asdict(w),
