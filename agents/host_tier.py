@@ -32,7 +32,7 @@ from vllm.distributed.kv_transfer.kv_connector.v1.base import (
     KVConnectorRole,
 )
 
-from .pin_hint import hint_of
+from .pin_hint import request_hint
 
 if TYPE_CHECKING:
     from vllm.config import VllmConfig
@@ -79,8 +79,15 @@ class HostTierConnector(KVConnectorBase_V1):
     # scheduler side -----------------------------------------------------------------
 
     def on_new_request(self, request: Request) -> None:
-        if _program(request) is not None:
-            self._requests[request.request_id] = request
+        program = _program(request)
+        if program is None:
+            return
+        self._requests[request.request_id] = request
+        saved = self._contexts.get(program)
+        if saved:  # a new turn: keep only the blocks its tokens share with the context
+            matching = self._matching_blocks(request, saved)
+            if matching < len(saved) // self.block_size:
+                self._forget(program, keep=matching)
 
     def get_num_new_matched_tokens(
         self, request: Request, num_computed_tokens: int
@@ -135,25 +142,21 @@ class HostTierConnector(KVConnectorBase_V1):
     def tier_stats(self) -> dict[str, float]:
         return {
             "programs": len(self._contexts),
-            "blocks": sum(len(t) for t in self._contexts.values()) // self.block_size,
+            "blocks": self._held_blocks(),
             "capacity_blocks": self.capacity_blocks,
             "loaded_tokens": self.loaded_tokens,
             "peak_blocks": self.peak_blocks,
         }
 
     def _save_computed_blocks(self, request: Request, computed_after_step: int) -> None:
-        """Plan copies of the full blocks this step completes for ``request``; the first
-        time a turn is seen, its program's saved context is cut where the two differ."""
+        """Plan copies of the full blocks this step completes for ``request`` (its
+        program's saved context was cut to the blocks they share when the turn came)."""
         program = _program(request)
         assert program is not None and self._kv_cache_manager is not None
         saved = self._contexts.setdefault(program, [])
         self._contexts.move_to_end(program)
         tokens = request.all_token_ids
         done = len(saved) // self.block_size
-        matching = self._matching_blocks(request, saved)
-        if matching < done:
-            self._forget(program, keep=matching)
-            saved, done = self._contexts.setdefault(program, []), matching
         full = min(computed_after_step, len(tokens)) // self.block_size
         if full <= done:
             return
@@ -161,8 +164,10 @@ class HostTierConnector(KVConnectorBase_V1):
         self._step.save += [(program, i, block_ids[i]) for i in range(done, full)]
         saved.extend(tokens[done * self.block_size : full * self.block_size])
         self._keep_under_capacity(spare={program} | {c[0] for c in self._step.load})
-        held = sum(len(t) for t in self._contexts.values()) // self.block_size
-        self.peak_blocks = max(self.peak_blocks, held)
+        self.peak_blocks = max(self.peak_blocks, self._held_blocks())
+
+    def _held_blocks(self) -> int:
+        return sum(len(t) for t in self._contexts.values()) // self.block_size
 
     def _matching_blocks(self, request: Request, saved: list[int]) -> int:
         tokens, size = request.all_token_ids, self.block_size
@@ -186,7 +191,7 @@ class HostTierConnector(KVConnectorBase_V1):
     def _keep_under_capacity(self, spare: set[str]) -> None:
         """Forget the least recently used contexts until the tier holds no more than its
         capacity, sparing those this step copies to or from."""
-        held = sum(len(t) for t in self._contexts.values()) // self.block_size
+        held = self._held_blocks()
         for program in list(self._contexts):
             if held <= self.capacity_blocks:
                 break
@@ -239,6 +244,5 @@ class HostTierConnector(KVConnectorBase_V1):
 
 
 def _program(request: Request) -> str | None:
-    params = request.sampling_params
-    hint = hint_of(params.extra_args) if params is not None else None
+    hint = request_hint(request)
     return hint.program_id if hint is not None else None

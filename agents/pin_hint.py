@@ -76,3 +76,9 @@ def hint_of(extra_args: dict[str, Any] | None) -> PinHint | None:
     except InvalidPinHintError as exc:
         log.warning("ignoring a malformed pin hint: %s", exc)
         return None
+
+
+def request_hint(request: Any) -> PinHint | None:
+    """The hint a vLLM request carries in its sampling parameters, if any."""
+    params = request.sampling_params
+    return hint_of(params.extra_args) if params is not None else None

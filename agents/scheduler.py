@@ -26,7 +26,7 @@ from vllm.v1.core.sched.output import SchedulerOutput
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
-from .pin_hint import PinHint, hint_of
+from .pin_hint import request_hint
 from .pin_table import Pin, PinTable
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,6 @@ def pin_cap_from_env() -> float:
     return cap
 
 
-def _hint(request: Request) -> PinHint | None:
-    params = request.sampling_params
-    return hint_of(params.extra_args) if params is not None else None
-
-
 class _Pinning:
     """The pinning behaviour, mixed into either of vLLM's schedulers."""
 
@@ -71,7 +66,7 @@ class _Pinning:
         )
 
     def add_request(self, request: Request) -> None:
-        hint = _hint(request)
+        hint = request_hint(request)
         if hint is not None:
             self._ranks[request.request_id] = request.priority
         if hint is not None and hint.program_id in self.pins:
@@ -86,7 +81,7 @@ class _Pinning:
         output = super().schedule(*args, **kwargs)
         for new in output.scheduled_new_reqs:
             request = self.requests.get(new.req_id)
-            hint = _hint(request) if request is not None else None
+            hint = request_hint(request) if request is not None else None
             if hint is not None:
                 # Scheduling touched the blocks it found cached, so the new turn
                 # holds its own references to the pinned prefix by now.
@@ -127,7 +122,7 @@ class _Pinning:
         """An upper bound on the blocks ``request`` must allocate (its whole context and
         a token, less its program's pinned prefix; other prefix hits only lower it),
         and that pin."""
-        hint = _hint(request)
+        hint = request_hint(request)
         own = self.pins.get(hint.program_id) if hint is not None else None
         needed = -(-(request.num_tokens + 1) // self.block_size)
         if own is None:
@@ -142,7 +137,7 @@ class _Pinning:
         """Programs whose next turn has arrived: their pins outlive the TTL until it runs."""
         programs = set()
         for request in self.waiting:
-            hint = _hint(request)
+            hint = request_hint(request)
             if hint is not None:
                 programs.add(hint.program_id)
         return programs
@@ -158,7 +153,7 @@ class _Pinning:
 
     def _free_request_blocks(self, request: Request) -> None:
         rank = self._ranks.pop(request.request_id, request.priority)
-        hint = _hint(request)
+        hint = request_hint(request)
         if hint is None or hint.ttl_s <= 0 or request.status not in _PINNABLE:
             super()._free_request_blocks(request)
             return
@@ -183,7 +178,7 @@ class _Pinning:
         blocks alone would make it recompute up to a block's worth."""
         hit = super()._get_local_prefix_cache_hit(request)
         blocks, num_local = hit[0], hit[1]
-        hint = _hint(request)
+        hint = request_hint(request)
         pin = self.pins.get(hint.program_id) if hint is not None else None
         if (
             pin is None
