@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .pin_hint import PinHint
+from .ttl_policy import CacheState
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ class ChatBackend(Protocol):
         the model is not there."""
         ...
 
-    def kv_usage(self) -> float:
-        """The share of the KV cache in use (1.0 when unknown)."""
+    def cache_state(self) -> CacheState:
+        """The KV cache's use and what bringing a context back costs (the TTL policy's
+        input; ``UNKNOWN_CACHE`` when the backend cannot tell)."""
         ...
 
     def stats(self) -> dict[str, float]: ...

@@ -112,7 +112,7 @@ class ChatService:
                               program.pin_ttl_s)  # fmt: skip
             return self.registry.begin_turn(
                 _scoped(namespace, program.program_id), program.turn, program.next_tool,
-                usage=self.backend.kv_usage(), ttl_s=program.pin_ttl_s,
+                cache=self.backend.cache_state(), ttl_s=program.pin_ttl_s,
             )  # fmt: skip
         except (UnknownProgramError, ProgramHintError, InvalidPinHintError) as exc:
             raise InvalidInputError(str(exc).replace(f"{namespace}:", "", 1)) from None

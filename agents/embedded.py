@@ -13,6 +13,7 @@ from .backend import ChatChunk, ChatRequest
 from .engine import Engine, EngineUnavailableError
 from .model import MODEL_NAME
 from .pin_hint import PinHint
+from .ttl_policy import CacheState
 
 
 class EmbeddedBackend:
@@ -30,8 +31,8 @@ class EmbeddedBackend:
     def close(self) -> None:
         self.engine.close()
 
-    def kv_usage(self) -> float:
-        return self.engine.kv_usage()
+    def cache_state(self) -> CacheState:
+        return self.engine.cache_state()
 
     def stats(self) -> dict[str, float]:
         return self.engine.kv_stats() if self.ready else {}

@@ -22,7 +22,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from .ttl_policy import CacheState
 
 if TYPE_CHECKING:
     from vllm import RequestOutput, SamplingParams
@@ -46,8 +48,9 @@ class EngineSettings:
     pin_cap: float = 0.5
     program_fcfs: bool = True  # programs in flight go before new ones
     prefix_caching: bool = True
-    # KV blocks' worth of host memory under the pins (agents/host_tier.py); 0: none
-    host_tier_blocks: int = 0
+    # KV blocks' worth of host memory under the pins (agents/host_tier.py); 0: none;
+    # "auto": up to a quarter of the memory free at start
+    host_tier_blocks: int | Literal["auto"] = 0
     threads: int = 0  # OpenMP threads bound to cores 0..n-1; 0 leaves torch's defaults
     seed: int = 0
 
@@ -82,7 +85,7 @@ class EngineSettings:
         }
 
     def host_tier_config(self) -> dict[str, Any] | None:
-        if self.host_tier_blocks <= 0:
+        if self.host_tier_blocks == 0:
             return None
         return {
             "kv_connector": "HostTierConnector",
@@ -290,8 +293,21 @@ class Engine:
 
     def kv_usage(self) -> float:
         """The share of KV blocks held by running requests and pins."""
-        stats = self.kv_stats()
-        return 1.0 - stats["free_blocks"] / max(1, stats["total_blocks"])
+        pool = self.scheduler.kv_cache_manager.block_pool
+        return 1.0 - pool.get_num_free_blocks() / max(1, pool.num_gpu_blocks)
+
+    def cache_state(self) -> CacheState:
+        """What the TTL policy weighs a pin against: the cache's use and what a context
+        that is not pinned costs to bring back (a prefill, or the host tier's copy)."""
+        from .prefill_meter import PrefillMeter
+
+        host_tier = self._host_tier()
+        miss_cost = host_tier.miss_cost(PrefillMeter.seconds_per_token()) if host_tier else 1.0
+        return CacheState(usage=min(1.0, max(0.0, self.kv_usage())), miss_cost=miss_cost)
+
+    def _host_tier(self) -> Any:
+        connector = getattr(self.scheduler, "connector", None)
+        return connector if hasattr(connector, "miss_cost") else None
 
     def kv_stats(self) -> dict[str, float]:
         pool = self.scheduler.kv_cache_manager.block_pool
@@ -306,7 +322,8 @@ class Engine:
         pin_stats = getattr(self.scheduler, "pin_stats", None)
         if pin_stats is not None:
             stats.update({f"pin_{k}": v for k, v in pin_stats().items()})
-        host_tier = getattr(self.scheduler, "connector", None)
-        if host_tier is not None and hasattr(host_tier, "tier_stats"):
+        host_tier = self._host_tier()
+        if host_tier is not None:
             stats.update({f"host_{k}": v for k, v in host_tier.tier_stats().items()})
+            stats["host_miss_cost"] = host_tier.miss_cost(PrefillMeter.seconds_per_token())
         return stats

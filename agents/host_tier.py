@@ -9,27 +9,34 @@ Plug it in as a vLLM KV connector (no vLLM file is changed):
         "kv_connector_module_path": "memos.agents.host_tier",
         "kv_connector_extra_config": {"capacity_blocks": 512}})
 
+(``"capacity_blocks": "auto"`` takes up to a quarter of the memory free at start.)
+
 vLLM makes two instances. The scheduler's decides, step by step, which blocks to copy
 out after the forward pass (full blocks a turn with a pin hint has just computed), which
 to copy in before it (blocks of the program's context that the device prefix cache no
 longer has), and which contexts to forget (the least recently used, when the tier is
 full; a turn whose tokens part from its program's saved context cuts it there). The
-worker's holds the host copies and does the copying. A context is matched block by block
-against the new turn's tokens, so a copy is only ever used for the tokens it was
-computed from.
+worker's holds the host copies, does the copying and reports how long a block's copy
+takes, so that the TTL policy can weigh a device pin against copying the context back
+(``miss_cost``). A context is matched block by block against the new turn's tokens, so
+a copy is only ever used for the tokens it was computed from. A context no turn has
+touched for ``idle_ttl_s`` is forgotten: a program that never returns leaks nothing.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import psutil
 import torch
 from vllm.distributed.kv_transfer.kv_connector.v1.base import (
     KVConnectorBase_V1,
     KVConnectorMetadata,
     KVConnectorRole,
+    KVConnectorWorkerMetadata,
 )
 
 from .pin_hint import request_hint
@@ -40,9 +47,13 @@ if TYPE_CHECKING:
     from vllm.v1.core.kv_cache_manager import KVCacheBlocks
     from vllm.v1.core.sched.output import SchedulerOutput
     from vllm.v1.kv_cache_interface import KVCacheConfig
+    from vllm.v1.outputs import KVConnectorOutput
     from vllm.v1.request import Request
 
 DEFAULT_CAPACITY_BLOCKS = 512
+AUTO_MEMORY_SHARE = 0.25  # "auto": this share of the memory free when the engine starts
+DEFAULT_IDLE_TTL_S = 600.0
+MAX_LOST_TRACKED = 4096  # programs whose contexts the capacity forced out, remembered
 BlockCopy = tuple[str, int, int]  # program id, block's place in its context, KV block id
 
 
@@ -55,6 +66,18 @@ class HostTierMetadata(KVConnectorMetadata):
     save: list[BlockCopy] = field(default_factory=list)
 
 
+@dataclass
+class CopyTimes(KVConnectorWorkerMetadata):
+    """What the worker's copies took in one step: blocks copied in or out, seconds."""
+
+    blocks: int = 0
+    seconds: float = 0.0
+
+    def aggregate(self, other: KVConnectorWorkerMetadata) -> KVConnectorWorkerMetadata:
+        assert isinstance(other, CopyTimes)
+        return CopyTimes(self.blocks + other.blocks, self.seconds + other.seconds)
+
+
 class HostTierConnector(KVConnectorBase_V1):
     def __init__(
         self, vllm_config: VllmConfig, role: KVConnectorRole, kv_cache_config: KVCacheConfig
@@ -62,19 +85,32 @@ class HostTierConnector(KVConnectorBase_V1):
         super().__init__(vllm_config=vllm_config, role=role, kv_cache_config=kv_cache_config)
         self.block_size = vllm_config.cache_config.block_size
         extra = self._kv_transfer_config.get_from_extra_config
-        self.capacity_blocks = int(extra("capacity_blocks", DEFAULT_CAPACITY_BLOCKS))
-        if self.capacity_blocks < 1:
-            raise ValueError(f"capacity_blocks must be positive, got {self.capacity_blocks}")
+        self.block_bytes = sum(t.size for t in kv_cache_config.kv_cache_tensors) // max(
+            1, kv_cache_config.num_blocks
+        )
+        self.capacity_blocks = capacity_blocks(
+            extra("capacity_blocks", DEFAULT_CAPACITY_BLOCKS), self.block_bytes
+        )
+        self.idle_ttl_s = float(extra("idle_ttl_s", DEFAULT_IDLE_TTL_S))
+        if not self.idle_ttl_s > 0:
+            raise ValueError(f"idle_ttl_s must be positive, got {self.idle_ttl_s}")
         # scheduler side: each program's saved tokens (whole blocks), least recent first
         self._contexts: OrderedDict[str, list[int]] = OrderedDict()
+        self._touched: dict[str, float] = {}  # program -> when a turn last used its context
+        self._lost: OrderedDict[str, None] = OrderedDict()  # forced out by the capacity
         self._requests: dict[str, Request] = {}
         self._planned_loads: dict[str, tuple[int, int]] = {}  # request -> first block, count
         self._step = HostTierMetadata()
         self.loaded_tokens = 0
         self.peak_blocks = 0
-        # worker side: the model's KV tensors and each program's host copies
+        self.returns_found = 0  # a program's turn found its context here ...
+        self.returns_lost = 0  # ... or found it forced out
+        self.copied_blocks = 0
+        self.copy_seconds = 0.0
+        # worker side: the model's KV tensors, each program's host copies, copy times
         self._layers: list[torch.Tensor] = []
         self._host: dict[str, list[torch.Tensor]] = {}
+        self._copy_times = CopyTimes()
 
     # scheduler side -----------------------------------------------------------------
 
@@ -85,9 +121,15 @@ class HostTierConnector(KVConnectorBase_V1):
         self._requests[request.request_id] = request
         saved = self._contexts.get(program)
         if saved:  # a new turn: keep only the blocks its tokens share with the context
+            self.returns_found += 1
+            self._contexts.move_to_end(program)
+            self._touched[program] = time.monotonic()
             matching = self._matching_blocks(request, saved)
             if matching < len(saved) // self.block_size:
                 self._forget(program, keep=matching)
+        elif program in self._lost:
+            del self._lost[program]
+            self.returns_lost += 1
 
     def get_num_new_matched_tokens(
         self, request: Request, num_computed_tokens: int
@@ -118,6 +160,7 @@ class HostTierConnector(KVConnectorBase_V1):
         block_ids = blocks.get_block_ids()[0]
         self._step.load += [(program, i, block_ids[i]) for i in range(first, first + count)]
         self._contexts.move_to_end(program)
+        self._touched[program] = time.monotonic()
         self.loaded_tokens += count * self.block_size
 
     def build_connector_meta(self, scheduler_output: SchedulerOutput) -> KVConnectorMetadata:
@@ -125,8 +168,15 @@ class HostTierConnector(KVConnectorBase_V1):
             request = self._requests.get(request_id)
             if request is not None:
                 self._save_computed_blocks(request, request.num_computed_tokens + scheduled)
+        self._forget_idle()
         step, self._step = self._step, HostTierMetadata()
         return step
+
+    def update_connector_output(self, connector_output: KVConnectorOutput) -> None:
+        times = connector_output.kv_connector_worker_meta
+        if isinstance(times, CopyTimes):
+            self.copied_blocks += times.blocks
+            self.copy_seconds += times.seconds
 
     def request_finished(self, request: Request, block_ids: list[int]) -> tuple[bool, None]:
         # The context stays: the program may come back after any tool, pinned or not.
@@ -144,9 +194,25 @@ class HostTierConnector(KVConnectorBase_V1):
             "programs": len(self._contexts),
             "blocks": self._held_blocks(),
             "capacity_blocks": self.capacity_blocks,
+            "block_bytes": self.block_bytes,
             "loaded_tokens": self.loaded_tokens,
             "peak_blocks": self.peak_blocks,
+            "copied_blocks": self.copied_blocks,
+            "copy_seconds": self.copy_seconds,
+            "returns_found": self.returns_found,
+            "returns_lost": self.returns_lost,
         }
+
+    def miss_cost(self, prefill_s_per_token: float | None) -> float:
+        """What a returning turn pays for a context it finds only here, as a share of
+        prefilling it again: the copy back where the tier kept the context (its measured
+        copy time over the measured prefill time), a prefill where the capacity forced
+        it out. 1.0 until both times are measured."""
+        if not self.copied_blocks or not prefill_s_per_token:
+            return 1.0
+        copy = (self.copy_seconds / self.copied_blocks) / (prefill_s_per_token * self.block_size)
+        kept = (self.returns_found + 1) / (self.returns_found + self.returns_lost + 1)
+        return min(1.0, kept * min(1.0, copy) + (1 - kept))
 
     def _save_computed_blocks(self, request: Request, computed_after_step: int) -> None:
         """Plan copies of the full blocks this step completes for ``request`` (its
@@ -155,6 +221,7 @@ class HostTierConnector(KVConnectorBase_V1):
         assert program is not None and self._kv_cache_manager is not None
         saved = self._contexts.setdefault(program, [])
         self._contexts.move_to_end(program)
+        self._touched[program] = time.monotonic()
         tokens = request.all_token_ids
         done = len(saved) // self.block_size
         full = min(computed_after_step, len(tokens)) // self.block_size
@@ -184,6 +251,7 @@ class HostTierConnector(KVConnectorBase_V1):
             return
         if keep == 0:
             del self._contexts[program]
+            del self._touched[program]
         else:
             del self._contexts[program][keep * self.block_size :]
         self._step.forget.append((program, keep))
@@ -198,6 +266,17 @@ class HostTierConnector(KVConnectorBase_V1):
             if program in spare:
                 continue
             held -= len(self._contexts[program]) // self.block_size
+            self._forget(program, keep=0)
+            self._lost[program] = None
+            if len(self._lost) > MAX_LOST_TRACKED:
+                self._lost.popitem(last=False)
+
+    def _forget_idle(self) -> None:
+        """Forget contexts no turn has used for ``idle_ttl_s`` (least recent first)."""
+        cutoff = time.monotonic() - self.idle_ttl_s
+        for program in list(self._contexts):
+            if self._touched[program] > cutoff:
+                break
             self._forget(program, keep=0)
 
     # worker side --------------------------------------------------------------------
@@ -218,10 +297,12 @@ class HostTierConnector(KVConnectorBase_V1):
                 self._host.pop(program, None)
             else:
                 del self._host.get(program, [])[keep:]
+        began = time.perf_counter()
         for program, index, block_id in step.load:
             copy = self._host[program][index]
             for layer, cache in enumerate(self._layers):
                 cache[block_id].copy_(copy[layer])
+        self._timed(len(step.load), began)
 
     def wait_for_layer_load(self, layer_name: str) -> None:
         return None
@@ -233,6 +314,7 @@ class HostTierConnector(KVConnectorBase_V1):
     def wait_for_save(self) -> None:
         step = self._get_connector_metadata()
         assert isinstance(step, HostTierMetadata)
+        began = time.perf_counter()
         for program, index, block_id in step.save:
             copies = self._host.setdefault(program, [])
             block = torch.stack([cache[block_id] for cache in self._layers])
@@ -241,6 +323,29 @@ class HostTierConnector(KVConnectorBase_V1):
             else:
                 assert index == len(copies), "blocks are saved in order"
                 copies.append(block)
+        self._timed(len(step.save), began)
+
+    def build_connector_worker_meta(self) -> KVConnectorWorkerMetadata | None:
+        times, self._copy_times = self._copy_times, CopyTimes()
+        return times if times.blocks else None
+
+    def _timed(self, blocks: int, began: float) -> None:
+        if blocks:
+            self._copy_times.blocks += blocks
+            self._copy_times.seconds += time.perf_counter() - began
+
+
+def capacity_blocks(configured: Any, block_bytes: int) -> int:
+    """The tier's size in blocks: as configured, or for "auto" a share of the memory free
+    now (the tier takes it only as contexts come)."""
+    if configured == "auto":
+        free = psutil.virtual_memory().available
+        return max(1, int(free * AUTO_MEMORY_SHARE) // max(1, block_bytes))
+    if isinstance(configured, bool) or not isinstance(configured, int) or configured < 1:
+        raise ValueError(
+            f'capacity_blocks must be a positive whole number or "auto", got {configured!r}'
+        )
+    return configured
 
 
 def _program(request: Request) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .pin_hint import MAX_PROGRAM_ID_CHARS, MAX_PROGRAM_KEY_CHARS, PinHint
 from .tool_durations import ToolDurationPredictor
-from .ttl_policy import TtlPolicy
+from .ttl_policy import UNKNOWN_CACHE, CacheState, TtlPolicy
 
 MAX_PROGRAMS = 10_000  # finished programs beyond this are forgotten, oldest first
 
@@ -91,11 +91,12 @@ class ProgramRegistry:
         return program
 
     def begin_turn(
-        self, program_id: str, turn: int | None, next_tool: str | None, usage: float = 1.0,
-        ttl_s: float | None = None,
+        self, program_id: str, turn: int | None, next_tool: str | None,
+        cache: CacheState = UNKNOWN_CACHE, ttl_s: float | None = None,
     ) -> TurnTicket:  # fmt: skip
         """Open a turn. Turn 0 (or a new id with no turn given) starts a program; a later
-        turn must follow the program's last one. ``ttl_s`` overrides the policy."""
+        turn must follow the program's last one. ``cache`` is the engine's state the
+        policy weighs a pin against; ``ttl_s`` overrides the policy."""
         check_hint_fields(program_id, turn, next_tool, ttl_s, max_id_chars=MAX_PROGRAM_KEY_CHARS)
         now = time.monotonic()
         with self._lock:
@@ -118,9 +119,9 @@ class ProgramRegistry:
             if turn > 0:
                 self.policy.record_returned(turn - 1)
         if ttl_s is None:
-            ttl_s = self.policy.ttl(next_tool, turn, usage) if self.pinning else 0.0
-        if ttl_s > 0:
-            self.policy.record_pinned(turn)
+            ttl_s = self.policy.ttl(next_tool, turn, cache) if self.pinning else 0.0
+        if next_tool is not None:
+            self.policy.record_left(turn)
         record = TurnRecord(turn, next_tool, ttl_s, started_at=now)
         with self._lock:
             program.turns.append(record)

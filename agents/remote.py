@@ -21,6 +21,7 @@ from memos.errors import InvalidInputError, UnavailableError
 
 from .backend import ChatChunk, ChatRequest
 from .pin_hint import PinHint
+from .ttl_policy import UNKNOWN_CACHE, CacheState
 
 
 class RemoteBackend:
@@ -48,8 +49,8 @@ class RemoteBackend:
     def close(self) -> None:
         self._ready = False
 
-    def kv_usage(self) -> float:
-        return 1.0  # unknown here: the TTL policy assumes a full cache
+    def cache_state(self) -> CacheState:
+        return UNKNOWN_CACHE  # the TTL policy assumes a full cache and no host tier
 
     def stats(self) -> dict[str, float]:
         return {}

@@ -73,7 +73,7 @@ class AgentRuntime:
         for turn, tool in enumerate(spec.tools):
             ttl = spec.ttl_override(turn) if spec.ttl_override and tool else None
             ticket = self.registry.begin_turn(
-                spec.id, turn, tool.name if tool else None, self.engine.kv_usage(), ttl_s=ttl
+                spec.id, turn, tool.name if tool else None, self.engine.cache_state(), ttl_s=ttl
             )
             prompt = self.render(messages)
             params = SamplingParams(

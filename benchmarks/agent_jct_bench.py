@@ -6,8 +6,13 @@ and tool durations:
   vanilla  vLLM as shipped (FCFS per request, prefix caching on)
   fcfs     + program-level first-come-first-served (vLLM's priority policy, priority =
            the program's arrival rank)
-  pin      + TTL pinning (PinningScheduler; TTL from the tool-duration predictor)
-  oracle   + pinning for each tool's real duration (known in advance)
+  pin      + TTL pinning over two tiers, as the service ships it: device pins
+           (PinningScheduler) over a host tier (HostTierConnector, HOST_TIER_BLOCKS);
+           the TTL policy weighs a device pin against copying the context back, at the
+           copy and prefill times the engine measures
+  oracle   the same, with each tool's real duration known in advance
+  pin_device  + TTL pinning on the device alone (no host tier): pins are the only way
+           a context outlives its turn, so every miss is a prefill
   stream   vLLM's own streaming-input sessions (AsyncLLM, one request per program fed
            by an async generator of inputs): the whole context stays resident across
            every tool call, with no time to live and no cap (streaming_sessions.py)
@@ -49,8 +54,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, print_table, write_json
 
-MODES = ("vanilla", "fcfs", "pin", "oracle", "host", "stream", "stream_roomy")
-PINNING_MODES = ("pin", "oracle", "host")
+MODES = ("vanilla", "fcfs", "pin", "oracle", "pin_device", "stream", "stream_roomy")
+PINNING_MODES = ("pin", "oracle", "pin_device")
+HOST_TIER_MODES = ("pin", "oracle")
 HOST_TIER_BLOCKS = 128  # host memory for every program's context: 8 x up to 14 blocks
 STREAM_MODES = ("stream", "stream_roomy")
 ROOMY_BLOCKS = 256
@@ -152,11 +158,8 @@ def start_engine(mode: str, w: Workload) -> Any:
 
     return Engine(EngineSettings(
         MODEL_DIR, num_blocks=w.kv_blocks, pinning=mode in PINNING_MODES,
-        # With the host tier, a context comes back in milliseconds: device pins would
-        # only hold blocks idle (quick run: 0.6 of the cache for pins, 26.1 s mean job
-        # time; 0.3, 25.6 s; none, 23.6 s).
-        pin_cap=0.0 if mode == "host" else w.pin_cap, program_fcfs=mode != "vanilla",
-        host_tier_blocks=HOST_TIER_BLOCKS if mode == "host" else 0,
+        pin_cap=w.pin_cap, program_fcfs=mode != "vanilla",
+        host_tier_blocks=HOST_TIER_BLOCKS if mode in HOST_TIER_MODES else 0,
     )).start()  # fmt: skip
 
 
@@ -211,16 +214,17 @@ def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
             return ToolCall(step["tool"], run)
 
         steps = program["steps"]
-        oracle = (
-            (lambda turn: min(steps[turn]["seconds"] + 0.5, 600.0)) if mode == "oracle" else None
-        )
+
+        def oracle(turn: int) -> float:
+            return registry.policy.known_ttl(steps[turn]["seconds"], turn, engine.cache_state())
+
         return ProgramSpec(
             program["id"],
             [{"role": "system", "content": program["system"]},
              {"role": "user", "content": program["task"]}],
             [tool_call(s) for s in steps],
             max_tokens=w.output_tokens,
-            ttl_override=oracle,
+            ttl_override=oracle if mode == "oracle" else None,
         )  # fmt: skip
 
     async def one(program: dict[str, Any]) -> dict[str, Any]:
@@ -279,6 +283,8 @@ def summarize(result: dict[str, Any]) -> dict[str, float]:
         "pin_blocks_given_way": kv.get("pin_gave_way", 0),
         "host_loaded_tokens": kv.get("host_loaded_tokens", 0),
         "host_peak_blocks": kv.get("host_peak_blocks", 0),
+        # the TTL policy's price of a context not pinned, as a share of its prefill
+        "miss_cost": kv.get("host_miss_cost", 1.0),
         # a turn's mean time in each phase (vLLM's request timestamps; not for sessions)
         **{f"turn_{phase}": _mean(t.get(phase) for t in turns) for phase in PHASES},
     }
@@ -286,7 +292,7 @@ def summarize(result: dict[str, Any]) -> dict[str, float]:
 
 PHASES = ("queued_s", "first_token_s", "decode_s", "tool_seconds")
 HEADLINE = ("jct_mean_ratio", "jct_p90_ratio", "pin_over_fcfs_ratio", "recompute_reduction",
-            "oracle_gap")  # fmt: skip
+            "oracle_gap", "device_jct_mean_ratio", "device_jct_p90_ratio")  # fmt: skip
 
 
 def _or_dash(value: float | None) -> float | str:
@@ -349,7 +355,7 @@ def main() -> None:
     modes = args.modes.split(",")
     runs: list[dict[str, Any]] = []
     # engines with nothing to pin or copy, against vLLM as shipped
-    no_tool: dict[str, list[float]] = {m: [] for m in ("vanilla", "pin", "host") if m in modes}
+    no_tool: dict[str, list[float]] = {m: [] for m in ("vanilla", "pin") if m in modes}
     with tempfile.TemporaryDirectory(prefix="memos-jct-") as tmp:
 
         def child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
@@ -419,10 +425,14 @@ def compare(
     pin, fcfs, oracle = figures.get("pin"), figures.get("fcfs"), figures.get("oracle")
     if base and pin:
         ratios.update(_against_shipped(base, pin))
-    host = figures.get("host")
-    if base and host:
-        ratios.update(_against_shipped(base, host, prefix="host_"))
-        ratios["host_peak_blocks"] = host["host_peak_blocks"]
+        ratios["host_peak_blocks"] = pin["host_peak_blocks"]
+        ratios["miss_cost"] = pin["miss_cost"]
+        ratios["device_pins"] = pin["pinned"]
+    device = figures.get("pin_device")
+    if base and device:
+        ratios.update(_against_shipped(base, device, prefix="device_"))
+    if fcfs and device:
+        ratios["device_over_fcfs_ratio"] = fcfs["jct_mean_s"] / device["jct_mean_s"]
     if fcfs and pin:
         ratios["pin_over_fcfs_ratio"] = fcfs["jct_mean_s"] / pin["jct_mean_s"]
     if oracle and pin:
@@ -489,14 +499,11 @@ def report(
         )
     # The best batch per scheduler: the VM's slow spells only ever lower a rate.
     shipped = max(no_tool.get("vanilla", []), default=0)
-    costs = (("pin", "no_tool_throughput_cost_pct", "the pinning scheduler"),
-             ("host", "host_no_tool_throughput_cost_pct", "the host tier"))  # fmt: skip
-    for mode, name, label in costs:
-        ours = max(no_tool.get(mode, []), default=0)
-        if shipped and ours:
-            summary[name] = round(100 * (1 - ours / shipped), 2)
-            print(f"\nno tool calls: {shipped:.2f} req/s as shipped, {ours:.2f} req/s with "
-                  f"{label} ({summary[name]:+.1f} % cost)")  # fmt: skip
+    ours = max(no_tool.get("pin", []), default=0)
+    if shipped and ours:
+        cost = summary["no_tool_throughput_cost_pct"] = round(100 * (1 - ours / shipped), 2)
+        print(f"\nno tool calls: {shipped:.2f} req/s as shipped, {ours:.2f} req/s with the "
+              f"pinning scheduler and the host tier ({cost:+.1f} % cost)")  # fmt: skip
     print("\nsummary:", summary)
     details = {
         "workload": asdict(w),

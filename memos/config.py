@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 N = TypeVar("N", int, float)
 
@@ -21,6 +21,17 @@ def _env_number(name: str, default: N) -> N:
     except ValueError as exc:
         what = "an integer" if kind is int else "a number"
         raise ValueError(f"{name} must be {what}, got {raw!r}") from exc
+
+
+def _host_kv_blocks(raw: str) -> int | Literal["auto"]:
+    if raw.strip().lower() in ("", "auto"):
+        return "auto"
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(
+            f'MEMOS_HOST_KV_BLOCKS must be "auto" or a whole number, got {raw!r}'
+        ) from None
 
 
 # Candidates HNSW keeps while searching: recall@10 ~0.995 on 100k MiniLM vectors
@@ -54,7 +65,9 @@ class Settings:
     llm_model: str = "SmolLM2-135M-Instruct"  # remote: the model name it serves
     llm_kv_blocks: int = 0  # 0: the KV cache vLLM sizes itself (VLLM_CPU_KVCACHE_SPACE)
     pin_cap: float = 0.5  # share of the KV cache program pins may hold
-    host_kv_blocks: int = 0  # host-memory tier under the pins, in KV blocks; 0: none
+    # host-memory tier under the pins, in KV blocks; 0: none; "auto": up to a quarter of
+    # the memory free when the engine starts
+    host_kv_blocks: int | Literal["auto"] = "auto"
     config_path: Path | None = None  # a TOML file; its [cache] table is the cache policy
 
     def __post_init__(self) -> None:
@@ -68,8 +81,10 @@ class Settings:
             raise ValueError("MEMOS_LLM=remote needs MEMOS_LLM_URL (a `vllm serve` base URL)")
         if not 0 <= self.pin_cap <= 0.95:
             raise ValueError(f"MEMOS_PIN_CAP must be between 0 and 0.95, got {self.pin_cap}")
-        if self.host_kv_blocks < 0:
-            raise ValueError(f"MEMOS_HOST_KV_BLOCKS must be 0 or more, got {self.host_kv_blocks}")
+        blocks = self.host_kv_blocks
+        if blocks != "auto" and (isinstance(blocks, bool) or not isinstance(blocks, int)
+                                 or blocks < 0):  # fmt: skip
+            raise ValueError(f'MEMOS_HOST_KV_BLOCKS must be "auto" or 0 or more, got {blocks!r}')
         if not self.database_url:
             sqlite_path = (self.data_dir / "memos.db").resolve()
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
@@ -109,6 +124,6 @@ class Settings:
             llm_model=os.environ.get("MEMOS_LLM_MODEL", "SmolLM2-135M-Instruct"),
             llm_kv_blocks=_env_number("MEMOS_LLM_KV_BLOCKS", 0),
             pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
-            host_kv_blocks=_env_number("MEMOS_HOST_KV_BLOCKS", 0),
+            host_kv_blocks=_host_kv_blocks(os.environ.get("MEMOS_HOST_KV_BLOCKS", "auto")),
             config_path=Path(config) if (config := os.environ.get("MEMOS_CONFIG")) else None,
         )

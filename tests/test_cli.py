@@ -110,8 +110,19 @@ def test_import_rejects_a_bad_file_and_stores_nothing(
     assert count == 0
 
 
-def test_a_negative_host_tier_size_is_refused(tmp_path: Path) -> None:
+def test_the_host_tier_is_sized_automatically_unless_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from memos.config import Settings
 
-    with pytest.raises(ValueError, match="MEMOS_HOST_KV_BLOCKS"):
-        Settings(data_dir=tmp_path, host_kv_blocks=-1)
+    monkeypatch.setenv("MEMOS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MEMOS_HOST_KV_BLOCKS", raising=False)
+    assert Settings.from_env().host_kv_blocks == "auto"
+    monkeypatch.setenv("MEMOS_HOST_KV_BLOCKS", "0")
+    assert Settings.from_env().host_kv_blocks == 0
+    monkeypatch.setenv("MEMOS_HOST_KV_BLOCKS", "lots")
+    with pytest.raises(ValueError, match='MEMOS_HOST_KV_BLOCKS must be "auto" or a whole'):
+        Settings.from_env()
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="MEMOS_HOST_KV_BLOCKS"):
+            Settings(data_dir=tmp_path, host_kv_blocks=bad)

@@ -1,17 +1,21 @@
 """The host tier under the pins, on the real engine and model: a context whose blocks
 left the device cache is copied back for the program's next turn (vLLM's cached-token
 counts show it) and gives the same reply as a fresh prefill; only the blocks whose
-tokens match are used; the tier keeps to its capacity."""
+tokens match are used; the tier keeps to its capacity, forgets contexts left idle, and
+prices a miss from the copy and prefill times it measures."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
 
 from memos.agents.engine import Engine
+from memos.agents.host_tier import capacity_blocks
 from memos.agents.pin_hint import PinHint
+from memos.agents.prefill_meter import PrefillMeter
 from tests.conftest import TEST_HOST_BLOCKS, assert_same_reply
 
 BLOCK = 128
@@ -94,3 +98,51 @@ def test_the_host_tier_keeps_to_its_capacity(engine: Engine) -> None:
     latest = turn(engine, prompts["prog-cap-4"] + tokens(50, seed=72), "prog-cap-4")
     assert oldest.num_cached_tokens == 0
     assert latest.num_cached_tokens == 7 * BLOCK
+
+
+def test_the_tier_prices_a_miss_from_the_times_it_measures(engine: Engine) -> None:
+    prompt = tokens(900, seed=80)
+    first = turn(engine, prompt, "prog-price")
+    stats = host(engine)
+    assert stats["host_copied_blocks"] >= 7 and stats["host_copy_seconds"] > 0
+    copy_share = (stats["host_copy_seconds"] / stats["host_copied_blocks"]) / (
+        PrefillMeter.seconds_per_token() * BLOCK
+    )
+    # On this CPU a block's copy takes milliseconds, its prefill a large part of a second.
+    assert copy_share < 0.2
+    # A miss costs the copy where the tier kept the context, a prefill where its capacity
+    # forced it out (as it did in the capacity test, if that ran before).
+    found, lost = stats["host_returns_found"], stats["host_returns_lost"]
+    kept = (found + 1) / (found + lost + 1)
+    cache = engine.cache_state()
+    assert cache.miss_cost == pytest.approx(stats["host_miss_cost"])
+    assert cache.miss_cost == pytest.approx(kept * copy_share + (1 - kept), rel=0.05)
+    assert cache.miss_cost < 0.5 and 0 <= cache.usage <= 1
+    turn(engine, prompt + list(first.outputs[0].token_ids) + tokens(20, seed=81), "prog-price")
+    assert host(engine)["host_returns_found"] == found + 1
+
+
+def test_contexts_left_idle_are_forgotten(engine: Engine) -> None:
+    connector = engine.scheduler.connector
+    configured = connector.idle_ttl_s
+    try:
+        engine.call(lambda: setattr(connector, "idle_ttl_s", 0.5))
+        turn(engine, tokens(300, seed=90), "prog-idle")
+        assert host(engine)["host_programs"] == 1
+        time.sleep(0.6)
+        turn(engine, tokens(200, seed=91), None)  # any step looks for idle contexts
+        assert host(engine)["host_programs"] == 0 and host(engine)["host_blocks"] == 0
+    finally:
+        engine.call(lambda: setattr(connector, "idle_ttl_s", configured))
+
+
+def test_the_tier_size_is_checked_and_auto_takes_a_share_of_free_memory() -> None:
+    import psutil
+
+    block = 6 * 1024 * 1024
+    auto = capacity_blocks("auto", block)
+    assert 0 < auto <= psutil.virtual_memory().total // 4 // block
+    assert capacity_blocks(32, block) == 32
+    for bad in (0, -3, 2.5, True, "lots"):
+        with pytest.raises(ValueError, match="capacity_blocks must be"):
+            capacity_blocks(bad, block)

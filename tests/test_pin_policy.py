@@ -12,7 +12,7 @@ from memos.agents.pin_hint import PROGRAM_KEY, TTL_KEY, InvalidPinHintError, Pin
 from memos.agents.pin_table import PinTable
 from memos.agents.programs import ProgramHintError, ProgramRegistry, UnknownProgramError
 from memos.agents.tool_durations import ToolDurationPredictor
-from memos.agents.ttl_policy import TtlPolicy
+from memos.agents.ttl_policy import CacheState, TtlPolicy
 
 
 @dataclass
@@ -94,10 +94,11 @@ def test_ttl_policy_pins_fast_tools_and_not_slow_ones_under_pressure() -> None:
         predictor.observe("grep", rng.lognormvariate(-1.0, 0.5))  # ~0.4 s
         predictor.observe("build", rng.lognormvariate(4.0, 0.5))  # ~55 s
     policy = TtlPolicy(predictor)
-    fast = policy.ttl("grep", turn=1, usage=1.0)
+    full, idle = CacheState(usage=1.0), CacheState(usage=0.0)
+    fast = policy.ttl("grep", turn=1, cache=full)
     assert predictor.quantile("grep", 0.5) < fast < 3.0
-    assert policy.ttl("build", turn=1, usage=1.0) == 0.0
-    assert policy.ttl("build", turn=1, usage=0.0) > 30  # an idle cache may hold it
+    assert policy.ttl("build", turn=1, cache=full) == 0.0
+    assert policy.ttl("build", turn=1, cache=idle) > 30  # an idle cache may hold it
     assert policy.ttl("never-seen", turn=0) == policy.cold_ttl_s
     assert policy.ttl(None, turn=3) == 0.0
 
@@ -107,10 +108,44 @@ def test_the_hold_horizon_decides_whether_a_mid_length_tool_is_worth_pinning() -
     rng = random.Random(1)
     for _ in range(200):
         predictor.observe("run_tests", rng.lognormvariate(1.8, 0.7))  # ~6 s
+    busy = CacheState(usage=0.9)
     cheap = TtlPolicy(predictor, hold_horizon_s=120.0)  # holding is cheap
-    assert cheap.ttl("run_tests", turn=1, usage=0.9) > predictor.quantile("run_tests", 0.9)
+    assert cheap.ttl("run_tests", turn=1, cache=busy) > predictor.quantile("run_tests", 0.9)
     dear = TtlPolicy(predictor, hold_horizon_s=3.0)  # six seconds of holding cost more
-    assert dear.ttl("run_tests", turn=1, usage=0.9) == 0.0
+    assert dear.ttl("run_tests", turn=1, cache=busy) == 0.0
+
+
+def test_a_cheap_copy_back_turns_device_pins_off_under_pressure() -> None:
+    predictor = ToolDurationPredictor()
+    rng = random.Random(2)
+    for _ in range(200):
+        predictor.observe("grep", rng.lognormvariate(-1.0, 0.5))  # ~0.4 s
+    policy = TtlPolicy(predictor)
+    prefill_only = CacheState(usage=0.9, miss_cost=1.0)
+    host_copy = CacheState(usage=0.9, miss_cost=0.01)  # milliseconds against seconds
+    assert policy.ttl("grep", turn=1, cache=prefill_only) > 0
+    assert policy.ttl("grep", turn=1, cache=host_copy) == 0.0
+    # An idle cache costs nothing to hold, so even a cheap miss is worth avoiding.
+    assert policy.ttl("grep", turn=1, cache=CacheState(usage=0.0, miss_cost=0.01)) > 0
+    assert policy.ttl("unseen", turn=0, cache=host_copy) < policy.cold_ttl_s
+    # The oracle's rule is the same, with the duration known.
+    assert policy.known_ttl(0.4, turn=1, cache=prefill_only) == pytest.approx(0.9)
+    assert policy.known_ttl(0.4, turn=1, cache=host_copy) == 0.0
+    assert policy.known_ttl(40.0, turn=1, cache=prefill_only) == 0.0  # holding costs more
+    for bad in ({"usage": 1.5}, {"miss_cost": -0.1}):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            CacheState(**bad)
+
+
+def test_return_rate_counts_programs_that_left_for_a_tool() -> None:
+    registry = ProgramRegistry()
+    assert registry.policy.return_rate(0) == 1.0  # assumed until seen
+    registry.begin_turn("a", 0, "grep", ttl_s=0.0)  # not pinned: still left for a tool
+    registry.begin_turn("b", 0, "grep")
+    registry.begin_turn("a", 1, None)
+    assert registry.policy.return_rate(0) == pytest.approx(2 / 3)  # one of two came back
+    registry.begin_turn("b", 1, None)
+    assert registry.policy.return_rate(0) == 1.0
 
 
 def test_registry_orders_programs_and_checks_turns() -> None:
