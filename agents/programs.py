@@ -8,6 +8,7 @@ pin hint from the TTL policy, and keeps the per-turn record that /v1/programs sh
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import threading
 import time
@@ -19,6 +20,8 @@ from .tool_durations import ToolDurationPredictor
 from .ttl_policy import UNKNOWN_CACHE, CacheState, TtlPolicy
 
 MAX_PROGRAMS = 10_000  # finished programs beyond this are forgotten, oldest first
+# upper bounds, in seconds, of the job completion time histogram's buckets
+JOB_TIME_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
 class UnknownProgramError(LookupError):
@@ -49,16 +52,43 @@ class Program:
     turns: list[TurnRecord] = field(default_factory=list)
     tool_seconds: dict[str, float] = field(default_factory=dict)
     finished: bool = False
+    seconds: float | None = None  # job completion time: first turn's start to last's end
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "rank": self.rank,
             "finished": self.finished,
+            "seconds": self.seconds,
             "turns": [t.__dict__ for t in self.turns],
             "prompt_tokens": sum(t.prompt_tokens for t in self.turns),
             "cached_tokens": sum(t.cached_tokens for t in self.turns),
         }
+
+
+@dataclass
+class JobTimes:
+    """Finished programs' job completion times, as a Prometheus-style histogram."""
+
+    bounds: tuple[float, ...] = JOB_TIME_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(JOB_TIME_BUCKETS) + 1))
+    total_s: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total_s += seconds
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(upper bound, programs at or under it) per bucket, "+Inf" last."""
+        running, out = 0, []
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
 
 
 @dataclass(frozen=True)
@@ -78,6 +108,7 @@ class ProgramRegistry:
         self._programs: dict[str, Program] = {}
         self._ranks = itertools.count()
         self._lock = threading.Lock()
+        self.job_times = JobTimes()
 
     @property
     def predictor(self) -> ToolDurationPredictor:
@@ -136,7 +167,12 @@ class ProgramRegistry:
         record.prompt_tokens = prompt_tokens
         record.cached_tokens = cached_tokens
         record.output_tokens = output_tokens
-        record.seconds = time.monotonic() - record.started_at
+        now = time.monotonic()
+        record.seconds = now - record.started_at
+        if record.next_tool is None:  # the program's last turn
+            with self._lock:
+                program.seconds = now - program.created_at
+                self.job_times.observe(program.seconds)
 
     def tool_finished(self, program_id: str, tool: str, seconds: float) -> None:
         self.predictor.observe(tool, seconds)

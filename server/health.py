@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from litestar import Controller, Request, Response, get
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import text
 
@@ -63,17 +63,25 @@ def watch(memos: MemOS) -> None:
 
 
 class PinCollector(Collector):
-    """The chat engine's KV cache and program pins, read at scrape time."""
+    """The chat engine's KV cache and program pins, and agent programs' job completion
+    times, read at scrape time."""
 
     def __init__(self) -> None:
         self.chat: ChatService | None = None
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        stats = self.chat.stats() if self.chat is not None else {}
-        for name, value in sorted(stats.items()):
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+        if self.chat is None:
+            return
+        for name, value in sorted(self.chat.stats().items()):
             yield GaugeMetricFamily(
                 f"memos_kv_{name}", f"KV cache / pinning: {name.replace('_', ' ')}", value=value
             )
+        times = self.chat.registry.job_times
+        yield HistogramMetricFamily(
+            "memos_program_job_seconds",
+            "Agent programs' job completion time, first turn's start to last turn's end",
+            buckets=times.cumulative(), sum_value=times.total_s,
+        )  # fmt: skip
 
 
 _pins = PinCollector()

@@ -108,8 +108,14 @@ def test_program_turns_reuse_their_pinned_prefix(client: TestClient, engine) -> 
     assert [t["turn"] for t in program["turns"]] == [0, 1]
     assert program["turns"][0]["next_tool"] == "lookup" and program["finished"] is True
     assert program["cached_tokens"] >= full_blocks * 128
+    assert program["seconds"] >= sum(t["seconds"] for t in program["turns"]) > 0
     metrics = client.get("/metrics").text
     assert "memos_kv_pin_taken" in metrics and "memos_kv_free_blocks" in metrics
+    finished = next(
+        line for line in metrics.splitlines() if line.startswith("memos_program_job_seconds_count")
+    )
+    assert float(finished.split()[-1]) >= 1
+    assert 'memos_program_job_seconds_bucket{le="+Inf"}' in metrics
 
 
 def test_programs_are_scoped_to_the_namespace(

@@ -148,6 +148,22 @@ def test_return_rate_counts_programs_that_left_for_a_tool() -> None:
     assert registry.policy.return_rate(0) == 1.0
 
 
+def test_finished_programs_job_times_fill_a_histogram() -> None:
+    registry = ProgramRegistry()
+    assert registry.job_times.count == 0
+    ticket = registry.begin_turn("a", 0, "grep")
+    registry.end_turn(ticket, 10, 0, 2)
+    assert registry.get("a").seconds is None  # still running: its tool comes next
+    registry.end_turn(registry.begin_turn("a", 1, None), 20, 10, 2)
+    seconds = registry.get("a").seconds
+    assert seconds is not None and 0 <= seconds < 1
+    times = registry.job_times
+    assert times.count == 1 and times.total_s == pytest.approx(seconds)
+    assert times.cumulative()[0] == ("1.0", 1) and times.cumulative()[-1] == ("+Inf", 1)
+    times.observe(45.0)
+    assert dict(times.cumulative())["30.0"] == 1 and dict(times.cumulative())["60.0"] == 2
+
+
 def test_registry_orders_programs_and_checks_turns() -> None:
     registry = ProgramRegistry()
     first = registry.begin_turn("p1", 0, "grep")
