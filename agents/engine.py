@@ -299,15 +299,18 @@ class Engine:
     def cache_state(self) -> CacheState:
         """What the TTL policy weighs a pin against: the cache's use and what a context
         that is not pinned costs to bring back (a prefill, or the host tier's copy)."""
-        from .prefill_meter import PrefillMeter
-
-        host_tier = self._host_tier()
-        miss_cost = host_tier.miss_cost(PrefillMeter.seconds_per_token()) if host_tier else 1.0
-        return CacheState(usage=min(1.0, max(0.0, self.kv_usage())), miss_cost=miss_cost)
+        return CacheState(usage=min(1.0, max(0.0, self.kv_usage())), miss_cost=self._miss_cost())
 
     def _host_tier(self) -> Any:
         connector = getattr(self.scheduler, "connector", None)
         return connector if hasattr(connector, "miss_cost") else None
+
+    def _miss_cost(self) -> float:
+        """A context not pinned costs a prefill, unless the host tier copies it back."""
+        from .prefill_meter import PrefillMeter
+
+        host_tier = self._host_tier()
+        return host_tier.miss_cost(PrefillMeter.seconds_per_token()) if host_tier else 1.0
 
     def kv_stats(self) -> dict[str, float]:
         pool = self.scheduler.kv_cache_manager.block_pool
@@ -325,5 +328,5 @@ class Engine:
         host_tier = self._host_tier()
         if host_tier is not None:
             stats.update({f"host_{k}": v for k, v in host_tier.tier_stats().items()})
-            stats["host_miss_cost"] = host_tier.miss_cost(PrefillMeter.seconds_per_token())
+            stats["host_miss_cost"] = self._miss_cost()
         return stats

@@ -122,8 +122,7 @@ class HostTierConnector(KVConnectorBase_V1):
         saved = self._contexts.get(program)
         if saved:  # a new turn: keep only the blocks its tokens share with the context
             self.returns_found += 1
-            self._contexts.move_to_end(program)
-            self._touched[program] = time.monotonic()
+            self._touch(program)
             matching = self._matching_blocks(request, saved)
             if matching < len(saved) // self.block_size:
                 self._forget(program, keep=matching)
@@ -159,8 +158,7 @@ class HostTierConnector(KVConnectorBase_V1):
         assert program is not None
         block_ids = blocks.get_block_ids()[0]
         self._step.load += [(program, i, block_ids[i]) for i in range(first, first + count)]
-        self._contexts.move_to_end(program)
-        self._touched[program] = time.monotonic()
+        self._touch(program)
         self.loaded_tokens += count * self.block_size
 
     def build_connector_meta(self, scheduler_output: SchedulerOutput) -> KVConnectorMetadata:
@@ -220,8 +218,7 @@ class HostTierConnector(KVConnectorBase_V1):
         program = _program(request)
         assert program is not None and self._kv_cache_manager is not None
         saved = self._contexts.setdefault(program, [])
-        self._contexts.move_to_end(program)
-        self._touched[program] = time.monotonic()
+        self._touch(program)
         tokens = request.all_token_ids
         done = len(saved) // self.block_size
         full = min(computed_after_step, len(tokens)) // self.block_size
@@ -232,6 +229,11 @@ class HostTierConnector(KVConnectorBase_V1):
         saved.extend(tokens[done * self.block_size : full * self.block_size])
         self._keep_under_capacity(spare={program} | {c[0] for c in self._step.load})
         self.peak_blocks = max(self.peak_blocks, self._held_blocks())
+
+    def _touch(self, program: str) -> None:
+        """A turn used the program's context: it becomes the most recently used."""
+        self._contexts.move_to_end(program)
+        self._touched[program] = time.monotonic()
 
     def _held_blocks(self) -> int:
         return sum(len(t) for t in self._contexts.values()) // self.block_size
