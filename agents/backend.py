@@ -42,6 +42,11 @@ class ChatBackend(Protocol):
     @property
     def ready(self) -> bool: ...
 
+    @property
+    def state(self) -> str:
+        """``ready``, ``loading``, ``restarting`` (after a failure) or ``stopped``."""
+        ...
+
     def start(self) -> None:
         """Load or connect; may take tens of seconds."""
 

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 MAX_MESSAGES = 1_000
 MAX_CHARS = 200_000
+MAX_TOKENS = 4_096  # the backend also bounds it by the model's context
+MAX_SEED = 2**63 - 1  # the sampler's generator takes a 64-bit seed
+MAX_STOP = 4
+MAX_STOP_CHARS = 256
 
 __all__ = ["ChatChunk", "ChatRequest", "ChatService", "ProgramTurn", "build_chat_service"]
 
@@ -62,10 +66,14 @@ class ChatService:
     def ready(self) -> bool:
         return self.backend.ready
 
+    @property
+    def state(self) -> str:
+        return self.backend.state
+
     async def stream(self, request: ChatRequest, namespace: str) -> AsyncIterator[ChatChunk]:
         self._check(request)
         if not self.ready:
-            raise UnavailableError("the language model is still loading; retry in a few seconds")
+            raise UnavailableError(f"the language model is {self.state}; retry in a few seconds")
         ticket = self._begin(request.program, namespace)
         chunks = self.backend.stream(
             request, ticket.hint if ticket else None, ticket.priority if ticket else 0
@@ -136,12 +144,38 @@ class ChatService:
             total += len(content)
         if total > MAX_CHARS:
             raise InvalidInputError(f"messages hold {total} characters; the limit is {MAX_CHARS}")
-        if not 1 <= request.max_tokens <= 4096:
-            raise InvalidInputError(f"max_tokens must be from 1 to 4096, got {request.max_tokens}")
-        if not (math.isfinite(request.temperature) and 0 <= request.temperature <= 2):
-            raise InvalidInputError(f"temperature must be from 0 to 2, got {request.temperature}")
-        if not (math.isfinite(request.top_p) and 0 < request.top_p <= 1):
-            raise InvalidInputError(f"top_p must be in (0, 1], got {request.top_p}")
+        _check_sampling(request)
+
+
+def _check_sampling(request: ChatRequest) -> None:
+    """Every sampling field within what the engine takes: a value outside it must never
+    reach the engine, where it could fail a step that other requests share."""
+    max_tokens, temperature, top_p, seed = (
+        request.max_tokens, request.temperature, request.top_p, request.seed
+    )  # fmt: skip
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        raise InvalidInputError(f"max_tokens must be a whole number, got {max_tokens!r}")
+    if not 1 <= max_tokens <= MAX_TOKENS:
+        raise InvalidInputError(f"max_tokens must be from 1 to {MAX_TOKENS}, got {max_tokens}")
+    if not (_is_number(temperature) and 0 <= temperature <= 2):
+        raise InvalidInputError(f"temperature must be from 0 to 2, got {temperature!r}")
+    if not (_is_number(top_p) and 0 < top_p <= 1):
+        raise InvalidInputError(f"top_p must be in (0, 1], got {top_p!r}")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
+    ):
+        raise InvalidInputError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    if len(request.stop) > MAX_STOP:
+        raise InvalidInputError(f"stop may hold at most {MAX_STOP} sequences")
+    for i, stop in enumerate(request.stop):
+        if not isinstance(stop, str) or not 0 < len(stop) <= MAX_STOP_CHARS:
+            raise InvalidInputError(
+                f"stop[{i}] must be a string of 1 to {MAX_STOP_CHARS} characters"
+            )
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def build_chat_service(settings: Settings) -> ChatService | None:

@@ -25,6 +25,10 @@ class EmbeddedBackend:
     def ready(self) -> bool:
         return self.engine.running
 
+    @property
+    def state(self) -> str:
+        return self.engine.state
+
     def start(self) -> None:
         self.engine.start()
 
@@ -73,8 +77,8 @@ class EmbeddedBackend:
                     completion_tokens, out.num_cached_tokens or 0,
                 )  # fmt: skip
         except EngineUnavailableError as exc:
-            raise UnavailableError(str(exc)) from exc
-        except (ValueError, VLLMClientError) as exc:  # vLLM's own input checks
+            raise UnavailableError(str(exc), retry_after_s=self.engine.retry_after_s) from exc
+        except (ValueError, VLLMClientError) as exc:  # vLLM refused this request alone
             raise InvalidInputError(str(exc)) from exc
 
     def _tokens(self, request: ChatRequest) -> dict[str, Any]:
@@ -85,10 +89,15 @@ class EmbeddedBackend:
         )
         ids = tokenizer.encode(text, add_special_tokens=False)
         context = self.engine.settings.max_model_len
+        if request.max_tokens >= context:
+            raise InvalidInputError(
+                f"max_tokens must be less than the model's context of {context} tokens, "
+                f"got {request.max_tokens}"
+            )
         room = context - request.max_tokens
         if len(ids) > room:
             raise InvalidInputError(
-                f"the prompt is {len(ids)} tokens, longer than the {room} the model's context "
-                f"of {context} leaves beside max_tokens {request.max_tokens}"
+                f"the prompt is {len(ids)} tokens; with max_tokens {request.max_tokens}, the "
+                f"model's context of {context} tokens leaves room for {room}"
             )
         return {"prompt_token_ids": ids}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import itertools
 import logging
 import os
@@ -34,8 +35,16 @@ log = logging.getLogger(__name__)
 IDLE_WAIT_S = 0.2  # how often an idle engine still releases expired pins
 
 
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 15.0, 60.0)  # waits before successive restart attempts
+HEALTHY_AFTER_S = 120.0  # a failure this long after a restart starts the backoff over
+
+
 class EngineUnavailableError(RuntimeError):
     """vLLM is not installed, the model is not prepared, or the engine stopped."""
+
+
+class EngineFailedError(EngineUnavailableError):
+    """The engine failed while this request was in it; it is restarting."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +131,12 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
+        self._serving = threading.Event()  # set while steps run; clear while (re)starting
         self._ids = itertools.count()
         self.started_s: float | None = None
+        self.restarts = 0  # times the engine was rebuilt after a failure
+        self._last_restart = 0.0
+        self._failures_in_row = 0
 
     # life cycle -------------------------------------------------------------------
 
@@ -134,6 +147,7 @@ class Engine:
         self._engine = self._build()
         self.started_s = time.monotonic() - began
         log.info("vLLM engine ready in %.0f s", self.started_s)
+        self._serving.set()
         self._thread = threading.Thread(target=self._run, name="vllm-engine", daemon=True)
         self._thread.start()
         return self
@@ -159,6 +173,7 @@ class Engine:
 
     def close(self) -> None:
         self._stopping.set()
+        self._serving.clear()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
@@ -170,7 +185,23 @@ class Engine:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Serving requests: started, and not restarting after a failure."""
+        return self._serving.is_set() and self._thread is not None and self._thread.is_alive()
+
+    @property
+    def state(self) -> str:
+        """``loading`` before the first start, ``ready``, ``restarting`` after a failure,
+        or ``stopped``."""
+        if self.running:
+            return "ready"
+        if self._thread is None:
+            return "stopped" if self._stopping.is_set() else "loading"
+        return "restarting" if self._thread.is_alive() else "stopped"
+
+    @property
+    def retry_after_s(self) -> int:
+        """How long a caller should wait for the engine: about one start."""
+        return max(1, round(self.started_s or 30.0))
 
     # requests ----------------------------------------------------------------------
 
@@ -183,9 +214,7 @@ class Engine:
     ) -> AsyncIterator[RequestOutput]:  # fmt: skip
         """Outputs of one request as the engine produces them, the finished one last."""
         if not self.running:
-            raise EngineUnavailableError(
-                f"the engine is not running{': ' + repr(self._failure) if self._failure else ''}"
-            )
+            raise EngineUnavailableError(f"the engine is {self.state}")
         request_id = request_id or self.new_request_id()
         sink: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
         self._submissions.put(
@@ -221,21 +250,77 @@ class Engine:
     # the engine thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        engine = self._engine
+        """Step the engine; when a step fails, fail the requests in it (and those
+        waiting to enter) with ``EngineFailedError``, rebuild the engine and go on."""
+        while not self._stopping.is_set():
+            try:
+                self._serve(self._engine)
+            except Exception as exc:  # the engine's state is unknown now: start afresh
+                log.exception("the vLLM engine failed; restarting it")
+                self._serving.clear()
+                self._failure = exc
+                self._fail_waiters(exc)
+                self._restart()
+
+    def _serve(self, engine: Any) -> None:
+        while not self._stopping.is_set():
+            self._take_submissions(engine, block=not engine.has_unfinished_requests())
+            if engine.has_unfinished_requests():
+                for output in engine.step():
+                    self._deliver(output)
+            else:
+                self._expire_pins()
+
+    def _fail_waiters(self, cause: BaseException) -> None:
+        failure = EngineFailedError(
+            f"the language model failed while serving this request ({type(cause).__name__}) "
+            f"and is restarting; retry in about {self.retry_after_s} s"
+        )
+        for submission in self._sinks.values():
+            submission.loop.call_soon_threadsafe(submission.sink.put_nowait, failure)
+        self._sinks.clear()
+        while True:
+            try:
+                item = self._submissions.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Submission):
+                item.loop.call_soon_threadsafe(item.sink.put_nowait, failure)
+            elif isinstance(item, _Call):
+                item.future.set_exception(failure)
+
+    def _restart(self) -> None:
+        """Rebuild the engine, waiting longer after each failure that follows soon after
+        the last restart."""
+        if time.monotonic() - self._last_restart > HEALTHY_AFTER_S:
+            self._failures_in_row = 0
+        while not self._stopping.is_set():
+            wait = RESTART_BACKOFF_S[min(self._failures_in_row, len(RESTART_BACKOFF_S) - 1)]
+            self._failures_in_row += 1
+            if self._stopping.wait(wait):
+                return
+            self._dispose()
+            try:
+                self._engine = self._build()
+            except Exception:
+                log.exception("the vLLM engine did not restart; trying again")
+                continue
+            self.restarts += 1
+            self._last_restart = time.monotonic()
+            log.info("vLLM engine restarted (%d restarts so far)", self.restarts)
+            self._serving.set()
+            return
+
+    def _dispose(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is None:
+            return
         try:
-            while not self._stopping.is_set():
-                self._take_submissions(engine, block=not engine.has_unfinished_requests())
-                if engine.has_unfinished_requests():
-                    for output in engine.step():
-                        self._deliver(output)
-                else:
-                    self._expire_pins()
-        except BaseException as exc:  # the engine is unusable: fail every waiter
-            log.exception("the vLLM engine stopped")
-            self._failure = exc
-            for submission in self._sinks.values():
-                submission.loop.call_soon_threadsafe(submission.sink.put_nowait, exc)
-            self._sinks.clear()
+            engine.engine_core.shutdown()
+        except Exception:
+            log.warning("the failed engine did not shut down cleanly", exc_info=True)
+        del engine
+        gc.collect()
 
     def _take_submissions(self, engine: Any, block: bool) -> None:
         try:

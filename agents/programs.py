@@ -19,6 +19,9 @@ from .pin_hint import MAX_PROGRAM_ID_CHARS, MAX_PROGRAM_KEY_CHARS, PinHint
 from .tool_durations import ToolDurationPredictor
 from .ttl_policy import UNKNOWN_CACHE, CacheState, TtlPolicy
 
+MAX_TURN = 100_000
+MAX_TOOL_NAME_CHARS = 128
+
 MAX_PROGRAMS = 10_000  # finished programs beyond this are forgotten, oldest first
 # upper bounds, in seconds, of the job completion time histogram's buckets
 JOB_TIME_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -201,9 +204,15 @@ def check_hint_fields(
         raise ProgramHintError(
             f"program_id is {len(program_id)} characters long; the limit is {max_id_chars}"
         )
-    if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 0):
-        raise ProgramHintError(f"turn must be a whole number from 0, got {turn!r}")
+    if turn is not None and (
+        isinstance(turn, bool) or not isinstance(turn, int) or not 0 <= turn <= MAX_TURN
+    ):
+        raise ProgramHintError(f"turn must be a whole number from 0 to {MAX_TURN}, got {turn!r}")
     if next_tool is not None and (not isinstance(next_tool, str) or not next_tool.strip()):
         raise ProgramHintError(f"next_tool must be a non-empty string, got {next_tool!r}")
+    if next_tool is not None and len(next_tool) > MAX_TOOL_NAME_CHARS:
+        raise ProgramHintError(
+            f"next_tool is {len(next_tool)} characters long; the limit is {MAX_TOOL_NAME_CHARS}"
+        )
     if ttl_s is not None:
         PinHint(program_id, ttl_s)  # raises InvalidPinHintError with the reason

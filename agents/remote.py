@@ -35,6 +35,10 @@ class RemoteBackend:
     def ready(self) -> bool:
         return self._ready
 
+    @property
+    def state(self) -> str:
+        return "ready" if self._ready else "loading"
+
     def start(self) -> None:
         """Check that the server answers and serves the model."""
         try:

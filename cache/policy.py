@@ -136,7 +136,7 @@ class CachePolicy:
         policy = self.categories.get(name)
         if policy is None:
             raise InvalidInputError(
-                f"unknown cache category {name!r}; known: {', '.join(sorted(self.categories))}"
+                f"unknown cache category {name[:64]!r}; known: {', '.join(sorted(self.categories))}"
             )
         return policy
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from memos.errors import InvalidInputError, NotFoundError, TooLargeError
 from memos.memcube.database import Database
-from memos.memcube.ids import new_id
+from memos.memcube.ids import is_id, new_id
 from memos.memcube.repository import CubeRepository
 
 from .classifier import CentroidClassifier
@@ -39,6 +39,7 @@ from .stats import CacheStats
 log = logging.getLogger(__name__)
 
 MAX_MEMORY_IDS = 256
+MAX_NAME_CHARS = 128  # a category's or a model's name
 PROGRESS_FROM = 20_000
 
 
@@ -208,6 +209,8 @@ class SemanticCache:
                 f"{self.policy.max_response_chars}"
             )
         memory_ids = _check_memory_ids(memory_ids)
+        if model is not None and not (isinstance(model, str) and 0 < len(model) <= MAX_NAME_CHARS):
+            raise InvalidInputError(f"model must be a name of 1 to {MAX_NAME_CHARS} characters")
         if ttl_s is not None and (
             isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float)
             or not 0 < ttl_s <= MAX_TTL_S
@@ -390,8 +393,8 @@ def _check_memory_ids(memory_ids: Any) -> list[str]:
     if len(memory_ids) > MAX_MEMORY_IDS:
         raise InvalidInputError(f"memory_ids may hold at most {MAX_MEMORY_IDS} ids")
     for memory_id in memory_ids:
-        if not isinstance(memory_id, str) or not 0 < len(memory_id) <= 36:
-            raise InvalidInputError(f"memory_ids: {memory_id!r} is not a memory id")
+        if not is_id(memory_id):
+            raise InvalidInputError(f"memory_ids: {str(memory_id)[:40]!r} is not a memory id")
     return list(dict.fromkeys(memory_ids))
 
 

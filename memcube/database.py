@@ -9,9 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from memos.errors import StorageRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +22,35 @@ CHECKPOINT_INTERVAL_S = 1.0
 # SQLite checkpoints on its own past this many WAL pages: only a safety net, since the
 # background checkpointer keeps the log short without making a writer wait for it.
 WAL_AUTOCHECKPOINT_PAGES = 20_000
+
+# Errors that mean the storage itself refuses to write, not that the statement is wrong.
+_SQLITE_REFUSALS = {
+    8: "the database is read-only",
+    10: "disk I/O error",
+    13: "the disk is full",
+    14: "the database file cannot be opened",
+}
+_POSTGRES_REFUSALS = {
+    "25006": "the database is read-only",
+    "53100": "the disk is full",
+    "53200": "the server is out of memory",
+    "58030": "disk I/O error",
+}
+
+
+_PROBE = text(
+    "INSERT INTO namespaces (name, created_at, revision) VALUES ('.probe', CURRENT_TIMESTAMP, 0)"
+)
+
+
+def refusal_reason(exc: BaseException) -> str | None:
+    """Why the storage refused a write, when ``exc`` says it did; None for other errors."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return _SQLITE_REFUSALS.get(code & 0xFF)
+    return _POSTGRES_REFUSALS.get(getattr(exc.orig, "sqlstate", None) or "")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -87,13 +119,46 @@ class Database:
         self._checkpointer = (
             WalCheckpointer(self.engine) if self.engine.dialect.name == "sqlite" else None
         )
+        self.write_refusal: str | None = None  # why the last write failed, until one succeeds
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        """One transaction: committed when the block ends, rolled back when it raises. A
+        write the storage refuses raises ``StorageRefusedError`` (the caller may retry)."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except DBAPIError as exc:
+            reason = refusal_reason(exc)
+            if reason is None:
+                raise
+            self.write_refusal = reason
+            log.warning("storage refused a write: %s (%s)", reason, exc.orig)
+            raise StorageRefusedError(
+                f"storage refuses writes: {reason}; reads still work, retry later"
+            ) from exc
+        self.write_refusal = None
         if self._checkpointer is not None:
             self._checkpointer.note_write()
+
+    def probe_write(self) -> str | None:
+        """Try a write and roll it back: None when the storage takes writes, else why not.
+        The row is a namespace no caller can name, so it never meets a real one."""
+        try:
+            with self.engine.connect() as conn:
+                probe = conn.begin()
+                try:
+                    conn.execute(_PROBE)
+                finally:
+                    probe.rollback()
+        except DBAPIError as exc:
+            reason = refusal_reason(exc)
+            if reason is None:
+                raise
+            self.write_refusal = reason
+            return reason
+        self.write_refusal = None
+        return None
 
     @contextmanager
     def reader(self) -> Iterator[Session]:

@@ -9,6 +9,9 @@ from memos.errors import InvalidInputError
 
 from .models import Kind
 
+MAX_FILTER_TAGS = 64  # a memory holds at most this many tags, so more can match nothing
+MAX_FILTER_TAG_CHARS = 128
+
 
 @dataclass(frozen=True)
 class MemoryFilter:
@@ -24,13 +27,24 @@ class MemoryFilter:
     created_before: datetime | None = None
 
     def __post_init__(self) -> None:
+        tags = tuple(dict.fromkeys(self.tags))
+        if len(tags) > MAX_FILTER_TAGS:
+            raise InvalidInputError(
+                f"filter tags may list at most {MAX_FILTER_TAGS} tags, got {len(tags)}"
+            )
+        for tag in tags:
+            if not isinstance(tag, str) or not 0 < len(tag) <= MAX_FILTER_TAG_CHARS:
+                raise InvalidInputError(
+                    f"filter tags must be strings of 1 to {MAX_FILTER_TAG_CHARS} characters"
+                )
+        object.__setattr__(self, "tags", tags)
         if self.kind is not None and self.kind not in {k.value for k in Kind}:
             raise InvalidInputError(
                 f"filter kind must be one of {sorted(k.value for k in Kind)}, got {self.kind!r}"
             )
         for name in ("created_after", "created_before"):
             value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
                 raise InvalidInputError(f"filter {name} needs a time zone (e.g. ...Z)")
         if (
             self.created_after is not None

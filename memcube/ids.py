@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -30,3 +31,12 @@ def new_id() -> str:
     rand_a, rand_b = counter >> 62, counter & ((1 << 62) - 1)
     value = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0x2 << 62 | rand_b
     return str(uuid.UUID(int=value))
+
+
+ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` is an id in the form ``new_id`` writes (lower-case hex UUID)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None

@@ -61,6 +61,11 @@ def list_keys(session: Session, namespace: str | None = None) -> list[KeyInfo]:
     return [_info(row) for row in session.scalars(stmt)]
 
 
+def find_key(session: Session, key_id: str) -> KeyInfo | None:
+    row = session.get(ApiKey, key_id) if isinstance(key_id, str) else None
+    return None if row is None else _info(row)
+
+
 def revoke_key(session: Session, key_id: str) -> KeyInfo:
     row = session.get(ApiKey, key_id)
     if row is None:

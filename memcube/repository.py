@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Select, and_, delete, distinct, func, insert, select, update
 from sqlalchemy.orm import Session, defer
 
 from .filters import MemoryFilter
@@ -64,6 +64,13 @@ class CubeRepository:
         )
         return list(self.session.scalars(stmt))
 
+    def count_access(self, cube_id: str, now: datetime) -> None:
+        self.session.execute(
+            update(MemCube)
+            .where(MemCube.id == cube_id)
+            .values(access_count=MemCube.access_count + 1, last_accessed_at=now)
+        )
+
     def insert_new(
         self, cubes: Sequence[dict[str, Any]], versions: Sequence[dict[str, Any]]
     ) -> None:
@@ -98,8 +105,16 @@ class CubeRepository:
         ):
             if value is not None:
                 stmt = stmt.where(column == value)
-        for tag in flt.tags:
-            stmt = stmt.where(exists().where(CubeTag.cube_id == MemCube.id, CubeTag.tag == tag))
+        if flt.tags:
+            # One grouped subquery, whatever the number of tags (a chain of EXISTS per tag
+            # outgrows SQLite's expression depth limit).
+            tagged_with_all = (
+                select(CubeTag.cube_id)
+                .where(CubeTag.tag.in_(flt.tags))
+                .group_by(CubeTag.cube_id)
+                .having(func.count(distinct(CubeTag.tag)) == len(flt.tags))
+            )
+            stmt = stmt.where(MemCube.id.in_(tagged_with_all))
         if flt.created_after is not None:
             stmt = stmt.where(MemCube.created_at >= flt.created_after)
         if flt.created_before is not None:

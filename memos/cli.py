@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,8 @@ from memos.memcube.database import Database
 
 from .config import Settings
 
+BOOTSTRAP_LABEL = "bootstrap"
+
 
 def _settings() -> Settings:
     return Settings.from_env()
@@ -23,6 +26,7 @@ def _settings() -> Settings:
 def main() -> None:
     """MemOS: a memory operating system for LLM agents."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.umask(0o077)  # the database, snapshots and keys it writes are for this user only
 
 
 # db ----------------------------------------------------------------------------
@@ -180,6 +184,8 @@ def serve(host: str, port: int) -> None:
     from .migrate import upgrade
 
     settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)  # also closes a data dir made before files were private
     upgrade(settings.database_url)
     click.echo("loading the embedding model and indexes ...")
     memos = MemOS(settings)
@@ -202,21 +208,24 @@ def serve(host: str, port: int) -> None:
 
 
 def _bootstrap_key(database: Database, data_dir: Path) -> str:
-    """On the first start, a key for the `default` namespace, kept in the data dir."""
+    """On the very first start, a key for the `default` namespace, saved in the data dir
+    and shown this once. Later starts never make another (a revoked one stays revoked)
+    and name the file, not the secret."""
     from memos.memcube import keys as api_keys
 
     path = data_dir / "bootstrap-key"
-    if path.exists():
-        secret = path.read_text().strip()
-        with database.reader() as session:
-            if api_keys.namespace_for(session, secret) == "default":
-                return f"API key for namespace 'default' (in {path}): {secret}"
     with database.unit_of_work() as session:
-        _, secret = api_keys.create_key(session, "default", label="bootstrap")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
-    return f"created API key for namespace 'default' (saved in {path}): {secret}"
+        made = [k for k in api_keys.list_keys(session, "default") if k.label == BOOTSTRAP_LABEL]
+        if not made:
+            _, secret = api_keys.create_key(session, "default", label=BOOTSTRAP_LABEL)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secret + "\n")
+            path.chmod(0o600)
+            return f"created API key for namespace 'default' (saved in {path}): {secret}"
+    if made[0].revoked_at is not None:
+        return "the bootstrap key was revoked; make keys with `memos keys create`"
+    where = f"in {path}" if path.exists() else f"{path} is gone; `memos keys create` makes more"
+    return f"API key for namespace 'default': {made[0].prefix}… ({where})"
 
 
 @contextmanager

@@ -37,6 +37,7 @@ def _host_kv_blocks(raw: str) -> int | Literal["auto"]:
 # Candidates HNSW keeps while searching: recall@10 ~0.995 on 100k MiniLM vectors
 # (100 gives ~0.989 and saves ~0.5 ms a query).
 DEFAULT_SEARCH_EF = 200
+MAX_TOP_K = 1_000
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Settings:
     embedder: str = "auto"  # auto | onnx | torch
     max_text_chars: int = 32_768
     max_batch_items: int = 1_000
-    max_top_k: int = 1_000
+    max_top_k: int = MAX_TOP_K
     search_ef: int = DEFAULT_SEARCH_EF
     search_mode: str = "hnsw"  # hnsw | exact (brute force over a dense copy: recall 1.0)
     max_request_bytes: int = 16 * 1024 * 1024
@@ -69,6 +70,7 @@ class Settings:
     # the memory free when the engine starts
     host_kv_blocks: int | Literal["auto"] = "auto"
     config_path: Path | None = None  # a TOML file; its [cache] table is the cache policy
+    metrics_token: str = ""  # when set, /metrics asks for it as a bearer token
 
     def __post_init__(self) -> None:
         if self.search_ef < 10:
@@ -126,4 +128,5 @@ class Settings:
             pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
             host_kv_blocks=_host_kv_blocks(os.environ.get("MEMOS_HOST_KV_BLOCKS", "auto")),
             config_path=Path(config) if (config := os.environ.get("MEMOS_CONFIG")) else None,
+            metrics_token=os.environ.get("MEMOS_METRICS_TOKEN", ""),
         )

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from sqlalchemy import text
 
 from memos.cache import CachePolicy, SemanticCache
 from memos.memcube.database import Database
 from memos.memcube.filters import MemoryFilter
-from memos.memcube.ids import new_id
+from memos.memcube.ids import is_id, new_id
 from memos.memcube.models import (
     LIVE_STATES,
     CubeVersion,
@@ -29,9 +31,16 @@ from memos.memcube.repository import CubeRepository
 
 from . import lifecycle
 from . import validation as check
+from .api_keys import ApiKeys
 from .config import Settings
 from .embeddings import Embedder, load_embedder
-from .errors import ConflictError, InvalidInputError, NotFoundError, TooLargeError
+from .errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    StorageRefusedError,
+    TooLargeError,
+)
 from .index_registry import IndexRegistry
 from .provenance import SDK, Origin, content_hash, version_row
 from .records import (
@@ -75,6 +84,7 @@ class MemOS:
             self.settings.search_ef,
             exact=self.settings.search_mode == "exact",
         )
+        self.keys = ApiKeys(self.db)
         self.cache = SemanticCache(
             self.db, self.embedder, CachePolicy.from_file(self.settings.config_path)
         )
@@ -89,6 +99,13 @@ class MemOS:
     def close(self) -> None:
         self.indexes.save_changed()
         self.db.dispose()
+
+    def storage_refusal(self) -> str | None:
+        """Why the database refuses writes now, or None when it takes them. Raises when
+        it does not answer at all."""
+        with self.db.reader() as session:
+            session.execute(text("SELECT 1"))
+        return self.db.probe_write() if self.db.write_refusal is not None else None
 
     def __enter__(self) -> MemOS:
         return self
@@ -147,6 +164,9 @@ class MemOS:
         for name, given in (("ids", ids), ("vectors", vectors)):
             if given is not None and len(given) != len(items):
                 raise InvalidInputError(f"{name} must have one entry per item")
+        for given_id in ids or ():
+            if given_id is not None and not is_id(given_id):
+                raise InvalidInputError(f"id {given_id!r} is not a memory id (a UUID)")
         items = [
             self.check_new(item, f"items[{i}]." if len(items) > 1 else "")
             for i, item in enumerate(items)
@@ -225,7 +245,9 @@ class MemOS:
         """``item`` with its fields validated and normalized; raises on bad input."""
         if not isinstance(item, NewMemory):
             raise InvalidInputError(f"{where or 'item'} must be a NewMemory")
-        if item.valid_from and item.valid_to and item.valid_from >= item.valid_to:
+        valid_from = check.aware_datetime(item.valid_from, f"{where}valid_from")
+        valid_to = check.aware_datetime(item.valid_to, f"{where}valid_to")
+        if valid_from and valid_to and valid_from >= valid_to:
             raise InvalidInputError(f"{where}valid_from must be earlier than valid_to")
         return NewMemory(
             text=check.text(item.text, self.settings.max_text_chars, f"{where}text"),
@@ -237,8 +259,8 @@ class MemOS:
             metadata=check.metadata(item.metadata),
             importance=check.importance(item.importance),
             ttl_s=check.ttl(item.ttl_s),
-            valid_from=item.valid_from,
-            valid_to=item.valid_to,
+            valid_from=valid_from,
+            valid_to=valid_to,
         )
 
     def _duplicates(
@@ -297,11 +319,15 @@ class MemOS:
     def get(self, memory_id: str, *, namespace: str = "default") -> Memory:
         """A served memory; counts the access. Deleted or expired memories are not found."""
         check.namespace(namespace)
-        with self.db.unit_of_work() as session:
-            cube = self._live(CubeRepository(session), namespace, memory_id, utcnow())
-            cube.access_count += 1
-            cube.last_accessed_at = utcnow()
-            return memory_of(cube)
+        now = utcnow()
+        with self.db.reader() as session:
+            memory = memory_of(self._live(CubeRepository(session), namespace, memory_id, now))
+        try:
+            with self.db.unit_of_work() as session:
+                CubeRepository(session).count_access(memory_id, now)
+        except StorageRefusedError:
+            return memory  # reads go on while the storage refuses writes; the count waits
+        return replace(memory, access_count=memory.access_count + 1, last_accessed_at=now)
 
     def list(
         self,
@@ -315,6 +341,8 @@ class MemOS:
         check.namespace(namespace)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise InvalidInputError(f"limit must be an integer from 1 to {MAX_PAGE}, got {limit!r}")
+        if cursor is not None and not is_id(cursor):
+            raise InvalidInputError("cursor is not one this service handed out (next_cursor)")
         with self.db.reader() as session:
             cubes = CubeRepository(session).page(
                 namespace, filters or MemoryFilter(), utcnow(), limit + 1, cursor
@@ -426,7 +454,7 @@ class MemOS:
         if importance is not UNSET:
             changes["importance"] = check.importance(importance)
         if valid_to is not UNSET:
-            changes["valid_to"] = valid_to
+            changes["valid_to"] = check.aware_datetime(valid_to, "valid_to")
         ttl = check.ttl(ttl_s) if ttl_s is not UNSET else UNSET
         vector = self.embedder.embed([changes["payload"]])[0] if "payload" in changes else None
 
@@ -497,8 +525,7 @@ class MemOS:
         expired memory comes back to life with no expiry, a served one keeps its expiry.
         """
         check.namespace(namespace)
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InvalidInputError(f"version must be a positive integer, got {version!r}")
+        check.version(version)
         with self.db.reader() as session:
             repo = CubeRepository(session)
             cube = repo.get(namespace, memory_id)

@@ -37,3 +37,17 @@ class UnavailableError(MemOSError):
     """A part the request needs is not running (yet): retry later."""
 
     title = "Service unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+STORAGE_RETRY_AFTER_S = 30  # what a refused write tells the caller to wait
+
+
+class StorageRefusedError(UnavailableError):
+    """The database refuses writes (read-only, or out of space); reads still work."""
+
+    def __init__(self, detail: str, retry_after_s: int = STORAGE_RETRY_AFTER_S) -> None:
+        super().__init__(detail, retry_after_s)

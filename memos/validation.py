@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from .errors import InvalidInputError, TooLargeError
@@ -14,6 +15,8 @@ MAX_ID_CHARS = 128
 MAX_TAGS = 64
 MAX_TAG_CHARS = 128
 MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_DEPTH = 16
+MAX_INT32 = 2**31 - 1  # versions and counters are 32-bit columns
 MAX_TTL_S = 100 * 365 * 24 * 3600
 
 
@@ -69,6 +72,10 @@ def metadata(value: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidInputError("metadata must be an object")
+    if nesting_depth(value, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+        raise InvalidInputError(
+            f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep"
+        )
     try:
         encoded = json.dumps(value)
     except (TypeError, ValueError) as exc:
@@ -108,3 +115,36 @@ def min_score(value: float | None) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
         raise InvalidInputError(f"min_score must be a number from -1 to 1, got {value!r}")
     return float(value)
+
+
+def nesting_depth(value: Any, stop_after: int) -> int:
+    """How deeply objects and lists nest in ``value`` (a scalar is 0), counted without
+    recursion and given up once past ``stop_after``."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list | tuple):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > stop_after:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth) for child in children)
+    return deepest
+
+
+def aware_datetime(value: datetime | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{field} must be a date-time, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInputError(f"{field} needs a time zone (e.g. 2026-03-01T09:00:00Z)")
+    return value
+
+
+def version(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT32:
+        raise InvalidInputError(f"version must be an integer from 1 to {MAX_INT32}, got {value!r}")
+    return value

@@ -17,12 +17,14 @@ from memos.agents.chat import ChatService
 from memos.core import MemOS
 from memos.errors import UnavailableError
 
-from .auth import KeyResolver, provide_tenant
+from .auth import provide_tenant, require_metrics_token
 from .cache import CacheController
 from .chat import ChatController
 from .health import HealthController, watch, watch_chat
+from .keys import KeyController
 from .memories import MemoryController
 from .problems import HANDLERS
+from .strict import strict_input
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
+    guards = [require_metrics_token]
 
 
 async def _maintenance(memos: MemOS) -> None:
@@ -97,6 +100,7 @@ def create_app(
             MemoryController,
             CacheController,
             ChatController,
+            KeyController,
             HealthController,
             MetricsController,
         ],
@@ -106,6 +110,7 @@ def create_app(
             "tenant": Provide(provide_tenant, sync_to_thread=False),
         },
         exception_handlers=HANDLERS,
+        before_request=strict_input,
         middleware=[prometheus.middleware],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
@@ -116,7 +121,8 @@ def create_app(
         ),
         request_max_body_size=memos.settings.max_request_bytes,
     )
-    app.state.key_resolver = KeyResolver(memos)
+    app.state.memos = memos
+    app.state.metrics_token = memos.settings.metrics_token
     app.state.chat = chat
     app.state.ready = False
     return app

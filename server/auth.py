@@ -1,18 +1,21 @@
-"""Bearer API keys: each request's key names the one namespace (tenant) it may touch."""
+"""Bearer API keys: each request's key names the one namespace (tenant) it may touch.
+
+``require_key`` guards every controller built on ``TenantController``; the health
+checks and the OpenAPI document are the only routes without it (``/metrics`` has a
+guard of its own). The guard runs before the body is read, so a request without a
+valid key learns nothing but 401."""
 
 from __future__ import annotations
 
-import threading
-import time
+import hmac
 from dataclasses import dataclass
 
-from litestar import Request
+from litestar import Controller, Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 
 from memos.core import MemOS
 from memos.errors import UnauthorizedError
-from memos.memcube import keys
-
-CACHE_TTL_S = 5.0  # a revoked key stops working within this many seconds
 
 
 @dataclass(frozen=True)
@@ -25,39 +28,38 @@ class Tenant:
         return f"key:{self.key_prefix}"
 
 
-class KeyResolver:
-    """Looks keys up by digest; remembers answers briefly to keep the database off the hot path."""
-
-    def __init__(self, memos: MemOS) -> None:
-        self._memos = memos
-        self._cache: dict[str, tuple[str | None, float]] = {}
-        self._lock = threading.Lock()
-
-    def namespace_for(self, secret: str) -> str | None:
-        digest = keys.digest(secret)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and now - hit[1] < CACHE_TTL_S:
-            return hit[0]
-        with self._memos.db.reader() as session:
-            namespace = keys.namespace_for(session, secret)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (namespace, now)
-        return namespace
-
-
-def provide_tenant(request: Request) -> Tenant:
-    header = request.headers.get("authorization", "")
+def bearer_secret(connection: ASGIConnection) -> str:
+    header = connection.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if not header:
         raise UnauthorizedError("missing Authorization header; send 'Authorization: Bearer <key>'")
     if scheme.lower() != "bearer" or not secret.strip():
         raise UnauthorizedError("Authorization header must be 'Bearer <key>'")
-    resolver: KeyResolver = request.app.state.key_resolver
-    namespace = resolver.namespace_for(secret.strip())
+    return secret.strip()
+
+
+def require_key(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+    secret = bearer_secret(connection)
+    memos: MemOS = connection.app.state.memos
+    namespace = memos.keys.namespace_for(secret)
     if namespace is None:
         raise UnauthorizedError("unknown or revoked API key")
-    return Tenant(namespace, secret.strip()[:10])
+    connection.state.tenant = Tenant(namespace, secret[:10])
+
+
+def require_metrics_token(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+    """``/metrics`` is open unless ``MEMOS_METRICS_TOKEN`` is set; then it takes that token
+    (and no API key: a scraper is not a tenant)."""
+    token: str | None = connection.app.state.metrics_token
+    if token and not hmac.compare_digest(bearer_secret(connection).encode(), token.encode()):
+        raise UnauthorizedError("wrong metrics token")
+
+
+def provide_tenant(request: Request) -> Tenant:
+    return request.state.tenant
+
+
+class TenantController(Controller):
+    """A controller whose every route needs an API key."""
+
+    guards = [require_key]

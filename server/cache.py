@@ -5,29 +5,33 @@ namespace."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Response, delete, get, post
+from msgspec import Meta
 
-from memos.cache import CachedAnswer
+from memos.cache import MAX_MEMORY_IDS, MAX_NAME_CHARS, CachedAnswer
+from memos.cache import MAX_TTL_S as MAX_CACHE_TTL_S
 from memos.core import MemOS
 
-from .auth import Tenant
-from .schemas import Strict
+from .auth import Tenant, TenantController
+from .schemas import MemoryId, Strict
+
+Category = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
 
 
 class LookupIn(Strict):
     query: str
-    category: str | None = None
+    category: Category | None = None
 
 
 class StoreIn(Strict):
     query: str
     response: str
-    category: str | None = None
-    model: str | None = None
-    memory_ids: list[str] = []
-    ttl_s: float | None = None
+    category: Category | None = None
+    model: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)] | None = None
+    memory_ids: Annotated[list[MemoryId], Meta(max_length=MAX_MEMORY_IDS)] = []
+    ttl_s: Annotated[float, Meta(gt=0, le=MAX_CACHE_TTL_S)] | None = None
 
 
 class EntryOut(Strict):
@@ -69,7 +73,7 @@ class DeletedOut(Strict):
     deleted: int
 
 
-class CacheController(Controller):
+class CacheController(TenantController):
     path = "/v1/cache"
     tags = ["cache"]
 

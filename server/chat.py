@@ -14,56 +14,94 @@ response's ``cache`` field says which (``"cache": false`` in the request opts ou
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import anyio
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Request, get, post
 from litestar.response import Stream
+from msgspec import Meta
 
-from memos.agents.chat import ChatChunk, ChatRequest, ChatService, ProgramTurn, created_now
+from memos.agents.chat import (
+    MAX_MESSAGES,
+    MAX_SEED,
+    MAX_STOP,
+    MAX_STOP_CHARS,
+    MAX_TOKENS,
+    ChatChunk,
+    ChatRequest,
+    ChatService,
+    ProgramTurn,
+    created_now,
+)
+from memos.agents.pin_hint import MAX_PROGRAM_ID_CHARS
+from memos.agents.pin_hint import MAX_TTL_S as MAX_PIN_TTL_S
+from memos.agents.programs import MAX_TOOL_NAME_CHARS, MAX_TURN
 from memos.cache import Lookup
 from memos.core import MemOS
-from memos.errors import InvalidInputError
+from memos.errors import InvalidInputError, MemOSError
 
-from .auth import Tenant
+from .auth import Tenant, TenantController
+from .problems import status_of
+
+MAX_NAME_CHARS = 128
+StopText = Annotated[str, Meta(min_length=1, max_length=MAX_STOP_CHARS)]
+_TURN_HEADER = re.compile(r"[0-9]{1,9}")
+
+
+class TextPart(msgspec.Struct, kw_only=True):
+    type: Literal["text"]
+    text: str
 
 
 class MessageIn(msgspec.Struct, kw_only=True):
     role: str
-    content: str | None = None
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        """The content as one string: text parts are joined as OpenAI's servers do."""
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
 
 
 class ChatCompletionIn(msgspec.Struct, kw_only=True):
-    messages: list[MessageIn]
-    model: str | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float = 0.7
-    top_p: float = 1.0
-    n: int = 1
+    messages: Annotated[list[MessageIn], Meta(min_length=1, max_length=MAX_MESSAGES)]
+    model: Annotated[str, Meta(max_length=MAX_NAME_CHARS)] | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] | None = None
+    max_completion_tokens: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] | None = None
+    temperature: Annotated[float, Meta(ge=0, le=2)] = 0.7
+    top_p: Annotated[float, Meta(gt=0, le=1)] = 1.0
+    n: Annotated[int, Meta(ge=1, le=1)] = 1
     stream: bool = False
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    program_id: str | None = None
-    turn: int | None = None
-    next_tool: str | None = None
-    pin_ttl_s: float | None = None
+    stop: StopText | Annotated[list[StopText], Meta(max_length=MAX_STOP)] | None = None
+    seed: Annotated[int, Meta(ge=0, le=MAX_SEED)] | None = None
+    program_id: Annotated[str, Meta(min_length=1, max_length=MAX_PROGRAM_ID_CHARS)] | None = None
+    turn: Annotated[int, Meta(ge=0, le=MAX_TURN)] | None = None
+    next_tool: Annotated[str, Meta(min_length=1, max_length=MAX_TOOL_NAME_CHARS)] | None = None
+    pin_ttl_s: Annotated[float, Meta(ge=0, le=MAX_PIN_TTL_S)] | None = None
     cache: bool = True
-    cache_category: str | None = None
+    cache_category: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)] | None = None
+
+
+def _header_turn(raw: str) -> int:
+    """``X-Program-Turn`` as a whole number written in ASCII digits, nothing else."""
+    if not _TURN_HEADER.fullmatch(raw) or int(raw) > MAX_TURN:
+        raise InvalidInputError(
+            f"X-Program-Turn must be a whole number from 0 to {MAX_TURN}, got {raw!r}"
+        )
+    return int(raw)
 
 
 def _program(data: ChatCompletionIn, request: Request) -> ProgramTurn | None:
     headers = request.headers
     program_id = data.program_id or headers.get("x-program-id")
-    turn: Any = data.turn
+    turn = data.turn
     if turn is None and "x-program-turn" in headers:
-        raw = headers["x-program-turn"]
-        if not raw.isdigit():
-            raise InvalidInputError(f"X-Program-Turn must be a whole number, got {raw!r}")
-        turn = int(raw)
+        turn = _header_turn(headers["x-program-turn"])
     next_tool = data.next_tool or headers.get("x-next-tool")
     if program_id is None:
         if turn is not None or next_tool is not None or data.pin_ttl_s is not None:
@@ -77,7 +115,7 @@ def _chat_request(data: ChatCompletionIn, request: Request) -> ChatRequest:
         raise InvalidInputError(f"only n = 1 is supported, got {data.n}")
     stop = [data.stop] if isinstance(data.stop, str) else list(data.stop or [])
     return ChatRequest(
-        messages=[{"role": m.role, "content": m.content or ""} for m in data.messages],
+        messages=[{"role": m.role, "content": m.text()} for m in data.messages],
         max_tokens=next(
             (n for n in (data.max_completion_tokens, data.max_tokens) if n is not None), 256
         ),
@@ -119,7 +157,7 @@ def _usage(chunk: ChatChunk) -> dict[str, Any]:
     }
 
 
-class ChatController(Controller):
+class ChatController(TenantController):
     tags = ["chat"]
 
     @post("/v1/chat/completions", status_code=200, summary="Chat completion (OpenAI shape)")
@@ -225,10 +263,23 @@ async def _sse(
     last = first
     text.append(first.text)
     yield event(first, True)
-    async for chunk in rest:
-        text.append(chunk.text)
-        last = chunk
-        yield event(chunk, False)
+    try:
+        async for chunk in rest:
+            text.append(chunk.text)
+            last = chunk
+            yield event(chunk, False)
+    except MemOSError as exc:  # the status line is sent: the stream ends with the error
+        yield _error_event(exc)
+        return
     yield b"data: [DONE]\n\n"
     if on_done is not None and last.finished:
         await anyio.to_thread.run_sync(on_done, "".join(text), last.finish_reason)
+
+
+def _error_event(exc: MemOSError) -> bytes:
+    """The error as OpenAI's servers stream one, which its clients raise."""
+    error: dict[str, Any] = {"message": exc.detail, "type": type(exc).__name__,
+                             "code": status_of(exc)}  # fmt: skip
+    if retry_after := getattr(exc, "retry_after_s", None):
+        error["retry_after_s"] = retry_after
+    return f"data: {json.dumps({'error': error})}\n\n".encode()

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from litestar import Controller, Request, Response, get
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
-from sqlalchemy import text
 
 from memos.agents.chat import ChatService
 from memos.core import MemOS
+from memos.errors import STORAGE_RETRY_AFTER_S
 
 from .problems import problem
 
@@ -22,36 +22,45 @@ class HealthController(Controller):
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", sync_to_thread=True, summary="The database answers and the indexes are loaded")
+    @get("/readyz", sync_to_thread=True, summary="Memories are served and can be written")
     def readyz(self, request: Request, memos: MemOS) -> Response:
-        """200 once memories are served; ``chat`` says whether the language model is
-        ``ready``, still ``loading``, or ``off``."""
+        """200 once memories are served; 503 while indexes load, the database does not
+        answer, or it refuses writes (reads still work then). ``chat`` says whether the
+        language model is ``ready``, ``loading``, ``restarting`` after a failure, or
+        ``off``."""
         if not request.app.state.get("ready", False):
-            return problem(request, 503, "indexes are still loading")
+            return problem(request, 503, "indexes are still loading", headers=_RETRY)
         try:
-            with memos.db.reader() as session:
-                session.execute(text("SELECT 1"))
+            refusal = memos.storage_refusal()
         except Exception as exc:  # any driver error means not ready
-            return problem(request, 503, f"database unavailable: {type(exc).__name__}")
+            return problem(
+                request, 503, f"database unavailable: {type(exc).__name__}", headers=_RETRY
+            )
+        if refusal is not None:
+            return problem(request, 503, f"storage refuses writes: {refusal}; reads still work",
+                           headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)})  # fmt: skip
         chat: ChatService | None = request.app.state.get("chat")
-        chat_state = "off" if chat is None else "ready" if chat.ready else "loading"
-        return Response({"status": "ready", "chat": chat_state})
+        return Response({"status": "ready", "chat": "off" if chat is None else chat.state})
+
+
+_RETRY = {"Retry-After": "5"}
 
 
 class IndexCollector(Collector):
-    """Vectors held per namespace, read at scrape time from the service's MemOS."""
+    """Vectors held in the search indexes, summed over namespaces (tenant names stay out
+    of the metrics), read at scrape time from the service's MemOS."""
 
     def __init__(self) -> None:
         self.memos: MemOS | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily(
-            "memos_index_vectors", "Vectors in the namespace's search index", labels=["namespace"]
+        sizes = self.memos.indexes.sizes() if self.memos is not None else {}
+        yield GaugeMetricFamily(
+            "memos_index_vectors", "Vectors in the search indexes", value=sum(sizes.values())
         )
-        if self.memos is not None:
-            for namespace, size in self.memos.indexes.sizes().items():
-                gauge.add_metric([namespace], size)
-        yield gauge
+        yield GaugeMetricFamily(
+            "memos_index_namespaces", "Namespaces with a search index loaded", value=len(sizes)
+        )
 
 
 _collector = IndexCollector()

@@ -6,15 +6,16 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.params import Parameter
 
-from memos.core import MemOS, Origin
-from memos.memcube.filters import MemoryFilter
+from memos.core import MAX_PAGE, MemOS, Origin
+from memos.memcube.filters import MAX_FILTER_TAGS, MemoryFilter
+from memos.memcube.ids import ID_PATTERN
 from memos.memcube.models import Source
 from memos.records import NewMemory
 
-from .auth import Tenant
+from .auth import Tenant, TenantController
 from .schemas import (
     AddOut,
     BatchIn,
@@ -31,6 +32,9 @@ from .schemas import (
     SearchOut,
     VersionOut,
 )
+
+NAME = Parameter(min_length=1, max_length=128)
+KIND_PATTERN = "^(plaintext|activation|parametric)$"
 
 
 def _origin(tenant: Tenant) -> Origin:
@@ -56,7 +60,7 @@ def _filter(f: FiltersIn | None) -> MemoryFilter:
     )  # fmt: skip
 
 
-class MemoryController(Controller):
+class MemoryController(TenantController):
     path = "/v1/memories"
     tags = ["memories"]
 
@@ -85,16 +89,18 @@ class MemoryController(Controller):
         self,
         tenant: Tenant,
         memos: MemOS,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
-        category: str | None = None,
-        kind: str | None = None,
-        tags: Annotated[list[str] | None, Parameter(query="tag")] = None,
+        user_id: Annotated[str | None, NAME] = None,
+        agent_id: Annotated[str | None, NAME] = None,
+        session_id: Annotated[str | None, NAME] = None,
+        category: Annotated[str | None, NAME] = None,
+        kind: Annotated[str | None, Parameter(pattern=KIND_PATTERN)] = None,
+        tags: Annotated[
+            list[str] | None, Parameter(query="tag", max_items=MAX_FILTER_TAGS, max_length=128)
+        ] = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 100,
+        cursor: Annotated[str | None, Parameter(pattern=ID_PATTERN)] = None,
     ) -> ListOut:
         flt = FiltersIn(
             user_id=user_id, agent_id=agent_id, session_id=session_id, category=category,

@@ -51,9 +51,17 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def status_of(exc: MemOSError) -> int:
+    return next((code for cls, code in STATUS_OF.items() if isinstance(exc, cls)), 400)
+
+
 def on_domain_error(request: Request, exc: MemOSError) -> Response[dict[str, Any]]:
-    status = next((code for cls, code in STATUS_OF.items() if isinstance(exc, cls)), 400)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    status = status_of(exc)
+    headers = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, UnavailableError):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return problem(request, status, exc.detail, headers=headers)
 
 
@@ -86,4 +94,4 @@ HANDLERS = {
     Exception: on_unexpected,
 }
 
-__all__ = ["HANDLERS", "PROBLEM_JSON", "MediaType", "problem"]
+__all__ = ["HANDLERS", "PROBLEM_JSON", "MediaType", "problem", "status_of"]

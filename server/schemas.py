@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
+from memos import validation as check
+from memos.config import MAX_TOP_K
+from memos.memcube.filters import MAX_FILTER_TAGS
+from memos.memcube.ids import ID_PATTERN
 from memos.records import Memory, SearchHit, VersionRecord
 
 
@@ -14,18 +19,30 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Unknown fields in a request are an error, not silently ignored."""
 
 
+# The limits the kernel enforces, stated in the schema too (the kernel stays the judge).
+Name = Annotated[str, Meta(min_length=1, max_length=check.MAX_ID_CHARS)]
+Tag = Annotated[str, Meta(min_length=1, max_length=check.MAX_TAG_CHARS)]
+Tags = Annotated[list[Tag], Meta(max_length=check.MAX_TAGS)]
+FilterTags = Annotated[list[Tag], Meta(max_length=MAX_FILTER_TAGS)]
+Importance = Annotated[float, Meta(ge=0, le=1)]
+Ttl = Annotated[float, Meta(gt=0, le=check.MAX_TTL_S)]
+Moment = Annotated[datetime, Meta(tz=True)]
+MemoryId = Annotated[str, Meta(pattern=ID_PATTERN)]
+Version = Annotated[int, Meta(ge=1, le=check.MAX_INT32)]
+
+
 class MemoryIn(Strict):
     text: str
-    user_id: str | None = None
-    agent_id: str | None = None
-    session_id: str | None = None
-    category: str | None = None
-    tags: list[str] = msgspec.field(default_factory=list)
+    user_id: Name | None = None
+    agent_id: Name | None = None
+    session_id: Name | None = None
+    category: Name | None = None
+    tags: Tags = msgspec.field(default_factory=list)
     metadata: dict[str, Any] | None = None
-    importance: float = 0.5
-    ttl_s: float | None = None
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
+    importance: Importance = 0.5
+    ttl_s: Ttl | None = None
+    valid_from: Moment | None = None
+    valid_to: Moment | None = None
     dedupe: bool = True
 
 
@@ -36,34 +53,34 @@ class BatchIn(Strict):
 
 class MemoryPatch(Strict):
     text: str | msgspec.UnsetType = msgspec.UNSET
-    category: str | msgspec.UnsetType | None = msgspec.UNSET
-    tags: list[str] | msgspec.UnsetType = msgspec.UNSET
+    category: Name | msgspec.UnsetType | None = msgspec.UNSET
+    tags: Tags | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-    importance: float | msgspec.UnsetType = msgspec.UNSET
-    ttl_s: float | msgspec.UnsetType | None = msgspec.UNSET
-    valid_to: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    importance: Importance | msgspec.UnsetType = msgspec.UNSET
+    ttl_s: Ttl | msgspec.UnsetType | None = msgspec.UNSET
+    valid_to: Moment | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class FiltersIn(Strict):
-    user_id: str | None = None
-    agent_id: str | None = None
-    session_id: str | None = None
-    category: str | None = None
-    kind: str | None = None
-    tags: list[str] = msgspec.field(default_factory=list)
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    user_id: Name | None = None
+    agent_id: Name | None = None
+    session_id: Name | None = None
+    category: Name | None = None
+    kind: Literal["plaintext", "activation", "parametric"] | None = None
+    tags: FilterTags = msgspec.field(default_factory=list)
+    created_after: Moment | None = None
+    created_before: Moment | None = None
 
 
 class SearchIn(Strict):
     query: str
-    top_k: int = 10
-    min_score: float | None = None
+    top_k: Annotated[int, Meta(ge=1, le=MAX_TOP_K)] = 10
+    min_score: Annotated[float, Meta(ge=-1, le=1)] | None = None
     filters: FiltersIn | None = None
 
 
 class RollbackIn(Strict):
-    version: int
+    version: Version
 
 
 class MemoryOut(msgspec.Struct):

@@ -17,6 +17,7 @@ from memos.errors import InvalidInputError, NotFoundError, TooLargeError
 
 QUESTION = "How do I reset my password?"
 PARAPHRASE = "How can I reset my password?"
+MEMORY_ID = "0192f0c4-5b6e-7a8b-9c0d-1e2f3a4b5c6d"  # an id in the form the store writes
 OTHER = "What time does the museum open on Sundays?"
 
 
@@ -131,10 +132,10 @@ def test_answers_built_on_a_memory_go_when_it_is_updated_or_deleted(memos: MemOS
 
 
 def test_a_restart_keeps_every_entry(memos: MemOS, ns: str) -> None:
-    stored = memos.cache.store(ns, QUESTION, "kept", memory_ids=["m-1"])
+    stored = memos.cache.store(ns, QUESTION, "kept", memory_ids=[MEMORY_ID])
     again = SemanticCache(memos.db, memos.embedder, memos.cache.policy).open()
     found = again.lookup(ns, PARAPHRASE)
-    assert found.hit and found.answer.id == stored.id and found.answer.memory_ids == ["m-1"]
+    assert found.hit and found.answer.id == stored.id and found.answer.memory_ids == [MEMORY_ID]
 
 
 def test_invalidation_by_entry_category_and_namespace(memos: MemOS, ns: str) -> None:

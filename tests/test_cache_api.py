@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
+MEMORY_ID = "0192f0c4-5b6e-7a8b-9c0d-1e2f3a4b5c6d"  # an id in the form the store writes
+
 
 def test_store_lookup_and_invalidate(client: TestClient, other_client: TestClient) -> None:
     r = client.post("/v1/cache", json={"query": "How do I reset my password?",
                                        "response": "Use the reset link.", "model": "smol",
-                                       "memory_ids": ["m-1"], "ttl_s": 600})  # fmt: skip
+                                       "memory_ids": [MEMORY_ID], "ttl_s": 600})  # fmt: skip
     assert r.status_code == 201, r.text
     stored = r.json()
     assert stored["category"] == "general" and stored["evicted"] == []
@@ -54,7 +56,7 @@ def test_policy_is_readable(client: TestClient) -> None:
         ("post", "/v1/cache/lookup", {"query": ""}, 422, "query must be a non-empty string"),
         ("post", "/v1/cache/lookup", {"query": "x", "category": "nope"}, 422,
          "unknown cache category 'nope'"),
-        ("post", "/v1/cache", {"query": "q", "response": "a", "ttl_s": -5}, 422, "ttl_s must be"),
+        ("post", "/v1/cache", {"query": "q", "response": "a", "ttl_s": -5}, 422, "ttl_s: Expected `float` > 0.0"),
         ("post", "/v1/cache", {"query": "q", "response": "a" * 70_000}, 413,
          "response has 70000 characters; the limit is 65536"),
         ("post", "/v1/cache", {"query": "q"}, 422, "response"),
