@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,6 +121,7 @@ class Database:
             WalCheckpointer(self.engine) if self.engine.dialect.name == "sqlite" else None
         )
         self.write_refusal: str | None = None  # why the last write failed, until one succeeds
+        self.refused_at = 0.0  # time.monotonic() of that refusal
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -132,7 +134,7 @@ class Database:
             reason = refusal_reason(exc)
             if reason is None:
                 raise
-            self.write_refusal = reason
+            self.write_refusal, self.refused_at = reason, time.monotonic()
             log.warning("storage refused a write: %s (%s)", reason, exc.orig)
             raise StorageRefusedError(
                 f"storage refuses writes: {reason}; reads still work, retry later"
@@ -140,6 +142,21 @@ class Database:
         self.write_refusal = None
         if self._checkpointer is not None:
             self._checkpointer.note_write()
+
+    def refusing_writes(self, recent_s: float) -> str | None:
+        """Why the storage refuses writes, or None. Once a write was refused, a probe
+        write decides; a probe is small and a full disk may still take it, so a refusal
+        younger than ``recent_s`` stands whatever the probe says."""
+        if self.write_refusal is None:
+            return None
+        reason, at = self.write_refusal, self.refused_at
+        probe = self.probe_write()
+        if probe is not None:
+            return probe
+        if time.monotonic() - at < recent_s:
+            self.write_refusal, self.refused_at = reason, at
+            return reason
+        return None
 
     def probe_write(self) -> str | None:
         """Try a write and roll it back: None when the storage takes writes, else why not.
@@ -155,7 +172,7 @@ class Database:
             reason = refusal_reason(exc)
             if reason is None:
                 raise
-            self.write_refusal = reason
+            self.write_refusal, self.refused_at = reason, time.monotonic()
             return reason
         self.write_refusal = None
         return None

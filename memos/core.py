@@ -35,6 +35,7 @@ from .api_keys import ApiKeys
 from .config import Settings
 from .embeddings import Embedder, load_embedder
 from .errors import (
+    STORAGE_RETRY_AFTER_S,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -105,7 +106,7 @@ class MemOS:
         it does not answer at all."""
         with self.db.reader() as session:
             session.execute(text("SELECT 1"))
-        return self.db.probe_write() if self.db.write_refusal is not None else None
+        return self.db.refusing_writes(STORAGE_RETRY_AFTER_S)
 
     def __enter__(self) -> MemOS:
         return self
