@@ -62,7 +62,7 @@ def refusing(request, sqlite_file: Path, postgres_url: str, tmp_path: Path, embe
     "refusing", ["sqlite-read-only", "sqlite-full", "postgres-read-only"], indirect=True
 )
 def test_refused_writes_are_a_503_and_reads_go_on(refusing) -> None:
-    client, memos, memory_id = refusing
+    client, _, memory_id = refusing
     got = client.get(f"/v1/memories/{memory_id}")
     assert got.status_code == 200 and got.json()["text"] == "kept while the disk is full"
     assert client.post("/v1/memories/search", json={"query": "disk"}).status_code == 200
