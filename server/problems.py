@@ -85,7 +85,7 @@ def on_unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
 def _describe(error: dict[str, Any]) -> str:
     key = error.get("key")
     message = str(error.get("message", "invalid value"))
-    return f"{key}: {message}" if key and key not in message else message
+    return f"{key}: {message}" if key and not message.startswith(f"{key}:") else message
 
 
 HANDLERS = {

@@ -134,20 +134,20 @@ def test_programs_are_scoped_to_the_namespace(
 @pytest.mark.parametrize(
     ("body", "headers", "detail"),
     [
-        ({"messages": []}, {}, "at least one message"),
+        ({"messages": []}, {}, "messages: Expected `array` of length >= 1"),
         ({"messages": [{"role": "robot", "content": "x"}]}, {}, "role must be one of"),
         ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, {}, "max_tokens"),
         ({"messages": [{"role": "user", "content": "x"}], "temperature": 5}, {}, "temperature"),
-        ({"messages": [{"role": "user", "content": "x"}], "n": 2}, {}, "n = 1"),
+        ({"messages": [{"role": "user", "content": "x"}], "n": 2}, {}, "n: Expected `int` <= 1"),
         (
             {"messages": [{"role": "user", "content": "x"}], "program_id": "p", "pin_ttl_s": -1},
             {},
-            "between 0 and",
+            "pin_ttl_s: Expected `float` >= 0.0",
         ),
         (
             {"messages": [{"role": "user", "content": "x"}], "program_id": "p", "turn": -2},
             {},
-            "whole number",
+            "turn: Expected `int` >= 0",
         ),
         (
             {"messages": [{"role": "user", "content": "x"}], "program_id": "never-seen", "turn": 3},
@@ -164,10 +164,34 @@ def test_programs_are_scoped_to_the_namespace(
         (
             {"messages": [{"role": "user", "content": "x " * 5000}], "max_tokens": 4},
             {},
-            "longer than",
+            "leaves room for 2044",
         ),
+        # the review's findings: each once reached the engine, a 500 or a 2xx
+        ({"messages": [{"role": "user", "content": "x"}], "seed": 2**64}, {}, "seed"),
+        ({"messages": [{"role": "user", "content": "x"}], "seed": 2**63}, {}, "seed"),
+        ({"messages": [{"role": "user", "content": "x"}], "seed": -1}, {}, "seed"),
+        ({"messages": [{"role": "user", "content": "x"}], "max_tokens": "5"}, {}, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 2048}, {},
+         "max_tokens must be less than the model's context of 2048"),
+        ({"messages": [{"role": "user", "content": "x"}], "stop": ["a", "b", "c", "d", "e"]}, {},
+         "stop"),
+        ({"messages": [{"role": "user", "content": "x"}], "program_id": "p", "turn": "0"}, {},
+         "turn"),
+        ({"messages": [{"role": "user", "content": "x"}], "program_id": "p", "pin_ttl_s": "1"},
+         {}, "pin_ttl_s"),
+        ({"messages": [{"role": "user", "content": "x"}], "program_id": "p",
+          "next_tool": "t" * 100_000}, {}, "next_tool"),
+        ({"messages": [{"role": "user", "content": "x"}]},
+         {"X-Program-Id": "p", "X-Next-Tool": "t" * 1000}, "next_tool"),
+        ({"messages": [{"role": "user", "content": "x"}]},
+         {"X-Program-Id": "p", "X-Program-Turn": b"\xb2"}, "X-Program-Turn"),  # latin-1 "²"
+        ({"messages": [{"role": "user", "content": "x"}]},
+         {"X-Program-Id": "p", "X-Program-Turn": "99999999999999999999"}, "X-Program-Turn"),
+        ({"messages": [{"role": "user", "content": "x"}], "model": "m" * 1000}, {}, "model"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+         {}, "messages[0].content"),
     ],
-)
+)  # fmt: skip
 def test_bad_chat_requests_get_a_precise_4xx(
     client: TestClient, body, headers, detail: str
 ) -> None:
@@ -175,6 +199,19 @@ def test_bad_chat_requests_get_a_precise_4xx(
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert detail in r.json()["detail"], r.json()
+
+
+def test_content_as_text_parts_is_accepted(client: TestClient) -> None:
+    parts = [{"type": "text", "text": "Say "}, {"type": "text", "text": "hello."}]
+    common = {"max_tokens": 6, "temperature": 0, "cache": False}
+    as_parts = client.post("/v1/chat/completions",
+                           json={"messages": [{"role": "user", "content": parts}], **common})
+    as_text = client.post("/v1/chat/completions",
+                          json={"messages": [{"role": "user", "content": "Say hello."}], **common})
+    assert as_parts.status_code == 200, as_parts.text
+    assert as_parts.json()["usage"]["prompt_tokens"] == as_text.json()["usage"]["prompt_tokens"]
+    reply = as_parts.json()["choices"][0]["message"]["content"]
+    assert reply == as_text.json()["choices"][0]["message"]["content"]
 
 
 def test_chat_needs_a_key(client: TestClient) -> None:
@@ -201,7 +238,7 @@ def test_program_id_limit_is_the_callers_not_the_scoped_keys(app, store: MemOS) 
         assert client.get(f"/v1/programs/{longest}").json()["id"] == longest
         r = client.post("/v1/chat/completions", json={**body, "program_id": "p" * 129})
         assert r.status_code == 422
-        assert r.json()["detail"] == "program_id is 129 characters long; the limit is 128"
+        assert r.json()["detail"] == "program_id: Expected `str` of length <= 128"
 
 
 def test_a_plain_question_is_answered_from_the_semantic_cache(client: TestClient) -> None:

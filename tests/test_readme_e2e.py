@@ -104,6 +104,30 @@ def test_restart_keeps_memories_index_and_key(tmp_path: Path) -> None:
         assert "memos_index_vectors 1.0" in httpx.get(f"{base}/metrics").text
 
 
+def test_the_bootstrap_key_is_made_once_shown_once_and_stays_revoked(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    with serving(tmp_path) as base:
+        key = (data / "bootstrap-key").read_text().strip()
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.post(f"{base}/v1/memories", json={"text": "private"},
+                          headers=headers).status_code == 201  # fmt: skip
+        first_log = next(tmp_path.glob("server-*.log")).read_text()
+        assert first_log.count(key) == 1  # shown on the first start only
+        keys = httpx.get(f"{base}/v1/keys", headers=headers).json()["keys"]
+        assert [k["label"] for k in keys] == ["bootstrap"]
+        assert httpx.delete(f"{base}/v1/keys/{keys[0]['id']}", headers=headers).status_code == 204
+        assert httpx.get(f"{base}/v1/memories", headers=headers).status_code == 401  # at once
+    # the data dir and what the service wrote in it are for the service's user only
+    assert data.stat().st_mode & 0o777 == 0o700
+    for path in [data / "memos.db", data / "bootstrap-key", *data.glob("index/*")]:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is open to others"
+    with serving(tmp_path) as base:
+        assert httpx.get(f"{base}/v1/memories", headers=headers).status_code == 401
+        logs = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
+        assert logs.count(key) == 1 and "bootstrap key was revoked" in logs
+        assert (data / "bootstrap-key").read_text().strip() == key  # no new key was made
+
+
 def test_readme_chat_example_answers_as_shown(tmp_path: Path, chat_model_dir: Path) -> None:
     with serving(tmp_path, llm="embedded") as base:
         deadline = time.monotonic() + 300
