@@ -264,7 +264,12 @@ class SemanticCache:
         self._forget([(entry_id, namespace, category)], "invalidations")
 
     def invalidate_category(self, namespace: str, category: str) -> int:
-        self._check_category(category)
+        """Drop a category's entries; an unknown category is not found (it names a
+        resource here, not a value to check)."""
+        try:
+            self._check_category(category)
+        except InvalidInputError as exc:
+            raise NotFoundError(exc.detail) from None
         return self._invalidate_where(namespace, category)
 
     def invalidate_namespace(self, namespace: str) -> int:

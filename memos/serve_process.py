@@ -72,3 +72,9 @@ class ServeProcess:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             self._proc.wait(timeout=60)
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown hook runs, nothing is flushed or snapshotted."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=60)

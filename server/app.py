@@ -15,8 +15,8 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from memos.agents.chat import ChatService
 from memos.core import MemOS
-from memos.errors import UnavailableError
 
+from .allow import allow_header_fix
 from .auth import provide_tenant, require_metrics_token
 from .cache import CacheController
 from .chat import ChatController
@@ -71,8 +71,7 @@ def create_app(
     owns both. The chat engine starts in the background: memories are served at once."""
 
     def provide_chat() -> ChatService:
-        if chat is None:
-            raise UnavailableError("no language model is configured on this server (MEMOS_LLM=off)")
+        assert chat is not None  # the chat routes are mounted only with a chat service
         return chat
 
     @contextlib.asynccontextmanager
@@ -96,10 +95,12 @@ def create_app(
     watch_chat(chat)
     prometheus = PrometheusConfig(app_name="memos", prefix="memos", group_path=True)
     app = Litestar(
+        # Without a language model (MEMOS_LLM=off) the chat routes are not served, and
+        # the OpenAPI document does not list them.
         route_handlers=[
             MemoryController,
             CacheController,
-            ChatController,
+            *([ChatController] if chat is not None else []),
             KeyController,
             HealthController,
             MetricsController,
@@ -111,7 +112,7 @@ def create_app(
         },
         exception_handlers=HANDLERS,
         before_request=strict_input,
-        middleware=[prometheus.middleware],
+        middleware=[prometheus.middleware, allow_header_fix],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="MemOS",

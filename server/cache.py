@@ -15,6 +15,7 @@ from memos.cache import MAX_TTL_S as MAX_CACHE_TTL_S
 from memos.core import MemOS
 
 from .auth import Tenant, TenantController
+from .problems import problems
 from .schemas import MemoryId, Strict
 
 Category = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
@@ -77,7 +78,13 @@ class CacheController(TenantController):
     path = "/v1/cache"
     tags = ["cache"]
 
-    @post("/lookup", status_code=200, sync_to_thread=True, summary="Look up a cached answer")
+    @post(
+        "/lookup",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Look up a cached answer",
+        responses=problems(),
+    )
     def lookup(self, data: LookupIn, tenant: Tenant, memos: MemOS) -> LookupOut:
         """``hit`` with the entry when a live entry of the query's category is at least
         the category's (load-adjusted) threshold similar; its similarity either way."""
@@ -88,7 +95,9 @@ class CacheController(TenantController):
             entry=EntryOut.of(found.answer) if found.answer is not None else None,
         )  # fmt: skip
 
-    @post("/", status_code=201, sync_to_thread=True, summary="Store an answer")
+    @post(
+        "/", status_code=201, sync_to_thread=True, summary="Store an answer", responses=problems()
+    )
     def store(self, data: StoreIn, tenant: Tenant, memos: MemOS) -> StoreOut:
         stored = memos.cache.store(
             tenant.namespace, data.query, data.response, category=data.category,
@@ -99,31 +108,47 @@ class CacheController(TenantController):
             evicted=stored.evicted,
         )  # fmt: skip
 
-    @get("/entries/{entry_id:str}", sync_to_thread=True, summary="One cached answer")
+    @get(
+        "/entries/{entry_id:str}",
+        sync_to_thread=True,
+        summary="One cached answer",
+        responses=problems(404),
+    )
     def get_entry(self, entry_id: str, tenant: Tenant, memos: MemOS) -> EntryOut:
         return EntryOut.of(memos.cache.get(tenant.namespace, entry_id))
 
     @delete("/entries/{entry_id:str}", status_code=204, sync_to_thread=True,
-            summary="Invalidate one cached answer")  # fmt: skip
+            summary="Invalidate one cached answer", responses=problems(404))  # fmt: skip
     def delete_entry(self, entry_id: str, tenant: Tenant, memos: MemOS) -> None:
         memos.cache.invalidate_entry(tenant.namespace, entry_id)
 
     @delete("/categories/{category:str}", status_code=200, sync_to_thread=True,
-            summary="Invalidate a category's cached answers")  # fmt: skip
+            summary="Invalidate a category's cached answers", responses=problems(404))  # fmt: skip
     def delete_category(self, category: str, tenant: Tenant, memos: MemOS) -> Response[DeletedOut]:
         count = memos.cache.invalidate_category(tenant.namespace, category)
         return Response(DeletedOut(deleted=count), status_code=200)
 
     @delete("/", status_code=200, sync_to_thread=True,
-            summary="Invalidate every cached answer of the namespace")  # fmt: skip
+            summary="Invalidate every cached answer of the namespace",
+            responses=problems())  # fmt: skip
     def delete_all(self, tenant: Tenant, memos: MemOS) -> Response[DeletedOut]:
         count = memos.cache.invalidate_namespace(tenant.namespace)
         return Response(DeletedOut(deleted=count), status_code=200)
 
-    @get("/stats", sync_to_thread=False, summary="Hits, misses, evictions and latency")
+    @get(
+        "/stats",
+        sync_to_thread=False,
+        summary="Hits, misses, evictions and latency",
+        responses=problems(),
+    )
     def stats(self, tenant: Tenant, memos: MemOS) -> dict[str, Any]:
         return memos.cache.stats.snapshot(tenant.namespace)
 
-    @get("/policy", sync_to_thread=False, summary="The cache policy, as configured and now")
+    @get(
+        "/policy",
+        sync_to_thread=False,
+        summary="The cache policy, as configured and now",
+        responses=problems(),
+    )
     def policy(self, memos: MemOS) -> dict[str, Any]:
         return memos.cache.effective_policy()

@@ -45,7 +45,7 @@ from memos.core import MemOS
 from memos.errors import InvalidInputError, MemOSError
 
 from .auth import Tenant, TenantController
-from .problems import status_of
+from .problems import problems, status_of
 
 MAX_NAME_CHARS = 128
 StopText = Annotated[str, Meta(min_length=1, max_length=MAX_STOP_CHARS)]
@@ -160,7 +160,12 @@ def _usage(chunk: ChatChunk) -> dict[str, Any]:
 class ChatController(TenantController):
     tags = ["chat"]
 
-    @post("/v1/chat/completions", status_code=200, summary="Chat completion (OpenAI shape)")
+    @post(
+        "/v1/chat/completions",
+        status_code=200,
+        summary="Chat completion (OpenAI shape)",
+        responses=problems(),
+    )
     async def complete(
         self, data: ChatCompletionIn, request: Request, tenant: Tenant, chat: ChatService,
         memos: MemOS,
@@ -202,7 +207,11 @@ class ChatController(TenantController):
             await anyio.to_thread.run_sync(remember, result.text, result.finish_reason)
         return _body(result, completion_id, model)
 
-    @get("/v1/programs/{program_id:str}", summary="An agent program's turns and cache reuse")
+    @get(
+        "/v1/programs/{program_id:str}",
+        summary="An agent program's turns and cache reuse",
+        responses=problems(404),
+    )
     async def program(self, program_id: str, tenant: Tenant, chat: ChatService) -> dict[str, Any]:
         return chat.program(tenant.namespace, program_id)
 

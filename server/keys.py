@@ -15,6 +15,7 @@ from memos.core import MemOS
 from memos.memcube.keys import KeyInfo
 
 from .auth import Tenant, TenantController
+from .problems import problems
 from .schemas import Strict
 
 
@@ -48,15 +49,32 @@ class KeyController(TenantController):
     path = "/v1/keys"
     tags = ["keys"]
 
-    @get("/", sync_to_thread=True, summary="The namespace's API keys (no secrets)")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="The namespace's API keys (no secrets)",
+        responses=problems(),
+    )
     def list_keys(self, tenant: Tenant, memos: MemOS) -> KeysOut:
         return KeysOut([KeyOut.of(k) for k in memos.keys.list(tenant.namespace)])
 
-    @post("/", status_code=201, sync_to_thread=True, summary="Create another key")
+    @post(
+        "/",
+        status_code=201,
+        sync_to_thread=True,
+        summary="Create another key",
+        responses=problems(),
+    )
     def create(self, data: KeyIn, tenant: Tenant, memos: MemOS) -> NewKeyOut:
         info, secret = memos.keys.create(tenant.namespace, data.label)
         return NewKeyOut(**msgspec.structs.asdict(KeyOut.of(info)), key=secret)
 
-    @delete("/{key_id:str}", status_code=204, sync_to_thread=True, summary="Revoke a key")
+    @delete(
+        "/{key_id:str}",
+        status_code=204,
+        sync_to_thread=True,
+        summary="Revoke a key",
+        responses=problems(404),
+    )
     def revoke(self, key_id: str, tenant: Tenant, memos: MemOS) -> None:
         memos.keys.revoke(key_id, namespace=tenant.namespace)

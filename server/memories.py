@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Response, delete, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from memos.core import MAX_PAGE, MemOS, Origin
@@ -16,6 +17,7 @@ from memos.memcube.models import Source
 from memos.records import NewMemory
 
 from .auth import Tenant, TenantController
+from .problems import problems
 from .schemas import (
     AddOut,
     BatchIn,
@@ -64,7 +66,17 @@ class MemoryController(TenantController):
     path = "/v1/memories"
     tags = ["memories"]
 
-    @post("/", sync_to_thread=True, summary="Add a memory")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Add a memory",
+        responses={
+            **problems(),
+            200: ResponseSpec(
+                AddOut, description="Identical content was already stored: the existing memory"
+            ),
+        },
+    )
     def add(self, data: MemoryIn, tenant: Tenant, memos: MemOS) -> Response[AddOut]:
         """201 with the new memory; 200 with the existing one when identical content is
         already stored for the same user and agent (unless ``dedupe`` is false)."""
@@ -74,7 +86,13 @@ class MemoryController(TenantController):
         body = AddOut(**msgspec.structs.asdict(MemoryOut.of(result.memory)), created=result.created)
         return Response(body, status_code=201 if result.created else 200)
 
-    @post("/batch", status_code=201, sync_to_thread=True, summary="Add many memories at once")
+    @post(
+        "/batch",
+        status_code=201,
+        sync_to_thread=True,
+        summary="Add many memories at once",
+        responses=problems(409),
+    )
     def add_batch(self, data: BatchIn, tenant: Tenant, memos: MemOS) -> BatchOut:
         results = memos.add_batch(
             [_new(item) for item in data.items],
@@ -84,7 +102,7 @@ class MemoryController(TenantController):
         )
         return BatchOut([r.memory.id for r in results], [r.created for r in results])
 
-    @get("/", sync_to_thread=True, summary="List memories, newest first")
+    @get("/", sync_to_thread=True, summary="List memories, newest first", responses=problems())
     def list_memories(
         self,
         tenant: Tenant,
@@ -112,7 +130,13 @@ class MemoryController(TenantController):
         )
         return ListOut([MemoryOut.of(m) for m in page.items], page.next_cursor)
 
-    @post("/search", status_code=200, sync_to_thread=True, summary="Semantic search")
+    @post(
+        "/search",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Semantic search",
+        responses=problems(),
+    )
     def search(self, data: SearchIn, tenant: Tenant, memos: MemOS) -> SearchOut:
         hits = memos.search(
             data.query,
@@ -123,11 +147,16 @@ class MemoryController(TenantController):
         )
         return SearchOut([HitOut.of_hit(h) for h in hits])
 
-    @get("/{memory_id:str}", sync_to_thread=True, summary="Get one memory")
+    @get("/{memory_id:str}", sync_to_thread=True, summary="Get one memory", responses=problems(404))
     def get_memory(self, memory_id: str, tenant: Tenant, memos: MemOS) -> MemoryOut:
         return MemoryOut.of(memos.get(memory_id, namespace=tenant.namespace))
 
-    @patch("/{memory_id:str}", sync_to_thread=True, summary="Update a memory (new version)")
+    @patch(
+        "/{memory_id:str}",
+        sync_to_thread=True,
+        summary="Update a memory (new version)",
+        responses=problems(404),
+    )
     def update(self, memory_id: str, data: MemoryPatch, tenant: Tenant, memos: MemOS) -> MemoryOut:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         memory = memos.update(
@@ -135,7 +164,12 @@ class MemoryController(TenantController):
         )
         return MemoryOut.of(memory)
 
-    @delete("/{memory_id:str}", sync_to_thread=True, summary="Delete (tombstone) a memory")
+    @delete(
+        "/{memory_id:str}",
+        sync_to_thread=True,
+        summary="Delete (tombstone) a memory",
+        responses=problems(404),
+    )
     def delete_memory(
         self, memory_id: str, tenant: Tenant, memos: MemOS, erase: bool = False
     ) -> None:
@@ -143,14 +177,19 @@ class MemoryController(TenantController):
         otherwise the purge job removes them after the configured grace period."""
         memos.delete(memory_id, namespace=tenant.namespace, erase=erase, origin=_origin(tenant))
 
-    @get("/{memory_id:str}/history", sync_to_thread=True, summary="Every version of a memory")
+    @get(
+        "/{memory_id:str}/history",
+        sync_to_thread=True,
+        summary="Every version of a memory",
+        responses=problems(404),
+    )
     def history(self, memory_id: str, tenant: Tenant, memos: MemOS) -> HistoryOut:
         versions = memos.history(memory_id, namespace=tenant.namespace)
         return HistoryOut(memory_id, [VersionOut.of(v) for v in versions])
 
     @post(
         "/{memory_id:str}/rollback", status_code=200, sync_to_thread=True,
-        summary="Restore an earlier version (as a new version)",
+        summary="Restore an earlier version (as a new version)", responses=problems(404, 409),
     )  # fmt: skip
     def rollback(self, memory_id: str, data: RollbackIn, tenant: Tenant, memos: MemOS) -> MemoryOut:
         memory = memos.rollback(

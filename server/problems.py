@@ -6,8 +6,10 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 from memos.errors import (
     ConflictError,
@@ -30,6 +32,51 @@ STATUS_OF: dict[type[MemOSError], int] = {
     UnauthorizedError: 401,
     UnavailableError: 503,
 }
+
+
+class FieldError(msgspec.Struct):
+    message: str
+    key: str | None = None
+    source: str | None = None
+
+
+class Problem(msgspec.Struct):
+    """RFC 9457 problem details, as every error response carries them."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[FieldError] | msgspec.UnsetType = msgspec.UNSET
+
+
+_MEANING = {
+    400: "The body is not JSON",
+    401: "Missing, malformed, unknown or revoked API key",
+    404: "No such resource in the key's namespace",
+    409: "Conflicts with the resource's state",
+    413: "Body, text or batch larger than the server accepts",
+    422: "A field is invalid; `detail` and `errors` name it",
+    503: "A part the request needs is not available now; see Retry-After",
+}
+# What any route that needs a key may answer: no or a bad key, a body it cannot read, and
+# storage or a model that is not there at the moment.
+TENANT_ROUTE_CODES = (400, 401, 413, 422, 503)
+
+
+def problems(*codes: int) -> dict[int, ResponseSpec]:
+    """The problem responses a route documents: those every keyed route may give, and
+    ``codes``."""
+    return {
+        code: ResponseSpec(
+            data_container=Problem,
+            description=_MEANING[code],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for code in sorted({*TENANT_ROUTE_CODES, *codes})
+    }
 
 
 def problem(
@@ -94,4 +141,4 @@ HANDLERS = {
     Exception: on_unexpected,
 }
 
-__all__ = ["HANDLERS", "PROBLEM_JSON", "MediaType", "problem", "status_of"]
+__all__ = ["HANDLERS", "PROBLEM_JSON", "MediaType", "Problem", "problem", "problems", "status_of"]

@@ -61,7 +61,7 @@ def test_policy_is_readable(client: TestClient) -> None:
          "response has 70000 characters; the limit is 65536"),
         ("post", "/v1/cache", {"query": "q"}, 422, "response"),
         ("post", "/v1/cache", {"query": "q", "response": "a", "colour": 1}, 422, "colour"),
-        ("delete", "/v1/cache/categories/nope", None, 422, "unknown cache category"),
+        ("delete", "/v1/cache/categories/nope", None, 404, "unknown cache category"),
         ("delete", "/v1/cache/entries/not-an-entry", None, 404, "not found"),
     ],
 )  # fmt: skip
