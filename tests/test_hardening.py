@@ -66,7 +66,9 @@ def test_nested_bodies_on_id_routes_are_a_422(client: TestClient) -> None:
 
 
 def test_metadata_depth_is_bounded(client: TestClient) -> None:
-    assert client.post("/v1/memories", json={"text": "ok", "metadata": _nested(16)}).status_code == 201
+    assert (
+        client.post("/v1/memories", json={"text": "ok", "metadata": _nested(16)}).status_code == 201
+    )
     _problem(client.post("/v1/memories", json={"text": "deep", "metadata": _nested(17)}), 422,
              "metadata is nested more than 16 levels")  # fmt: skip
 
@@ -196,7 +198,11 @@ def test_metrics_token_protects_metrics(memos: MemOS) -> None:
         ("/v1/memories", {"text": "x", "tags": "one"}, "tags"),
         ("/v1/memories/batch", {"items": [{"text": "x", "ttl_s": "10"}]}, "items[0].ttl_s"),
         ("/v1/cache", {"query": "q", "response": "a", "ttl_s": "60"}, "ttl_s"),
-        ("/v1/memories/search", {"query": "x", "filters": {"created_after": 0.5}}, "filters.created_after"),
+        (
+            "/v1/memories/search",
+            {"query": "x", "filters": {"created_after": 0.5}},
+            "filters.created_after",
+        ),
     ],
 )
 def test_loose_body_types_are_a_422(client: TestClient, path: str, body: dict, field: str) -> None:
@@ -288,7 +294,9 @@ def test_cache_kernel_refuses_what_the_schema_refuses(memos: MemOS, ns: str) -> 
 # 14. revocation ----------------------------------------------------------------------
 
 
-def test_a_key_revoked_over_the_api_stops_at_once(client: TestClient, memos: MemOS, ns: str) -> None:
+def test_a_key_revoked_over_the_api_stops_at_once(
+    client: TestClient, memos: MemOS, ns: str
+) -> None:
     made = client.post("/v1/keys", json={"label": "ci"})
     assert made.status_code == 201, made.text
     secret, key_id = made.json()["key"], made.json()["id"]

@@ -145,8 +145,9 @@ def test_one_namespace_never_sees_another(
     ):
         assert probe.status_code == 404, probe.text
     for query_text in (query, text):
-        found = prober.post("/v1/memories/search",
-                            json={"query": query_text, "top_k": 100, "filters": filters})
+        found = prober.post(
+            "/v1/memories/search", json={"query": query_text, "top_k": 100, "filters": filters}
+        )
         assert found.status_code == 200 and found.json()["results"] == []
     listed = prober.get("/v1/memories", params={"user_id": user})
     assert listed.status_code == 200 and listed.json()["items"] == []

@@ -46,6 +46,7 @@ def refusing(request, sqlite_file: Path, postgres_url: str, tmp_path: Path, embe
         url = url + "%20-cdefault_transaction_read_only%3Don"
     memos = MemOS(Settings(data_dir=tmp_path / "r", database_url=url), embedder=embedder)
     if how == "sqlite-full":
+
         def no_room(dbapi_connection, _record) -> None:  # SQLite's own SQLITE_FULL
             pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
             dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
