@@ -181,7 +181,7 @@ class Engine:
             scheduler = self.scheduler
             if hasattr(scheduler, "pins"):
                 scheduler.pins.release_all()
-            self._engine = None
+            self._dispose()
 
     @property
     def running(self) -> bool:

@@ -11,10 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from memos.serve_process import ServeProcess
 
@@ -194,6 +196,36 @@ def crash_cycles(
             report.acknowledged_writes += writer.acknowledged
             report.cycles += 1
     return report
+
+
+def cli_key(workdir: Path, env: dict[str, str], namespace: str) -> str:
+    """A key made as an operator makes one (`memos keys create`), beside a running server
+    whose data dir is ``workdir``'s."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("memos")), "keys", "create", "--namespace", namespace],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return done.stdout.strip().splitlines()[-1]
+
+
+class PostgresSchema:
+    """``with PostgresSchema(url) as schema_url``: an empty schema of its own on the
+    server at ``url`` (`memos serve` migrates it), dropped afterwards."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.name = f"memos_run_{uuid.uuid4().hex[:12]}"
+
+    def __enter__(self) -> str:
+        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
+        return f"{self.url}?options=-csearch_path%3D{self.name}"
+
+    def __exit__(self, *_exc: object) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
+        self.admin.dispose()
 
 
 # --- schema-driven fuzzing ---------------------------------------------------------------

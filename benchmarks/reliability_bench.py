@@ -17,23 +17,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import contextlib
-
 from benchmarks.common import print_table, write_json
-from benchmarks.reliability import crash_cycles, fuzz_api, probe_isolation
+from benchmarks.reliability import (
+    PostgresSchema,
+    cli_key,
+    crash_cycles,
+    fuzz_api,
+    probe_isolation,
+)
 from memos.serve_process import ServeProcess, free_port
 
 POSTGRES_URL = os.environ.get(
@@ -50,33 +53,13 @@ def _env(database_url: str | None = None, llm: str = "off") -> dict[str, str]:
     return env
 
 
-class PostgresSchema:
-    """A schema of its own on the test server, dropped afterwards."""
-
-    def __enter__(self) -> str:
-        from sqlalchemy import create_engine, text
-
-        self.name = f"memos_bench_{uuid.uuid4().hex[:12]}"
-        self.admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
-        return f"{POSTGRES_URL}?options=-csearch_path%3D{self.name}"
-
-    def __exit__(self, *_exc: object) -> None:
-        from sqlalchemy import text
-
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
-        self.admin.dispose()
-
-
 def run_crashes(cycles: int, seed: int) -> dict[str, dict]:
     results = {}
     for backend in ("sqlite", "postgres"):
         with tempfile.TemporaryDirectory() as work:
             began = time.perf_counter()
             if backend == "postgres":
-                with PostgresSchema() as url:
+                with PostgresSchema(POSTGRES_URL) as url:
                     report = crash_cycles(Path(work), _env(url), cycles, seed=seed)
             else:
                 report = crash_cycles(Path(work), _env(), cycles, seed=seed)
@@ -91,14 +74,6 @@ def run_crashes(cycles: int, seed: int) -> dict[str, dict]:
         }
         print(f"  {backend}: {results[backend]}", flush=True)
     return results
-
-
-def _cli_key(workdir: Path, namespace: str) -> str:
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("memos")), "keys", "create", "--namespace", namespace],
-        cwd=workdir, env=_env(), capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return done.stdout.strip().splitlines()[-1]
 
 
 def run_fuzz_and_isolation(max_examples: int, seeds: list[int], rounds: int) -> dict[str, dict]:
@@ -117,7 +92,7 @@ def run_fuzz_and_isolation(max_examples: int, seeds: list[int], rounds: int) -> 
                 f"{fuzz[-1]['server_errors']} 5xx, {fuzz[-1]['failures']} failures",
                 flush=True,
             )
-        prober = _cli_key(Path(work), "prober")
+        prober = cli_key(Path(work), _env(), "prober")
         isolation = probe_isolation(server.url, key, prober, rounds)
     return {
         "fuzz": {"runs": fuzz},

@@ -40,14 +40,13 @@ from memos.agents.chat import (
 from memos.agents.pin_hint import MAX_PROGRAM_ID_CHARS
 from memos.agents.pin_hint import MAX_TTL_S as MAX_PIN_TTL_S
 from memos.agents.programs import MAX_TOOL_NAME_CHARS, MAX_TURN
-from memos.cache import Lookup
+from memos.cache import MAX_NAME_CHARS, Lookup
 from memos.core import MemOS
 from memos.errors import InvalidInputError, MemOSError
 
 from .auth import Tenant, TenantController
 from .problems import problems, status_of
 
-MAX_NAME_CHARS = 128
 StopText = Annotated[str, Meta(min_length=1, max_length=MAX_STOP_CHARS)]
 _TURN_HEADER = re.compile(r"[0-9]{1,9}")
 
@@ -75,7 +74,7 @@ class ChatCompletionIn(msgspec.Struct, kw_only=True):
     max_completion_tokens: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] | None = None
     temperature: Annotated[float, Meta(ge=0, le=2)] = 0.7
     top_p: Annotated[float, Meta(gt=0, le=1)] = 1.0
-    n: Annotated[int, Meta(ge=1, le=1)] = 1
+    n: Annotated[int, Meta(ge=1, le=1)] = 1  # one choice a request
     stream: bool = False
     stop: StopText | Annotated[list[StopText], Meta(max_length=MAX_STOP)] | None = None
     seed: Annotated[int, Meta(ge=0, le=MAX_SEED)] | None = None
@@ -111,8 +110,6 @@ def _program(data: ChatCompletionIn, request: Request) -> ProgramTurn | None:
 
 
 def _chat_request(data: ChatCompletionIn, request: Request) -> ChatRequest:
-    if data.n != 1:
-        raise InvalidInputError(f"only n = 1 is supported, got {data.n}")
     stop = [data.stop] if isinstance(data.stop, str) else list(data.stop or [])
     return ChatRequest(
         messages=[{"role": m.role, "content": m.text()} for m in data.messages],

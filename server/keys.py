@@ -4,6 +4,7 @@ revoked here stops working on this server at once (on other servers within
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -33,8 +34,7 @@ class KeyOut(msgspec.Struct):
 
     @classmethod
     def of(cls, info: KeyInfo) -> KeyOut:
-        return cls(info.id, info.namespace, info.prefix, info.label, info.created_at,
-                   info.revoked_at)  # fmt: skip
+        return cls(**asdict(info))
 
 
 class NewKeyOut(KeyOut):
@@ -67,7 +67,7 @@ class KeyController(TenantController):
     )
     def create(self, data: KeyIn, tenant: Tenant, memos: MemOS) -> NewKeyOut:
         info, secret = memos.keys.create(tenant.namespace, data.label)
-        return NewKeyOut(**msgspec.structs.asdict(KeyOut.of(info)), key=secret)
+        return NewKeyOut(**asdict(info), key=secret)
 
     @delete(
         "/{key_id:str}",

@@ -10,6 +10,7 @@ from litestar import Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
+from memos import validation as check
 from memos.core import MAX_PAGE, MemOS, Origin
 from memos.memcube.filters import MAX_FILTER_TAGS, MemoryFilter
 from memos.memcube.ids import ID_PATTERN
@@ -35,7 +36,7 @@ from .schemas import (
     VersionOut,
 )
 
-NAME = Parameter(min_length=1, max_length=128)
+NAME = Parameter(min_length=1, max_length=check.MAX_ID_CHARS)
 KIND_PATTERN = "^(plaintext|activation|parametric)$"
 
 
@@ -113,7 +114,8 @@ class MemoryController(TenantController):
         category: Annotated[str | None, NAME] = None,
         kind: Annotated[str | None, Parameter(pattern=KIND_PATTERN)] = None,
         tags: Annotated[
-            list[str] | None, Parameter(query="tag", max_items=MAX_FILTER_TAGS, max_length=128)
+            list[str] | None,
+            Parameter(query="tag", max_items=MAX_FILTER_TAGS, max_length=check.MAX_TAG_CHARS),
         ] = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,

@@ -181,3 +181,6 @@ def test_health_ready_metrics_and_schema(client: TestClient) -> None:
     assert "namespace=" not in metrics  # tenant names stay out of unauthenticated output
     schema = client.get("/schema/openapi.json").json()
     assert "/v1/memories/search" in schema["paths"]
+    # without a language model the chat routes are neither served nor documented
+    assert "/v1/chat/completions" not in schema["paths"]
+    assert client.post("/v1/chat/completions", json={"messages": []}).status_code == 404

@@ -7,8 +7,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from memos.agents.chat import ChatService
@@ -131,6 +134,23 @@ def test_programs_are_scoped_to_the_namespace(
         assert r.status_code == 422 and "unknown" in r.json()["detail"]
 
 
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(program_id=st.text(st.characters(codec="ascii", min_codepoint=33, max_codepoint=126,
+                                        exclude_characters="/"), min_size=1, max_size=40))  # fmt: skip
+def test_no_namespace_sees_or_continues_another_ones_program(
+    app, store: MemOS, client: TestClient, program_id: str
+) -> None:
+    program_id = f"{uuid.uuid4().hex[:6]}-{program_id}"  # a program of its own per example
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1,
+            "program_id": program_id, "next_tool": "search"}  # fmt: skip
+    assert client.post("/v1/chat/completions", json=body).status_code == 200
+    with _client(app, store, f"p{uuid.uuid4().hex[:12]}") as other:
+        assert other.get(f"/v1/programs/{quote(program_id, safe='')}").status_code == 404
+        r = other.post("/v1/chat/completions", json={**body, "turn": 1})
+        assert r.status_code == 422 and "unknown" in r.json()["detail"]
+    assert client.get(f"/v1/programs/{quote(program_id, safe='')}").json()["turns"][0]["turn"] == 0
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "detail"),
     [
@@ -218,6 +238,7 @@ def test_chat_needs_a_key(client: TestClient) -> None:
     r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]},
                     headers={"Authorization": ""})  # fmt: skip
     assert r.status_code == 401
+    assert client.get("/v1/programs/p", headers={"Authorization": ""}).status_code == 401
 
 
 def test_unknown_program_is_404(client: TestClient) -> None:

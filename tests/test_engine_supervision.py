@@ -4,6 +4,7 @@ by itself within about its start time, and every later request is served."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -99,3 +100,47 @@ def test_over_http_the_seed_is_refused_and_a_restart_answers_503(
     assert chat_client.get("/readyz").json() == {"status": "ready", "chat": "ready"}
     r = chat_client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+
+
+@pytest.fixture
+def chat_server(sqlite_url: str, tmp_path, embedder, engine, ns: str):
+    """The app on a real HTTP server (the test client buffers a stream whole)."""
+    import threading
+
+    import uvicorn
+
+    from memos.config import Settings
+    from memos.core import MemOS
+    from memos.serve_process import free_port
+
+    memos = MemOS(Settings(data_dir=tmp_path, database_url=sqlite_url), embedder=embedder)
+    app = create_app(memos, background_jobs=False, chat=ChatService(EmbeddedBackend(engine)))
+    server = uvicorn.Server(uvicorn.Config(app, port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.config.port}", api_key(memos, ns)
+    server.should_exit = True
+    thread.join(timeout=30)
+    memos.close()
+
+
+def test_a_stream_cut_by_a_failure_ends_with_an_error_event(chat_server, engine: Engine) -> None:
+    import httpx
+
+    base, key = chat_server
+    body = {"messages": [{"role": "user", "content": "Tell a long story about a river."}],
+            "max_tokens": 400, "temperature": 0, "stream": True, "cache": False}  # fmt: skip
+    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=120,
+                      headers={"Authorization": f"Bearer {key}"}) as response:  # fmt: skip
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+        assert '"role": "assistant"' in first
+        asyncio.run(_reply(engine, seed=2**64))  # the engine fails mid-stream
+        rest = [line for line in lines if line.startswith("data: ")]
+    assert rest and rest[-1] != "data: [DONE]"
+    error = json.loads(rest[-1].removeprefix("data: "))["error"]
+    assert error["code"] == 503 and "restarting" in error["message"]
+    _wait_until_serving(engine)

@@ -147,7 +147,7 @@ def test_rollback_to_the_largest_version_is_a_404(client: TestClient) -> None:
         ("get", "/v1/memories"),
         ("get", "/v1/keys"),
         ("post", "/v1/memories/search"),
-        ("get", "/v1/programs/p"),
+        ("delete", "/v1/keys/k"),
     ],
 )
 def test_every_route_but_health_needs_a_key(client: TestClient, method: str, path: str) -> None:

@@ -5,8 +5,6 @@ schema fuzzer over the server's own OpenAPI, and properties of tenant isolation.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
-from sqlalchemy import create_engine, text
 
-from benchmarks.reliability import crash_cycles, fuzz_api, probe_isolation
+from benchmarks.reliability import (
+    PostgresSchema,
+    cli_key,
+    crash_cycles,
+    fuzz_api,
+    probe_isolation,
+)
 from memos.core import MemOS
 from memos.serve_process import ServeProcess
 from memos.server.app import create_app
@@ -35,28 +38,10 @@ def _serve_env(database_url: str | None = None) -> dict[str, str]:
     return env
 
 
-def _cli_key(workdir: Path, namespace: str) -> str:
-    """A key made as an operator makes one, beside the running server."""
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("memos")), "keys", "create", "--namespace", namespace],
-        cwd=workdir, env=_serve_env(), capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return done.stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture
 def fresh_postgres() -> Iterator[str]:
-    """A schema of its own, empty: `memos serve` migrates it itself."""
-    schema = f"memos_crash_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with PostgresSchema(POSTGRES_URL) as url:
+        yield url
 
 
 def _crash(tmp_path: Path, database_url: str | None, cycles: int, seed: int) -> None:
@@ -94,7 +79,7 @@ def test_the_schema_fuzzer_finds_no_5xx_and_no_nonconforming_answer(tmp_path: Pa
 def test_a_tenant_probing_another_over_http_sees_nothing(tmp_path: Path) -> None:
     with ServeProcess(tmp_path, _serve_env()) as server:
         owner = (tmp_path / "var" / "bootstrap-key").read_text().strip()
-        prober = _cli_key(tmp_path, "prober")
+        prober = cli_key(tmp_path, _serve_env(), "prober")
         report = probe_isolation(server.url, owner, prober, rounds=3)
     assert report.attempts == 30 and report.cross_namespace_reads == 0, report.problems
 
