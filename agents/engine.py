@@ -130,7 +130,6 @@ class Engine:
         self._sinks: dict[str, _Submission] = {}
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._failure: BaseException | None = None
         self._serving = threading.Event()  # set while steps run; clear while (re)starting
         self._ids = itertools.count()
         self.started_s: float | None = None
@@ -258,9 +257,12 @@ class Engine:
             except Exception as exc:  # the engine's state is unknown now: start afresh
                 log.exception("the vLLM engine failed; restarting it")
                 self._serving.clear()
-                self._failure = exc
                 self._fail_waiters(exc)
                 self._restart()
+            except BaseException as exc:  # the process is going down: answer every waiter
+                self._serving.clear()
+                self._fail_waiters(exc)
+                raise
 
     def _serve(self, engine: Any) -> None:
         while not self._stopping.is_set():

@@ -159,8 +159,8 @@ def run_engine_failures(failures: int) -> dict:
         threading.Thread(target=server.run, daemon=True).start()
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 600
-        while httpx.get(f"{base}/readyz", timeout=5).json().get("chat") != "ready":
-            assert time.monotonic() < deadline, "the engine did not start"
+        while not server.started or chat.state != "ready":
+            assert time.monotonic() < deadline, "the service or its engine did not start"
             time.sleep(0.5)
         engine = chat.backend.engine
         refused = httpx.post(f"{base}/v1/chat/completions",
