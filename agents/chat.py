@@ -108,7 +108,7 @@ class ChatService:
         return info
 
     def stats(self) -> dict[str, float]:
-        return self.backend.stats() if self.ready else {}
+        return self.backend.stats()
 
     # ------------------------------------------------------------------------------
 

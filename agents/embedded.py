@@ -39,7 +39,7 @@ class EmbeddedBackend:
         return self.engine.cache_state()
 
     def stats(self) -> dict[str, float]:
-        return self.engine.kv_stats() if self.ready else {}
+        return self.engine.kv_stats()
 
     async def stream(
         self, request: ChatRequest, hint: PinHint | None, priority: int

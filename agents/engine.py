@@ -134,6 +134,7 @@ class Engine:
         self._ids = itertools.count()
         self.started_s: float | None = None
         self.restarts = 0  # times the engine was rebuilt after a failure
+        self.start_error: str | None = None  # why the first start failed
         self._last_restart = 0.0
         self._failures_in_row = 0
 
@@ -143,7 +144,11 @@ class Engine:
         if self._thread is not None:
             return self
         began = time.monotonic()
-        self._engine = self._build()
+        try:
+            self._engine = self._build()
+        except Exception as exc:
+            self.start_error = f"{type(exc).__name__}: {exc}"
+            raise
         self.started_s = time.monotonic() - began
         log.info("vLLM engine ready in %.0f s", self.started_s)
         self._serving.set()
@@ -190,11 +195,13 @@ class Engine:
     @property
     def state(self) -> str:
         """``loading`` before the first start, ``ready``, ``restarting`` after a failure,
-        or ``stopped``."""
+        ``failed`` when it never started, or ``stopped``."""
         if self.running:
             return "ready"
         if self._thread is None:
-            return "stopped" if self._stopping.is_set() else "loading"
+            if self._stopping.is_set():
+                return "stopped"
+            return "failed" if self.start_error else "loading"
         return "restarting" if self._thread.is_alive() else "stopped"
 
     @property
@@ -400,12 +407,17 @@ class Engine:
         return host_tier.miss_cost(PrefillMeter.seconds_per_token()) if host_tier else 1.0
 
     def kv_stats(self) -> dict[str, float]:
+        """The KV cache's, the pins' and the host tier's figures, and how often the
+        engine was restarted (only that while it restarts)."""
+        stats: dict[str, float] = {"engine_restarts": self.restarts}
+        if not self.running:
+            return stats
         pool = self.scheduler.kv_cache_manager.block_pool
-        stats: dict[str, float] = {
-            "total_blocks": pool.num_gpu_blocks,
-            "free_blocks": pool.get_num_free_blocks(),
-            "block_size": self.scheduler.block_size,
-        }
+        stats.update(
+            total_blocks=pool.num_gpu_blocks,
+            free_blocks=pool.get_num_free_blocks(),
+            block_size=self.scheduler.block_size,
+        )
         from .prefill_meter import PrefillMeter
 
         stats.update({f"prefill_{k}": v for k, v in PrefillMeter.totals.items()})

@@ -80,8 +80,10 @@ class Writer(threading.Thread):
     def _add_batch(self, http: httpx.Client, step: int) -> None:
         tag = f"c{self.cycle}-s{step}"
         size = self.rng.randint(5, 20)
-        items = [{"text": f"crash test {tag} item {i}: {self._words()}", "session_id": tag}
-                 for i in range(size)]  # fmt: skip
+        items = [
+            {"text": f"crash test {tag} item {i}: {self._words()}", "session_id": tag}
+            for i in range(size)
+        ]
         with self.ledger.lock:
             self.ledger.pending_batches[tag] = size
         r = http.post("/v1/memories/batch", json={"items": items})
@@ -172,9 +174,12 @@ def verify(base: str, key: str, ledger: Ledger, report: CrashReport) -> None:
 
 
 def crash_cycles(
-    workdir: Path, env: dict[str, str], cycles: int, seed: int = 0,
+    workdir: Path,
+    env: dict[str, str],
+    cycles: int,
+    seed: int = 0,
     run_s: tuple[float, float] = (0.5, 2.5),
-) -> CrashReport:  # fmt: skip
+) -> CrashReport:
     """Start `memos serve`, write, kill -9 at a random moment, restart, check; ``cycles``
     times, then one last restart to check the last cycle's writes."""
     rng = random.Random(seed)
@@ -203,8 +208,13 @@ def cli_key(workdir: Path, env: dict[str, str], namespace: str) -> str:
     whose data dir is ``workdir``'s."""
     done = subprocess.run(
         [str(Path(sys.executable).with_name("memos")), "keys", "create", "--namespace", namespace],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -250,11 +260,18 @@ FUZZ_EXCLUDED = ("--exclude-path-regex", "^/v1/keys/")
 def fuzz_api(base: str, key: str, max_examples: int, seed: int | None = None) -> FuzzReport:
     """Schemathesis over the server's own OpenAPI document: every phase, every check."""
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "run",
-        f"{base}/schema/openapi.json", "-H", f"Authorization: Bearer {key}",
-        *FUZZ_CHECKS, *FUZZ_EXCLUDED, "--max-examples", str(max_examples), "--no-color",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        f"{base}/schema/openapi.json",
+        "-H",
+        f"Authorization: Bearer {key}",
+        *FUZZ_CHECKS,
+        *FUZZ_EXCLUDED,
+        "--max-examples",
+        str(max_examples),
+        "--no-color",
         *(("--seed", str(seed)) if seed is not None else ()),
-    ]  # fmt: skip
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     output = done.stdout + done.stderr
     return FuzzReport(
@@ -285,10 +302,12 @@ def probe_isolation(base: str, owner_key: str, prober_key: str, rounds: int) -> 
     """The owner stores memories and a cached answer; the prober tries every verb on
     them by id and by content. Any answer that shows or changes the owner's data counts."""
     report = IsolationReport()
-    owner = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {owner_key}"},
-                         timeout=30)  # fmt: skip
-    prober = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {prober_key}"},
-                          timeout=30)  # fmt: skip
+    owner = httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {owner_key}"}, timeout=30
+    )
+    prober = httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {prober_key}"}, timeout=30
+    )
 
     def leaked(what: str, response: httpx.Response, owner_ids: set[str]) -> None:
         report.attempts += 1
@@ -304,18 +323,25 @@ def probe_isolation(base: str, owner_key: str, prober_key: str, rounds: int) -> 
         for n in range(rounds):
             secret = f"owner secret {n} zircon-{n}"
             memory = owner.post("/v1/memories", json={"text": secret, "user_id": "u"}).json()
-            entry = owner.post("/v1/cache", json={"query": f"what is secret {n}?",
-                                                  "response": secret}).json()  # fmt: skip
+            entry = owner.post(
+                "/v1/cache", json={"query": f"what is secret {n}?", "response": secret}
+            ).json()
             ids = {memory["id"], entry["id"]}
             mid, eid = memory["id"], entry["id"]
             leaked("GET memory", prober.get(f"/v1/memories/{mid}"), ids)
             leaked("GET history", prober.get(f"/v1/memories/{mid}/history"), ids)
             leaked("PATCH memory", prober.patch(f"/v1/memories/{mid}", json={"text": "x"}), ids)
-            leaked("POST rollback", prober.post(f"/v1/memories/{mid}/rollback",
-                                                json={"version": 1}), ids)  # fmt: skip
+            leaked(
+                "POST rollback",
+                prober.post(f"/v1/memories/{mid}/rollback", json={"version": 1}),
+                ids,
+            )
             leaked("DELETE memory", prober.delete(f"/v1/memories/{mid}"), ids)
-            leaked("search", prober.post("/v1/memories/search",
-                                         json={"query": secret, "top_k": 50}), ids)  # fmt: skip
+            leaked(
+                "search",
+                prober.post("/v1/memories/search", json={"query": secret, "top_k": 50}),
+                ids,
+            )
             leaked("list", prober.get("/v1/memories", params={"user_id": "u"}), ids)
             lookup = prober.post("/v1/cache/lookup", json={"query": f"what is secret {n}?"})
             leaked("cache lookup", lookup, ids)

@@ -83,10 +83,17 @@ def run_fuzz_and_isolation(max_examples: int, seeds: list[int], rounds: int) -> 
         for seed in seeds:
             began = time.perf_counter()
             report = fuzz_api(server.url, key, max_examples, seed=seed)
-            fuzz.append({"seed": seed, "cases": report.cases, "server_errors": report.server_errors,
-                         "failures": report.failures, "returncode": report.returncode,
-                         "seconds": round(time.perf_counter() - began, 1),
-                         "tail": report.output[-1500:] if report.failures else ""})  # fmt: skip
+            fuzz.append(
+                {
+                    "seed": seed,
+                    "cases": report.cases,
+                    "server_errors": report.server_errors,
+                    "failures": report.failures,
+                    "returncode": report.returncode,
+                    "seconds": round(time.perf_counter() - began, 1),
+                    "tail": report.output[-1500:] if report.failures else "",
+                }
+            )
             print(
                 f"  fuzz seed {seed}: {fuzz[-1]['cases']} cases, "
                 f"{fuzz[-1]['server_errors']} 5xx, {fuzz[-1]['failures']} failures",
@@ -117,8 +124,11 @@ class ChatLoad(threading.Thread):
         self.outcomes: list[tuple[float, int]] = []  # (finished at, status; 0 = cut off)
 
     def run(self) -> None:
-        body = {"messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 24,
-                "cache": False}  # fmt: skip
+        body = {
+            "messages": [{"role": "user", "content": "Name a colour."}],
+            "max_tokens": 24,
+            "cache": False,
+        }
         headers = {"Authorization": f"Bearer {self.key}"}
         with httpx.Client(base_url=self.base, headers=headers, timeout=300) as http:
             while not self.stopping.is_set():
@@ -144,8 +154,9 @@ def run_engine_failures(failures: int) -> dict:
     from memos.server.app import create_app
 
     with tempfile.TemporaryDirectory() as work:
-        settings = Settings(data_dir=Path(work), model_dir_override=MODEL_DIR, llm="embedded",
-                            llm_kv_blocks=64)  # fmt: skip
+        settings = Settings(
+            data_dir=Path(work), model_dir_override=MODEL_DIR, llm="embedded", llm_kv_blocks=64
+        )
         upgrade(settings.database_url)
         memos = MemOS(settings)
         chat = build_chat_service(settings)
@@ -154,8 +165,9 @@ def run_engine_failures(failures: int) -> dict:
             attacker = keys.create_key(session, "attacker")[1]
             other = keys.create_key(session, "bystander")[1]
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(memos, chat=chat), port=port,
-                                               log_level="warning"))  # fmt: skip
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(memos, chat=chat), port=port, log_level="warning")
+        )
         threading.Thread(target=server.run, daemon=True).start()
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 600
@@ -163,10 +175,11 @@ def run_engine_failures(failures: int) -> dict:
             assert time.monotonic() < deadline, "the service or its engine did not start"
             time.sleep(0.5)
         engine = chat.backend.engine
-        refused = httpx.post(f"{base}/v1/chat/completions",
-                             headers={"Authorization": f"Bearer {attacker}"},
-                             json={"messages": [{"role": "user", "content": "x"}],
-                                   "seed": 2**64}).status_code  # fmt: skip
+        refused = httpx.post(
+            f"{base}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {attacker}"},
+            json={"messages": [{"role": "user", "content": "x"}], "seed": 2**64},
+        ).status_code
         load = ChatLoad(base, other)
         load.start()
         rounds = []
@@ -238,25 +251,57 @@ def main() -> None:
     fuzz_iso = run_fuzz_and_isolation(examples, fuzz_seeds, rounds)
     engine = run_engine_failures(engine_failures)
 
-    crash_rows = [[b, r["kill_cycles"], r["acknowledged_writes"], r["lost_writes"],
-                   r["half_written_batches"], r["index_mismatches"], r["seconds"]]
-                  for b, r in crashes.items()]  # fmt: skip
-    print_table("kill -9 during batch ingest and updates",
-                ["backend", "kill cycles", "acknowledged writes", "lost", "half-written batches",
-                 "index != database", "seconds"], crash_rows)  # fmt: skip
+    crash_rows = [
+        [
+            b,
+            r["kill_cycles"],
+            r["acknowledged_writes"],
+            r["lost_writes"],
+            r["half_written_batches"],
+            r["index_mismatches"],
+            r["seconds"],
+        ]
+        for b, r in crashes.items()
+    ]
+    print_table(
+        "kill -9 during batch ingest and updates",
+        [
+            "backend",
+            "kill cycles",
+            "acknowledged writes",
+            "lost",
+            "half-written batches",
+            "index != database",
+            "seconds",
+        ],
+        crash_rows,
+    )
     fuzz = fuzz_iso["fuzz"]["runs"]
-    print_table("schemathesis over the OpenAPI document",
-                ["seed", "cases", "5xx", "failures", "seconds"],
-                [[f["seed"], f["cases"], f["server_errors"], f["failures"], f["seconds"]]
-                 for f in fuzz])  # fmt: skip
+    print_table(
+        "schemathesis over the OpenAPI document",
+        ["seed", "cases", "5xx", "failures", "seconds"],
+        [[f["seed"], f["cases"], f["server_errors"], f["failures"], f["seconds"]] for f in fuzz],
+    )
     iso = fuzz_iso["isolation"]
-    print_table("one tenant probing another", ["attempts", "cross-namespace reads"],
-                [[iso["attempts"], iso["cross_namespace_reads"]]])  # fmt: skip
-    print_table("engine failures under another tenant's load",
-                ["failure", "back in s", "engine start s", "bystander served after",
-                 "bystander failed after"],
-                [[i + 1, r["recovered_s"], r["start_s"], r["served_after"], r["failed_after"]]
-                 for i, r in enumerate(engine["rounds"])])  # fmt: skip
+    print_table(
+        "one tenant probing another",
+        ["attempts", "cross-namespace reads"],
+        [[iso["attempts"], iso["cross_namespace_reads"]]],
+    )
+    print_table(
+        "engine failures under another tenant's load",
+        [
+            "failure",
+            "back in s",
+            "engine start s",
+            "bystander served after",
+            "bystander failed after",
+        ],
+        [
+            [i + 1, r["recovered_s"], r["start_s"], r["served_after"], r["failed_after"]]
+            for i, r in enumerate(engine["rounds"])
+        ],
+    )
     print(
         f"seed 2**64 over HTTP: {engine['seed_2_64_status']}; bystander's answers "
         f"over the run: {engine['bystander']}"
@@ -271,9 +316,11 @@ def main() -> None:
         "engine_recoveries": engine["engine_recoveries"],
     }
     print("\nsummary:", summary)
-    write_json(args.json, summary,
-               {"crashes": crashes, **fuzz_iso, "engine": engine, "quick": args.quick,
-                "seed": args.seed})  # fmt: skip
+    write_json(
+        args.json,
+        summary,
+        {"crashes": crashes, **fuzz_iso, "engine": engine, "quick": args.quick, "seed": args.seed},
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import time
 
 from memos.memcube import keys
 from memos.memcube.database import Database
-from memos.memcube.keys import KeyInfo
+from memos.memcube.keys import KeyInfo as KeyInfo
 
 from . import validation as check
 from .errors import NotFoundError

@@ -8,6 +8,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+# The store's own limits, re-exported for the server's schemas.
+from memos.memcube.filters import MAX_FILTER_TAGS as MAX_FILTER_TAGS
+from memos.memcube.ids import ID_PATTERN as ID_PATTERN
+
 from .errors import InvalidInputError, TooLargeError
 
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -37,8 +37,12 @@ class HealthController(Controller):
                 request, 503, f"database unavailable: {type(exc).__name__}", headers=_RETRY
             )
         if refusal is not None:
-            return problem(request, 503, f"storage refuses writes: {refusal}; reads still work",
-                           headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)})  # fmt: skip
+            return problem(
+                request,
+                503,
+                f"storage refuses writes: {refusal}; reads still work",
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
+            )
         chat: ChatService | None = request.app.state.get("chat")
         return Response({"status": "ready", "chat": "off" if chat is None else chat.state})
 
@@ -89,8 +93,9 @@ class PinCollector(Collector):
         yield HistogramMetricFamily(
             "memos_program_job_seconds",
             "Agent programs' job completion time, first turn's start to last turn's end",
-            buckets=times.cumulative(), sum_value=times.total_s,
-        )  # fmt: skip
+            buckets=times.cumulative(),
+            sum_value=times.total_s,
+        )
 
 
 _pins = PinCollector()

@@ -11,9 +11,8 @@ from typing import Annotated
 import msgspec
 from litestar import delete, get, post
 
-from memos.api_keys import MAX_LABEL_CHARS
+from memos.api_keys import MAX_LABEL_CHARS, KeyInfo
 from memos.core import MemOS
-from memos.memcube.keys import KeyInfo
 
 from .auth import Tenant, TenantController
 from .problems import problems

@@ -12,8 +12,7 @@ from litestar.params import Parameter
 
 from memos import validation as check
 from memos.core import MAX_PAGE, MemOS, Origin
-from memos.memcube.filters import MAX_FILTER_TAGS, MemoryFilter
-from memos.memcube.ids import ID_PATTERN
+from memos.memcube.filters import MemoryFilter
 from memos.memcube.models import Source
 from memos.records import NewMemory
 
@@ -115,12 +114,12 @@ class MemoryController(TenantController):
         kind: Annotated[str | None, Parameter(pattern=KIND_PATTERN)] = None,
         tags: Annotated[
             list[str] | None,
-            Parameter(query="tag", max_items=MAX_FILTER_TAGS, max_length=check.MAX_TAG_CHARS),
+            Parameter(query="tag", max_items=check.MAX_FILTER_TAGS, max_length=check.MAX_TAG_CHARS),
         ] = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 100,
-        cursor: Annotated[str | None, Parameter(pattern=ID_PATTERN)] = None,
+        cursor: Annotated[str | None, Parameter(pattern=check.ID_PATTERN)] = None,
     ) -> ListOut:
         flt = FiltersIn(
             user_id=user_id, agent_id=agent_id, session_id=session_id, category=category,

@@ -10,8 +10,6 @@ from msgspec import Meta
 
 from memos import validation as check
 from memos.config import MAX_TOP_K
-from memos.memcube.filters import MAX_FILTER_TAGS
-from memos.memcube.ids import ID_PATTERN
 from memos.records import Memory, SearchHit, VersionRecord
 
 
@@ -23,11 +21,11 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 Name = Annotated[str, Meta(min_length=1, max_length=check.MAX_ID_CHARS)]
 Tag = Annotated[str, Meta(min_length=1, max_length=check.MAX_TAG_CHARS)]
 Tags = Annotated[list[Tag], Meta(max_length=check.MAX_TAGS)]
-FilterTags = Annotated[list[Tag], Meta(max_length=MAX_FILTER_TAGS)]
+FilterTags = Annotated[list[Tag], Meta(max_length=check.MAX_FILTER_TAGS)]
 Importance = Annotated[float, Meta(ge=0, le=1)]
 Ttl = Annotated[float, Meta(gt=0, le=check.MAX_TTL_S)]
 Moment = Annotated[datetime, Meta(tz=True)]
-MemoryId = Annotated[str, Meta(pattern=ID_PATTERN)]
+MemoryId = Annotated[str, Meta(pattern=check.ID_PATTERN)]
 Version = Annotated[int, Meta(ge=1, le=check.MAX_INT32)]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
 
@@ -22,6 +23,12 @@ from memos.embeddings import Embedder, load_embedder
 from memos.memcube import keys
 from memos.migrate import upgrade
 from memos.server.app import create_app
+
+# CI draws the same examples every run (a property that fails there fails every time);
+# a local run draws new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_CACHE = ROOT / "var" / "test-models"

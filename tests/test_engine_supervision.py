@@ -100,6 +100,19 @@ def test_over_http_the_seed_is_refused_and_a_restart_answers_503(
     assert chat_client.get("/readyz").json() == {"status": "ready", "chat": "ready"}
     r = chat_client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+    metrics = chat_client.get("/metrics").text
+    assert f"memos_kv_engine_restarts {float(engine.restarts)}" in metrics
+
+
+def test_an_engine_that_never_started_says_failed(tmp_path) -> None:
+    from memos.agents.engine import EngineSettings, EngineUnavailableError
+
+    engine = Engine(EngineSettings(tmp_path / "no-model"))
+    assert engine.state == "loading"
+    with pytest.raises(EngineUnavailableError, match="memos models prepare"):
+        engine.start()
+    assert engine.state == "failed" and not engine.running
+    assert "no model" in (engine.start_error or "")
 
 
 @pytest.fixture
@@ -130,10 +143,20 @@ def test_a_stream_cut_by_a_failure_ends_with_an_error_event(chat_server, engine:
     import httpx
 
     base, key = chat_server
-    body = {"messages": [{"role": "user", "content": "Tell a long story about a river."}],
-            "max_tokens": 400, "temperature": 0, "stream": True, "cache": False}  # fmt: skip
-    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=120,
-                      headers={"Authorization": f"Bearer {key}"}) as response:  # fmt: skip
+    body = {
+        "messages": [{"role": "user", "content": "Tell a long story about a river."}],
+        "max_tokens": 400,
+        "temperature": 0,
+        "stream": True,
+        "cache": False,
+    }
+    with httpx.stream(
+        "POST",
+        f"{base}/v1/chat/completions",
+        json=body,
+        timeout=120,
+        headers={"Authorization": f"Bearer {key}"},
+    ) as response:
         assert response.status_code == 200
         lines = response.iter_lines()
         first = next(line for line in lines if line.startswith("data: "))

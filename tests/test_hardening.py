@@ -60,8 +60,9 @@ def test_nested_bodies_on_id_routes_are_a_422(client: TestClient) -> None:
     deep = "[" * 5000 + "]" * 5000
     headers = {"content-type": "application/json"}
     for method, path in (("patch", ""), ("post", "/rollback")):
-        r = getattr(client, method)(f"/v1/memories/{memory_id}{path}", content=deep,
-                                    headers=headers)  # fmt: skip
+        r = getattr(client, method)(
+            f"/v1/memories/{memory_id}{path}", content=deep, headers=headers
+        )
         _problem(r, 422, "nests deeper than")
 
 
@@ -69,8 +70,11 @@ def test_metadata_depth_is_bounded(client: TestClient) -> None:
     assert (
         client.post("/v1/memories", json={"text": "ok", "metadata": _nested(16)}).status_code == 201
     )
-    _problem(client.post("/v1/memories", json={"text": "deep", "metadata": _nested(17)}), 422,
-             "metadata is nested more than 16 levels")  # fmt: skip
+    _problem(
+        client.post("/v1/memories", json={"text": "deep", "metadata": _nested(17)}),
+        422,
+        "metadata is nested more than 16 levels",
+    )
 
 
 # 3. date-times without a time zone ----------------------------------------------------
@@ -111,8 +115,7 @@ def test_the_most_filter_tags_allowed_work(client: TestClient) -> None:
     memory = _memory(client, tags=tags)
     listed = client.get("/v1/memories", params=[("tag", t) for t in tags])
     assert listed.status_code == 200 and [m["id"] for m in listed.json()["items"]] == [memory["id"]]
-    found = client.post("/v1/memories/search",
-                        json={"query": "poke", "filters": {"tags": tags}})  # fmt: skip
+    found = client.post("/v1/memories/search", json={"query": "poke", "filters": {"tags": tags}})
     assert found.status_code == 200 and [m["id"] for m in found.json()["results"]] == [memory["id"]]
     fewer = client.get("/v1/memories", params=[("tag", "tag-3"), ("tag", "tag-63")])
     assert [m["id"] for m in fewer.json()["items"]] == [memory["id"]]
@@ -126,8 +129,9 @@ def test_the_most_filter_tags_allowed_work(client: TestClient) -> None:
 @pytest.mark.parametrize("version", [2**63, MAX_INT32 + 1, 0, -1])
 def test_rollback_to_an_impossible_version_is_a_422(client: TestClient, version: int) -> None:
     memory_id = _memory(client)["id"]
-    _problem(client.post(f"/v1/memories/{memory_id}/rollback", json={"version": version}), 422,
-             "version")  # fmt: skip
+    _problem(
+        client.post(f"/v1/memories/{memory_id}/rollback", json={"version": version}), 422, "version"
+    )
 
 
 def test_rollback_to_the_largest_version_is_a_404(client: TestClient) -> None:
@@ -212,8 +216,9 @@ def test_loose_body_types_are_a_422(client: TestClient, path: str, body: dict, f
 
 def test_rollback_version_as_a_string_is_a_422(client: TestClient) -> None:
     memory_id = _memory(client)["id"]
-    _problem(client.post(f"/v1/memories/{memory_id}/rollback", json={"version": "1"}), 422,
-             "version")  # fmt: skip
+    _problem(
+        client.post(f"/v1/memories/{memory_id}/rollback", json={"version": "1"}), 422, "version"
+    )
 
 
 @pytest.mark.parametrize(
@@ -240,8 +245,9 @@ def test_strict_query_values_still_work(client: TestClient) -> None:
     assert r.status_code == 200 and len(r.json()["items"]) == 1
     memory_id = _memory(client)["id"]
     assert client.delete(f"/v1/memories/{memory_id}?erase=true").status_code == 204
-    _problem(client.delete(f"/v1/memories/{_memory(client, text='other')['id']}?erase=1"), 422,
-             "erase")  # fmt: skip
+    _problem(
+        client.delete(f"/v1/memories/{_memory(client, text='other')['id']}?erase=1"), 422, "erase"
+    )
 
 
 # 12. cursors -------------------------------------------------------------------------

@@ -86,8 +86,9 @@ def test_a_tenant_probing_another_over_http_sees_nothing(tmp_path: Path) -> None
 
 # --- properties of isolation, in process -------------------------------------------------
 
-texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1,
-                max_size=80).filter(str.strip)  # fmt: skip
+texts = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=80
+).filter(str.strip)
 names = st.text("abcdefghij0123456789-_", min_size=1, max_size=12)
 
 
@@ -102,23 +103,36 @@ def two_tenants(memos: MemOS) -> Iterator[tuple[TestClient, TestClient]]:
 
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    text=texts, user=names, tags=st.lists(names, max_size=3, unique=True), query=texts,
-    probe_user=st.one_of(st.none(), names), probe_tag=st.one_of(st.none(), names),
-)  # fmt: skip
+    text=texts,
+    user=names,
+    tags=st.lists(names, max_size=3, unique=True),
+    query=texts,
+    probe_user=st.one_of(st.none(), names),
+    probe_tag=st.one_of(st.none(), names),
+)
 def test_one_namespace_never_sees_another(
-    two_tenants: tuple[TestClient, TestClient], text: str, user: str, tags: list[str],
-    query: str, probe_user: str | None, probe_tag: str | None,
-) -> None:  # fmt: skip
+    two_tenants: tuple[TestClient, TestClient],
+    text: str,
+    user: str,
+    tags: list[str],
+    query: str,
+    probe_user: str | None,
+    probe_tag: str | None,
+) -> None:
     owner, prober = two_tenants
-    memory = owner.post("/v1/memories", json={"text": text, "user_id": user, "tags": tags,
-                                              "dedupe": False})  # fmt: skip
+    memory = owner.post(
+        "/v1/memories", json={"text": text, "user_id": user, "tags": tags, "dedupe": False}
+    )
     assert memory.status_code == 201, memory.text
     entry = owner.post("/v1/cache", json={"query": text[:200], "response": "owner's answer"})
     assert entry.status_code == 201, entry.text
     mid, eid = memory.json()["id"], entry.json()["id"]
 
-    filters = {k: v for k, v in (("user_id", probe_user), ("tags", [probe_tag] if probe_tag
-                                                            else None)) if v}  # fmt: skip
+    filters = {
+        k: v
+        for k, v in (("user_id", probe_user), ("tags", [probe_tag] if probe_tag else None))
+        if v
+    }
     for probe in (
         prober.get(f"/v1/memories/{mid}"),
         prober.get(f"/v1/memories/{mid}/history"),

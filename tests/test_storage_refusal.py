@@ -34,8 +34,9 @@ def _seed(url: str, tmp_path: Path, embedder, namespace: str) -> tuple[str, str]
 
 
 @pytest.fixture
-def refusing(request, sqlite_file: Path, postgres_url: str, tmp_path: Path, embedder, ns: str
-             ) -> Iterator[tuple[TestClient, MemOS, str]]:  # fmt: skip
+def refusing(
+    request, sqlite_file: Path, postgres_url: str, tmp_path: Path, embedder, ns: str
+) -> Iterator[tuple[TestClient, MemOS, str]]:
     """(client, store, memory id) on storage that refuses writes, one way per param."""
     how = request.param
     url = f"sqlite:///{sqlite_file}" if how != "postgres-read-only" else postgres_url
@@ -86,8 +87,9 @@ def test_refused_writes_are_a_503_and_reads_go_on(refusing) -> None:
 def test_readiness_recovers_when_writes_are_taken_again(
     sqlite_file: Path, tmp_path: Path, embedder, ns: str
 ) -> None:
-    memos = MemOS(Settings(data_dir=tmp_path, database_url=f"sqlite:///{sqlite_file}"),
-                  embedder=embedder)  # fmt: skip
+    memos = MemOS(
+        Settings(data_dir=tmp_path, database_url=f"sqlite:///{sqlite_file}"), embedder=embedder
+    )
     try:
         memos.db.write_refusal = "the disk is full"  # as a refused write leaves it
         memos.db.refused_at = time.monotonic()
