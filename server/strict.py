@@ -63,9 +63,11 @@ def _check_body(body: bytes, annotation: Any) -> None:
     try:
         msgspec.convert(value, annotation, strict=True)
     except msgspec.ValidationError as exc:
-        message, _, where = str(exc).rpartition(" - at `")
+        message, found, where = str(exc).rpartition(" - at `")
+        if not found:  # about the body itself, e.g. an unknown top-level field
+            message, where = str(exc), ""
         key = where.rstrip("`").removeprefix("$").lstrip(".") or "body"
-        raise _invalid(key, message or str(exc), "body") from None
+        raise _invalid(key, message, "body") from None
 
 
 def _check_query(request: Request, handler: HTTPRouteHandler) -> None:

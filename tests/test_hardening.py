@@ -330,3 +330,10 @@ def test_a_key_revoked_through_python_stops_at_once(memos: MemOS, ns: str) -> No
     key_id = next(k.id for k in memos.keys.list(ns) if secret.startswith(k.prefix))
     memos.keys.revoke(key_id)
     assert memos.keys.namespace_for(secret) is None
+
+
+def test_an_unknown_field_is_named(client: TestClient) -> None:
+    body = _problem(client.post("/v1/memories", json={"text": "x", "colour": "red"}), 422, "colour")
+    assert body["detail"] == "body: Object contains unknown field `colour`"
+    nested = client.post("/v1/memories/search", json={"query": "x", "filters": {"colour": 1}})
+    assert _problem(nested, 422, "colour")["errors"][0]["key"] == "filters"
