@@ -327,7 +327,7 @@ class MemOS:
             with self.db.unit_of_work() as session:
                 CubeRepository(session).count_access(memory_id, now)
         except StorageRefusedError:
-            return memory  # reads go on while the storage refuses writes; the count waits
+            return memory  # reads go on while the storage refuses writes, uncounted
         return replace(memory, access_count=memory.access_count + 1, last_accessed_at=now)
 
     def list(
