@@ -224,7 +224,7 @@ def _bootstrap_key(database: Database, data_dir: Path) -> str:
             return f"created API key for namespace 'default' (saved in {path}): {secret}"
     if made[0].revoked_at is not None:
         return "the bootstrap key was revoked; make keys with `memos keys create`"
-    where = f"in {path}" if path.exists() else f"{path} is gone; `memos keys create` makes more"
+    where = f"in {path}" if path.exists() else f"not in {path}; `memos keys create` makes more"
     return f"API key for namespace 'default': {made[0].prefix}… ({where})"
 
 
