@@ -18,7 +18,7 @@ from typing import Any, Union, get_args, get_origin
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import ClientException, ValidationException
+from litestar.exceptions import ClientException, SerializationException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
 from litestar.typing import FieldDefinition
@@ -32,12 +32,22 @@ _NOT_QUERY = frozenset({"data", "request", "state", "headers", "cookies", "query
 
 async def strict_input(request: Request) -> None:
     """Raise a 422 naming the field when the request's body or query does not hold the
-    types its handler declares; otherwise let Litestar convert it as usual."""
+    types its handler declares; otherwise let Litestar convert it as usual (from the
+    JSON decoded here, which the request keeps: the body is decoded once)."""
     handler = request.route_handler
     _check_query(request, handler)
     data = handler.parsed_fn_signature.parameters.get("data")
-    if data is not None:
-        _check_body(await request.body(), data.annotation)
+    if data is None:
+        return
+    if not (await request.body()).strip():
+        raise _invalid("body", "a JSON body is required", "body")
+    try:
+        value = await request.json()
+    except RecursionError:  # msgspec gives up near Python's recursion limit
+        raise _too_deep() from None
+    except SerializationException as exc:
+        raise ClientException(f"the body is not valid JSON: {exc}") from None
+    _check_body(value, data.annotation)
 
 
 def _invalid(key: str, message: str, source: str) -> ValidationException:
@@ -46,20 +56,13 @@ def _invalid(key: str, message: str, source: str) -> ValidationException:
     )
 
 
-def _check_body(body: bytes, annotation: Any) -> None:
-    if not body.strip():
-        raise _invalid("body", "a JSON body is required", "body")
-    too_deep = _invalid("body", f"JSON nests deeper than {MAX_JSON_DEPTH} levels", "body")
-    try:
-        value = msgspec.json.decode(body)
-    except RecursionError:  # msgspec gives up near Python's recursion limit
-        raise too_deep from None
-    except msgspec.DecodeError as exc:
-        raise ClientException(f"the body is not valid JSON: {exc}") from None
-    except msgspec.ValidationError as exc:  # e.g. a number out of range
-        raise _invalid("body", str(exc), "body") from None
+def _too_deep() -> ValidationException:
+    return _invalid("body", f"JSON nests deeper than {MAX_JSON_DEPTH} levels", "body")
+
+
+def _check_body(value: Any, annotation: Any) -> None:
     if nesting_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise too_deep
+        raise _too_deep()
     try:
         msgspec.convert(value, annotation, strict=True)
     except msgspec.ValidationError as exc:

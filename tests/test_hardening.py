@@ -337,3 +337,18 @@ def test_an_unknown_field_is_named(client: TestClient) -> None:
     assert body["detail"] == "body: Object contains unknown field `colour`"
     nested = client.post("/v1/memories/search", json={"query": "x", "filters": {"colour": 1}})
     assert _problem(nested, 422, "colour")["errors"][0]["key"] == "filters"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ("{not json", 400, "not valid JSON"),
+        ('{"text": 1e400}', 400, "not valid JSON: Number out of range"),
+        ("", 422, "a JSON body is required"),
+    ],
+)
+def test_a_body_that_is_not_json_is_refused(
+    client: TestClient, body: str, status: int, detail: str
+) -> None:
+    r = client.post("/v1/memories", content=body, headers={"content-type": "application/json"})
+    _problem(r, status, detail)
