@@ -50,6 +50,7 @@ class ProgramTurn:
     turn: int | None = None
     next_tool: str | None = None
     pin_ttl_s: float | None = None  # overrides the TTL policy
+    tool_seconds: float | None = None  # how long the last turn's tool took, when known
 
 
 class ChatService:
@@ -121,6 +122,7 @@ class ChatService:
             return self.registry.begin_turn(
                 _scoped(namespace, program.program_id), program.turn, program.next_tool,
                 cache=self.backend.cache_state(), ttl_s=program.pin_ttl_s,
+                tool_seconds=program.tool_seconds,
             )  # fmt: skip
         except (UnknownProgramError, ProgramHintError, InvalidPinHintError) as exc:
             raise InvalidInputError(str(exc).replace(f"{namespace}:", "", 1)) from None

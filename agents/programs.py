@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .ttl_policy import UNKNOWN_CACHE, CacheState, TtlPolicy
 
 MAX_TURN = 100_000
 MAX_TOOL_NAME_CHARS = 128
+MAX_TOOL_SECONDS = 24 * 3600.0  # a reported tool duration beyond a day is a mistake
 
 MAX_PROGRAMS = 10_000  # finished programs beyond this are forgotten, oldest first
 # upper bounds, in seconds, of the job completion time histogram's buckets
@@ -45,6 +47,7 @@ class TurnRecord:
     output_tokens: int = 0
     started_at: float = 0.0
     seconds: float = 0.0
+    ended_at: float | None = None  # when its last token came: the tool call starts there
 
 
 @dataclass
@@ -127,11 +130,17 @@ class ProgramRegistry:
     def begin_turn(
         self, program_id: str, turn: int | None, next_tool: str | None,
         cache: CacheState = UNKNOWN_CACHE, ttl_s: float | None = None,
+        tool_seconds: float | None = None,
     ) -> TurnTicket:  # fmt: skip
         """Open a turn. Turn 0 (or a new id with no turn given) starts a program; a later
         turn must follow the program's last one. ``cache`` is the engine's state the
-        policy weighs a pin against; ``ttl_s`` overrides the policy."""
+        policy weighs a pin against; ``ttl_s`` overrides the policy.
+
+        A later turn also ends the tool call the last turn named: its duration is the
+        time since that turn's last token, or ``tool_seconds`` when the caller knows it,
+        and it teaches the predictor before this turn's TTL is chosen."""
         check_hint_fields(program_id, turn, next_tool, ttl_s, max_id_chars=MAX_PROGRAM_KEY_CHARS)
+        check_tool_seconds(tool_seconds)
         now = time.monotonic()
         with self._lock:
             program = self._programs.get(program_id)
@@ -150,8 +159,11 @@ class ProgramRegistry:
                 raise ProgramHintError(
                     f"program {program_id!r} is at turn {expected}, got turn {turn}"
                 )
+            called = self._called_tool(program, tool_seconds, now)
             if turn > 0:
                 self.policy.record_returned(turn - 1)
+        if called is not None:
+            self._observe_tool(program, *called)
         if ttl_s is None:
             ttl_s = self.policy.ttl(next_tool, turn, cache) if self.pinning else 0.0
         if next_tool is not None:
@@ -172,15 +184,34 @@ class ProgramRegistry:
         record.output_tokens = output_tokens
         now = time.monotonic()
         record.seconds = now - record.started_at
+        record.ended_at = now
         if record.next_tool is None:  # the program's last turn
             with self._lock:
                 program.seconds = now - program.created_at
                 self.job_times.observe(program.seconds)
 
-    def tool_finished(self, program_id: str, tool: str, seconds: float) -> None:
+    @staticmethod
+    def _called_tool(
+        program: Program, tool_seconds: float | None, now: float
+    ) -> tuple[str, float] | None:
+        """The tool the program's last turn called and how long it took, when known."""
+        last = program.turns[-1] if program.turns else None
+        if last is None or last.next_tool is None:
+            if tool_seconds is not None:
+                raise ProgramHintError(
+                    "tool_seconds belongs to a turn that follows a tool call (the last turn "
+                    "named no next_tool)"
+                )
+            return None
+        if tool_seconds is not None:
+            return last.next_tool, tool_seconds
+        if last.ended_at is None:  # the last turn is still answering
+            return None
+        return last.next_tool, now - last.ended_at
+
+    def _observe_tool(self, program: Program, tool: str, seconds: float) -> None:
         self.predictor.observe(tool, seconds)
-        program = self._programs.get(program_id)
-        if program is not None:
+        with self._lock:
             program.tool_seconds[tool] = program.tool_seconds.get(tool, 0.0) + seconds
 
     def _forget_old(self) -> None:
@@ -190,6 +221,21 @@ class ProgramRegistry:
             : len(self._programs) - MAX_PROGRAMS
         ]:
             del self._programs[program_id]
+
+
+def check_tool_seconds(tool_seconds: Any) -> None:
+    if tool_seconds is None:
+        return
+    if (
+        isinstance(tool_seconds, bool)
+        or not isinstance(tool_seconds, int | float)
+        or not math.isfinite(tool_seconds)
+        or not 0 <= tool_seconds <= MAX_TOOL_SECONDS
+    ):
+        raise ProgramHintError(
+            f"tool_seconds must be a number of seconds from 0 to {MAX_TOOL_SECONDS:g}, "
+            f"got {tool_seconds!r}"
+        )
 
 
 def check_hint_fields(

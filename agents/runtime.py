@@ -70,11 +70,13 @@ class AgentRuntime:
         messages = list(spec.messages)
         result = ProgramResult(spec.id, 0.0)
         computed_before = 0  # tokens whose KV an earlier turn computed
+        tool_seconds: float | None = None  # the last tool's duration, told to the next turn
         for turn, tool in enumerate(spec.tools):
             ttl = spec.ttl_override(turn) if spec.ttl_override and tool else None
             ticket = self.registry.begin_turn(
-                spec.id, turn, tool.name if tool else None, self.engine.cache_state(), ttl_s=ttl
-            )
+                spec.id, turn, tool.name if tool else None, self.engine.cache_state(),
+                ttl_s=ttl, tool_seconds=tool_seconds,
+            )  # fmt: skip
             prompt = self.render(messages)
             params = SamplingParams(
                 max_tokens=spec.max_tokens, temperature=0.0, extra_args=ticket.hint.as_extra_args()
@@ -93,16 +95,15 @@ class AgentRuntime:
             recomputed = max(0, known - cached)
             computed_before = prompt_tokens + output_tokens
             messages.append({"role": "assistant", "content": reply})
-            tool_seconds = 0.0
+            tool_seconds = None
             if tool is not None:
                 tool_started = time.monotonic()
                 observation = await _call(tool.run, reply)
                 tool_seconds = time.monotonic() - tool_started
-                self.registry.tool_finished(spec.id, tool.name, tool_seconds)
                 messages.append({"role": "user", "content": observation})
             result.turns.append(TurnResult(
                 prompt_tokens, cached, output_tokens, prompt_tokens - known, recomputed,
-                seconds, tool_seconds, ticket.hint.ttl_s, *_phases(out.metrics),
+                seconds, tool_seconds or 0.0, ticket.hint.ttl_s, *_phases(out.metrics),
             ))  # fmt: skip
             result.reply = reply
         result.seconds = time.monotonic() - started

@@ -39,7 +39,7 @@ from memos.agents.chat import (
 )
 from memos.agents.pin_hint import MAX_PROGRAM_ID_CHARS
 from memos.agents.pin_hint import MAX_TTL_S as MAX_PIN_TTL_S
-from memos.agents.programs import MAX_TOOL_NAME_CHARS, MAX_TURN
+from memos.agents.programs import MAX_TOOL_NAME_CHARS, MAX_TOOL_SECONDS, MAX_TURN
 from memos.cache import MAX_NAME_CHARS, Lookup
 from memos.core import MemOS
 from memos.errors import InvalidInputError, MemOSError
@@ -49,6 +49,7 @@ from .problems import problems, status_of
 
 StopText = Annotated[str, Meta(min_length=1, max_length=MAX_STOP_CHARS)]
 _TURN_HEADER = re.compile(r"[0-9]{1,9}")
+_SECONDS_HEADER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,9})?")
 
 
 class TextPart(msgspec.Struct, kw_only=True):
@@ -82,6 +83,7 @@ class ChatCompletionIn(msgspec.Struct, kw_only=True):
     turn: Annotated[int, Meta(ge=0, le=MAX_TURN)] | None = None
     next_tool: Annotated[str, Meta(min_length=1, max_length=MAX_TOOL_NAME_CHARS)] | None = None
     pin_ttl_s: Annotated[float, Meta(ge=0, le=MAX_PIN_TTL_S)] | None = None
+    tool_seconds: Annotated[float, Meta(ge=0, le=MAX_TOOL_SECONDS)] | None = None
     cache: bool = True
     cache_category: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)] | None = None
 
@@ -95,6 +97,16 @@ def _header_turn(raw: str) -> int:
     return int(raw)
 
 
+def _header_seconds(raw: str) -> float:
+    """``X-Tool-Seconds`` as a plain decimal number of seconds, nothing else."""
+    if not _SECONDS_HEADER.fullmatch(raw) or float(raw) > MAX_TOOL_SECONDS:
+        raise InvalidInputError(
+            f"X-Tool-Seconds must be a number of seconds from 0 to {MAX_TOOL_SECONDS:g}, "
+            f"got {raw[:40]!r}"
+        )
+    return float(raw)
+
+
 def _program(data: ChatCompletionIn, request: Request) -> ProgramTurn | None:
     headers = request.headers
     program_id = data.program_id or headers.get("x-program-id")
@@ -102,11 +114,14 @@ def _program(data: ChatCompletionIn, request: Request) -> ProgramTurn | None:
     if turn is None and "x-program-turn" in headers:
         turn = _header_turn(headers["x-program-turn"])
     next_tool = data.next_tool or headers.get("x-next-tool")
+    tool_seconds = data.tool_seconds
+    if tool_seconds is None and "x-tool-seconds" in headers:
+        tool_seconds = _header_seconds(headers["x-tool-seconds"])
     if program_id is None:
-        if turn is not None or next_tool is not None or data.pin_ttl_s is not None:
-            raise InvalidInputError("turn, next_tool and pin_ttl_s need a program_id")
+        if any(v is not None for v in (turn, next_tool, data.pin_ttl_s, tool_seconds)):
+            raise InvalidInputError("turn, next_tool, pin_ttl_s and tool_seconds need a program_id")
         return None
-    return ProgramTurn(program_id, turn, next_tool, data.pin_ttl_s)
+    return ProgramTurn(program_id, turn, next_tool, data.pin_ttl_s, tool_seconds)
 
 
 def _chat_request(data: ChatCompletionIn, request: Request) -> ChatRequest:

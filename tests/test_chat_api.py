@@ -4,6 +4,7 @@ programs are scoped to the key's namespace, and bad input answers 4xx."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +209,22 @@ def test_no_namespace_sees_or_continues_another_ones_program(
         ({"messages": [{"role": "user", "content": "x"}]},
          {"X-Program-Id": "p", "X-Program-Turn": "99999999999999999999"}, "X-Program-Turn"),
         ({"messages": [{"role": "user", "content": "x"}], "model": "m" * 1000}, {}, "model"),
+        ({"messages": [{"role": "user", "content": "x"}], "program_id": "p",
+          "tool_seconds": -1}, {}, "tool_seconds"),
+        ({"messages": [{"role": "user", "content": "x"}], "program_id": "p",
+          "tool_seconds": "2"}, {}, "tool_seconds"),
+        ({"messages": [{"role": "user", "content": "x"}], "program_id": "p",
+          "tool_seconds": 1e12}, {}, "tool_seconds"),
+        ({"messages": [{"role": "user", "content": "x"}], "tool_seconds": 1}, {},
+         "need a program_id"),
+        ({"messages": [{"role": "user", "content": "x"}], "program_id": "fresh-p", "turn": 0,
+          "tool_seconds": 1}, {}, "follows a tool call"),
+        ({"messages": [{"role": "user", "content": "x"}]},
+         {"X-Program-Id": "p", "X-Tool-Seconds": "nan"}, "X-Tool-Seconds"),
+        ({"messages": [{"role": "user", "content": "x"}]},
+         {"X-Program-Id": "p", "X-Tool-Seconds": "-1"}, "X-Tool-Seconds"),
+        ({"messages": [{"role": "user", "content": "x"}]},
+         {"X-Program-Id": "p", "X-Tool-Seconds": "1e3"}, "X-Tool-Seconds"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
          {}, "messages[0].content"),
     ],
@@ -232,6 +249,28 @@ def test_content_as_text_parts_is_accepted(client: TestClient) -> None:
     assert as_parts.json()["usage"]["prompt_tokens"] == as_text.json()["usage"]["prompt_tokens"]
     reply = as_parts.json()["choices"][0]["message"]["content"]
     assert reply == as_text.json()["choices"][0]["message"]["content"]
+
+
+def test_tool_durations_are_learned_from_the_traffic(app, client: TestClient) -> None:
+    """The gap between a turn's end and the next turn teaches the predictor the tool the
+    turn named; a duration the client reports (body or header) wins."""
+    predictor = app.state.chat.registry.predictor
+    tool = f"tool-{uuid.uuid4().hex[:8]}"
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    for program, report in (("gap", {}), ("told", {"tool_seconds": 2.5}),
+                            ("header", {"headers": {"X-Tool-Seconds": "1.75"}})):  # fmt: skip
+        program_id = f"{program}-{uuid.uuid4().hex[:8]}"
+        first = {**body, "program_id": program_id, "next_tool": tool}
+        assert client.post("/v1/chat/completions", json=first).status_code == 200
+        time.sleep(0.4)
+        headers = report.get("headers", {})
+        second = {**body, "program_id": program_id, "turn": 1}
+        if "tool_seconds" in report:
+            second["tool_seconds"] = report["tool_seconds"]
+        r = client.post("/v1/chat/completions", json=second, headers=headers)
+        assert r.status_code == 200, r.text
+    gap, *reported = predictor.samples(tool)  # shortest first
+    assert reported == [1.75, 2.5] and 0.4 <= gap < 1.75
 
 
 def test_chat_needs_a_key(client: TestClient) -> None:

@@ -4,6 +4,7 @@ data: block objects with ids and a clock the test moves."""
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -227,3 +228,41 @@ def test_giving_way_takes_one_block_from_the_end_of_the_latest_program(table) ->
         assert pins.give_up_block()
     assert "late" not in pins and pins.held_blocks == 4  # the early program's context is whole
     assert pins.stats.gave_way == 4 and pins.stats.evicted == 1
+
+
+def test_a_tools_duration_is_the_gap_between_turns() -> None:
+    registry = ProgramRegistry()
+    ticket = registry.begin_turn("a", 0, "grep")
+    registry.begin_turn("b", 0, "grep")  # b's turn 0 never ends: nothing to measure from
+    registry.end_turn(ticket, 10, 0, 2)
+    time.sleep(0.3)
+    registry.begin_turn("a", 1, None)
+    registry.begin_turn("b", 1, None)
+    [seconds] = registry.predictor.samples("grep")
+    assert 0.3 <= seconds < 1.0
+    assert registry.get("a").tool_seconds == {"grep": seconds}
+
+
+def test_a_reported_tool_duration_wins_and_teaches_the_ttl() -> None:
+    registry = ProgramRegistry()
+    assert registry.policy.ttl("run_tests", 1) == 2.0  # cold: no duration seen yet
+    for n in range(6):
+        registry.end_turn(registry.begin_turn(f"p{n}", 0, "run_tests"), 10, 0, 2)
+        registry.begin_turn(f"p{n}", 1, None, tool_seconds=2.2)
+    assert registry.predictor.samples("run_tests") == [2.2] * 6  # not the ~0 s gaps
+    assert registry.policy.ttl("run_tests", 1) > 2.2  # held past the tool's duration
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), 1e9, True, "3"])
+def test_bad_tool_seconds_are_refused(bad) -> None:
+    registry = ProgramRegistry()
+    registry.end_turn(registry.begin_turn("a", 0, "grep"), 10, 0, 2)
+    with pytest.raises(ProgramHintError, match="tool_seconds"):
+        registry.begin_turn("a", 1, None, tool_seconds=bad)
+    assert registry.predictor.samples("grep") == []
+
+
+def test_tool_seconds_needs_a_tool_call_before_it() -> None:
+    registry = ProgramRegistry()
+    with pytest.raises(ProgramHintError, match="follows a tool call"):
+        registry.begin_turn("a", 0, "grep", tool_seconds=1.0)
