@@ -278,7 +278,7 @@ class Engine:
                 for output in engine.step():
                     self._deliver(output)
             else:
-                self._expire_pins()
+                self._expire_idle_holds()
 
     def _fail_waiters(self, cause: BaseException) -> None:
         failure = EngineFailedError(
@@ -370,10 +370,15 @@ class Engine:
             del self._sinks[output.request_id]
         submission.loop.call_soon_threadsafe(submission.sink.put_nowait, output)
 
-    def _expire_pins(self) -> None:
+    def _expire_idle_holds(self) -> None:
+        """What steps would end on time, ended by an idle engine too: pins past their
+        TTL, and host-tier contexts no turn has used for the tier's idle time."""
         pins = getattr(self.scheduler, "pins", None)
         if pins is not None:
             pins.expire()
+        host_tier = self._host_tier()
+        if host_tier is not None:
+            host_tier.forget_idle()
 
     # state ----------------------------------------------------------------------------
 

@@ -166,7 +166,7 @@ class HostTierConnector(KVConnectorBase_V1):
             request = self._requests.get(request_id)
             if request is not None:
                 self._save_computed_blocks(request, request.num_computed_tokens + scheduled)
-        self._forget_idle()
+        self.forget_idle()
         step, self._step = self._step, HostTierMetadata()
         return step
 
@@ -273,8 +273,9 @@ class HostTierConnector(KVConnectorBase_V1):
             if len(self._lost) > MAX_LOST_TRACKED:
                 self._lost.popitem(last=False)
 
-    def _forget_idle(self) -> None:
-        """Forget contexts no turn has used for ``idle_ttl_s`` (least recent first)."""
+    def forget_idle(self) -> None:
+        """Forget contexts no turn has used for ``idle_ttl_s`` (least recent first); each
+        step does, and the embedded engine between waits when it runs no steps."""
         cutoff = time.monotonic() - self.idle_ttl_s
         for program in list(self._contexts):
             if self._touched[program] > cutoff:

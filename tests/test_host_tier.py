@@ -132,6 +132,10 @@ def test_contexts_left_idle_are_forgotten(engine: Engine) -> None:
         time.sleep(0.6)
         turn(engine, tokens(200, seed=91), None)  # any step looks for idle contexts
         assert host(engine)["host_programs"] == 0 and host(engine)["host_blocks"] == 0
+        turn(engine, tokens(300, seed=92), "prog-idle-2")
+        assert host(engine)["host_programs"] == 1
+        time.sleep(1.0)  # no step runs: the idle engine forgets it on time all the same
+        assert host(engine)["host_programs"] == 0 and host(engine)["host_blocks"] == 0
     finally:
         engine.call(lambda: setattr(connector, "idle_ttl_s", configured))
 
