@@ -28,6 +28,7 @@ from .programs import (
     UnknownProgramError,
     check_hint_fields,
 )
+from .ttl_policy import UNKNOWN_CACHE
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,15 @@ class ChatService:
         info["id"] = program_id
         return info
 
+    def tools(self, namespace: str) -> dict[str, dict[str, Any]]:
+        """The tools this namespace's programs have called: how long they take and the
+        TTL a turn 1 that calls one would be given now."""
+        cache = self.backend.cache_state() if self.ready else UNKNOWN_CACHE
+        tools = self.registry.predictor.tools(namespace)
+        for name, tool in tools.items():
+            tool["pin_ttl_s"] = self.registry.policy.ttl(name, 1, cache, namespace)
+        return tools
+
     def stats(self) -> dict[str, float]:
         return self.backend.stats()
 
@@ -122,7 +132,7 @@ class ChatService:
             return self.registry.begin_turn(
                 _scoped(namespace, program.program_id), program.turn, program.next_tool,
                 cache=self.backend.cache_state(), ttl_s=program.pin_ttl_s,
-                tool_seconds=program.tool_seconds,
+                tool_seconds=program.tool_seconds, namespace=namespace,
             )  # fmt: skip
         except (UnknownProgramError, ProgramHintError, InvalidPinHintError) as exc:
             raise InvalidInputError(str(exc).replace(f"{namespace}:", "", 1)) from None

@@ -130,7 +130,7 @@ class ProgramRegistry:
     def begin_turn(
         self, program_id: str, turn: int | None, next_tool: str | None,
         cache: CacheState = UNKNOWN_CACHE, ttl_s: float | None = None,
-        tool_seconds: float | None = None,
+        tool_seconds: float | None = None, namespace: str | None = None,
     ) -> TurnTicket:  # fmt: skip
         """Open a turn. Turn 0 (or a new id with no turn given) starts a program; a later
         turn must follow the program's last one. ``cache`` is the engine's state the
@@ -138,7 +138,8 @@ class ProgramRegistry:
 
         A later turn also ends the tool call the last turn named: its duration is the
         time since that turn's last token, or ``tool_seconds`` when the caller knows it,
-        and it teaches the predictor before this turn's TTL is chosen."""
+        and it teaches the predictor before this turn's TTL is chosen. Durations are
+        kept per ``namespace`` (the caller's tenant) beside every namespace's."""
         check_hint_fields(program_id, turn, next_tool, ttl_s, max_id_chars=MAX_PROGRAM_KEY_CHARS)
         check_tool_seconds(tool_seconds)
         now = time.monotonic()
@@ -163,9 +164,9 @@ class ProgramRegistry:
             if turn > 0:
                 self.policy.record_returned(turn - 1)
         if called is not None:
-            self._observe_tool(program, *called)
+            self._observe_tool(program, *called, namespace)
         if ttl_s is None:
-            ttl_s = self.policy.ttl(next_tool, turn, cache) if self.pinning else 0.0
+            ttl_s = self.policy.ttl(next_tool, turn, cache, namespace) if self.pinning else 0.0
         if next_tool is not None:
             self.policy.record_left(turn)
         record = TurnRecord(turn, next_tool, ttl_s, started_at=now)
@@ -209,8 +210,10 @@ class ProgramRegistry:
             return None
         return last.next_tool, now - last.ended_at
 
-    def _observe_tool(self, program: Program, tool: str, seconds: float) -> None:
-        self.predictor.observe(tool, seconds)
+    def _observe_tool(
+        self, program: Program, tool: str, seconds: float, namespace: str | None
+    ) -> None:
+        self.predictor.observe(tool, seconds, namespace)
         with self._lock:
             program.tool_seconds[tool] = program.tool_seconds.get(tool, 0.0) + seconds
 

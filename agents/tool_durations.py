@@ -1,4 +1,4 @@
-"""How long each tool takes, learned online from the calls the runtime times."""
+"""How long each tool takes, learned online from the calls the service sees."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 WINDOW = 512  # recent calls kept per tool: tools drift, old timings stop mattering
+OWN_AFTER = 3  # a namespace's tool is predicted from its own calls once it has this many
 
 
 @dataclass
@@ -18,45 +19,64 @@ class _History:
 
 
 class ToolDurationPredictor:
-    """Per tool name, the empirical distribution of its recent durations."""
+    """Per tool name, the empirical distribution of its recent durations: one window per
+    namespace and tool, and one per tool over every namespace (the prior a namespace's
+    tool is predicted from until it has ``own_after`` calls of its own)."""
 
-    def __init__(self, window: int = WINDOW) -> None:
+    def __init__(self, window: int = WINDOW, own_after: int = OWN_AFTER) -> None:
         self._window = window
-        self._tools: dict[str, _History] = {}
+        self._own_after = own_after
+        self._tools: dict[tuple[str | None, str], _History] = {}  # (namespace, tool)
         self._lock = threading.Lock()
 
-    def observe(self, tool: str, seconds: float) -> None:
+    def observe(self, tool: str, seconds: float, namespace: str | None = None) -> None:
         if seconds < 0:
             raise ValueError(f"a duration cannot be negative, got {seconds}")
         with self._lock:
-            history = self._tools.setdefault(tool, _History(deque(maxlen=self._window)))
-            if len(history.recent) == self._window:
-                dropped = history.recent[0]
-                del history.ordered[bisect.bisect_left(history.ordered, dropped)]
-            history.recent.append(seconds)
-            bisect.insort(history.ordered, seconds)
-            history.calls += 1
+            keys = [(None, tool)] if namespace is None else [(None, tool), (namespace, tool)]
+            for key in keys:
+                history = self._tools.setdefault(key, _History(deque(maxlen=self._window)))
+                if len(history.recent) == self._window:
+                    dropped = history.recent[0]
+                    del history.ordered[bisect.bisect_left(history.ordered, dropped)]
+                history.recent.append(seconds)
+                bisect.insort(history.ordered, seconds)
+                history.calls += 1
 
-    def samples(self, tool: str) -> list[float]:
-        """The tool's recent durations, shortest first."""
+    def samples(self, tool: str, namespace: str | None = None) -> list[float]:
+        """The tool's recent durations, shortest first: the namespace's own once it has
+        enough, else every namespace's."""
         with self._lock:
-            history = self._tools.get(tool)
-            return list(history.ordered) if history else []
+            return list(self._history(tool, namespace).ordered)
 
-    def quantile(self, tool: str, q: float) -> float | None:
-        ordered = self.samples(tool)
+    def quantile(self, tool: str, q: float, namespace: str | None = None) -> float | None:
+        ordered = self.samples(tool, namespace)
         if not ordered:
             return None
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        out = {}
+    def tools(self, namespace: str) -> dict[str, dict[str, float | int | str]]:
+        """Per tool this namespace has called: its own calls, whose window predicts it
+        (``namespace`` or ``prior``), and that window's p50 and p90."""
+        out: dict[str, dict[str, float | int | str]] = {}
         with self._lock:
-            for tool, history in self._tools.items():
+            for (owner, tool), own in self._tools.items():
+                if owner != namespace:
+                    continue
+                history = self._history(tool, namespace)
                 ordered = history.ordered
                 out[tool] = {
-                    "calls": history.calls,
+                    "calls": own.calls,
+                    "predicted_from": "namespace" if history is own else "prior",
+                    "samples": len(ordered),
                     "p50_s": ordered[len(ordered) // 2],
                     "p90_s": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
                 }
         return out
+
+    def _history(self, tool: str, namespace: str | None) -> _History:
+        empty = _History()
+        own = self._tools.get((namespace, tool), empty) if namespace is not None else empty
+        if len(own.ordered) >= self._own_after:
+            return own
+        return self._tools.get((None, tool), empty)

@@ -66,11 +66,15 @@ class TtlPolicy:
     _turns_returned: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def ttl(self, tool: str | None, turn: int, cache: CacheState = UNKNOWN_CACHE) -> float:
-        """Seconds to pin after ``turn`` before ``tool`` runs; 0 means do not pin."""
+    def ttl(
+        self, tool: str | None, turn: int, cache: CacheState = UNKNOWN_CACHE,
+        namespace: str | None = None,
+    ) -> float:  # fmt: skip
+        """Seconds to pin after ``turn`` before ``tool`` runs; 0 means do not pin. The
+        tool's durations are ``namespace``'s own once it has enough, else everyone's."""
         if tool is None:
             return 0.0
-        durations = self.predictor.samples(tool)
+        durations = self.predictor.samples(tool, namespace)
         if len(durations) < self.min_samples:
             return self.cold_ttl_s * cache.miss_cost
         gain = self.return_rate(turn) * cache.miss_cost

@@ -88,6 +88,19 @@ class ChatCompletionIn(msgspec.Struct, kw_only=True):
     cache_category: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)] | None = None
 
 
+class ToolOut(msgspec.Struct):
+    calls: int
+    predicted_from: Literal["namespace", "prior"]
+    samples: int
+    p50_s: float
+    p90_s: float
+    pin_ttl_s: float
+
+
+class ToolsOut(msgspec.Struct):
+    tools: dict[str, ToolOut]
+
+
 def _header_turn(raw: str) -> int:
     """``X-Program-Turn`` as a whole number written in ASCII digits, nothing else."""
     if not _TURN_HEADER.fullmatch(raw) or int(raw) > MAX_TURN:
@@ -226,6 +239,14 @@ class ChatController(TenantController):
     )
     async def program(self, program_id: str, tenant: Tenant, chat: ChatService) -> dict[str, Any]:
         return chat.program(tenant.namespace, program_id)
+
+    @get("/v1/tools", summary="How long the namespace's tools take", responses=problems())
+    async def tools(self, tenant: Tenant, chat: ChatService) -> ToolsOut:
+        """Per tool this namespace's programs have called: its calls, the window that
+        predicts it (the namespace's own after 3 calls, else every namespace's), that
+        window's p50 and p90, and the pin TTL a turn calling it would get now."""
+        tools = chat.tools(tenant.namespace)
+        return ToolsOut({name: ToolOut(**tool) for name, tool in sorted(tools.items())})
 
 
 def _body(result: ChatChunk, completion_id: str, model: str) -> dict[str, Any]:

@@ -251,10 +251,13 @@ def test_content_as_text_parts_is_accepted(client: TestClient) -> None:
     assert reply == as_text.json()["choices"][0]["message"]["content"]
 
 
-def test_tool_durations_are_learned_from_the_traffic(app, client: TestClient) -> None:
+def test_tool_durations_are_learned_from_the_traffic(
+    app, client: TestClient, store: MemOS, engine, ns: str
+) -> None:
     """The gap between a turn's end and the next turn teaches the predictor the tool the
     turn named; a duration the client reports (body or header) wins."""
     predictor = app.state.chat.registry.predictor
+    client_namespace = ns
     tool = f"tool-{uuid.uuid4().hex[:8]}"
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
     for program, report in (("gap", {}), ("told", {"tool_seconds": 2.5}),
@@ -271,6 +274,15 @@ def test_tool_durations_are_learned_from_the_traffic(app, client: TestClient) ->
         assert r.status_code == 200, r.text
     gap, *reported = predictor.samples(tool)  # shortest first
     assert reported == [1.75, 2.5] and 0.4 <= gap < 1.75
+
+    with _client(app, store, f"o{uuid.uuid4().hex[:12]}") as other:
+        assert tool not in other.get("/v1/tools").json()["tools"]  # a tenant's own tools
+    listed = client.get("/v1/tools").json()["tools"][tool]
+    assert listed["calls"] == 3 and listed["predicted_from"] == "namespace"
+    assert listed["p50_s"] == 1.75 and listed["p90_s"] == 2.5
+    assert listed["pin_ttl_s"] == pytest.approx(
+        app.state.chat.registry.policy.ttl(tool, 1, engine.cache_state(), client_namespace)
+    )
 
 
 def test_chat_needs_a_key(client: TestClient) -> None:

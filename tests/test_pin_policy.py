@@ -266,3 +266,31 @@ def test_tool_seconds_needs_a_tool_call_before_it() -> None:
     registry = ProgramRegistry()
     with pytest.raises(ProgramHintError, match="follows a tool call"):
         registry.begin_turn("a", 0, "grep", tool_seconds=1.0)
+
+
+def test_a_namespaces_tool_is_predicted_from_its_own_calls_after_three() -> None:
+    predictor = ToolDurationPredictor()
+    for seconds in (10.0, 11.0, 12.0, 13.0):
+        predictor.observe("build", seconds, "slow-team")
+    predictor.observe("build", 1.0, "fast-team")
+    # fast-team has one call: predicted from everyone's five
+    assert predictor.samples("build", "fast-team") == [1.0, 10.0, 11.0, 12.0, 13.0]
+    assert predictor.samples("build", "slow-team") == [10.0, 11.0, 12.0, 13.0]
+    for _ in range(2):
+        predictor.observe("build", 1.0, "fast-team")
+    assert predictor.samples("build", "fast-team") == [1.0, 1.0, 1.0]  # its own now
+    fast = predictor.tools("fast-team")
+    assert fast == {"build": {"calls": 3, "predicted_from": "namespace", "samples": 3,
+                              "p50_s": 1.0, "p90_s": 1.0}}  # fmt: skip
+    assert predictor.tools("nobody") == {}  # other namespaces' tools stay theirs
+
+
+def test_the_ttl_follows_the_namespaces_own_durations() -> None:
+    registry = ProgramRegistry()
+    for n in range(4):
+        registry.end_turn(registry.begin_turn(f"s{n}", 0, "ci", namespace="slow"), 1, 0, 1)
+        registry.begin_turn(f"s{n}", 1, None, tool_seconds=20.0, namespace="slow")
+        registry.end_turn(registry.begin_turn(f"f{n}", 0, "ci", namespace="fast"), 1, 0, 1)
+        registry.begin_turn(f"f{n}", 1, None, tool_seconds=1.0, namespace="fast")
+    assert registry.policy.ttl("ci", 1, namespace="fast") < 2.0
+    assert registry.policy.ttl("ci", 1, namespace="slow") > 20.0
