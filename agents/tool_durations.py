@@ -5,10 +5,12 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 WINDOW = 512  # recent calls kept per tool: tools drift, old timings stop mattering
 OWN_AFTER = 3  # a namespace's tool is predicted from its own calls once it has this many
+MAX_UNSAVED = 10_000  # calls waiting to be saved, kept while storage refuses them
 
 
 @dataclass
@@ -27,21 +29,46 @@ class ToolDurationPredictor:
         self._window = window
         self._own_after = own_after
         self._tools: dict[tuple[str | None, str], _History] = {}  # (namespace, tool)
+        self._unsaved: list[tuple[str, str, float]] = []  # (namespace, tool, seconds)
         self._lock = threading.Lock()
 
     def observe(self, tool: str, seconds: float, namespace: str | None = None) -> None:
+        """One call; a namespace's calls are also queued to be saved (``take_unsaved``)."""
         if seconds < 0:
             raise ValueError(f"a duration cannot be negative, got {seconds}")
         with self._lock:
-            keys = [(None, tool)] if namespace is None else [(None, tool), (namespace, tool)]
-            for key in keys:
-                history = self._tools.setdefault(key, _History(deque(maxlen=self._window)))
-                if len(history.recent) == self._window:
-                    dropped = history.recent[0]
-                    del history.ordered[bisect.bisect_left(history.ordered, dropped)]
-                history.recent.append(seconds)
-                bisect.insort(history.ordered, seconds)
-                history.calls += 1
+            self._record(tool, seconds, namespace)
+            if namespace is not None:
+                self._unsaved.append((namespace, tool, seconds))
+                del self._unsaved[:-MAX_UNSAVED]
+
+    def load(self, calls: Iterable[tuple[str, str, float]]) -> None:
+        """Saved (namespace, tool, seconds) calls, oldest first."""
+        with self._lock:
+            for namespace, tool, seconds in calls:
+                self._record(tool, seconds, namespace)
+
+    def take_unsaved(self) -> list[tuple[str, str, float]]:
+        with self._lock:
+            calls, self._unsaved = self._unsaved, []
+        return calls
+
+    def keep_unsaved(self, calls: list[tuple[str, str, float]]) -> None:
+        """Give back calls a save could not store, ahead of those observed since."""
+        with self._lock:
+            self._unsaved[:0] = calls
+            del self._unsaved[:-MAX_UNSAVED]
+
+    def _record(self, tool: str, seconds: float, namespace: str | None) -> None:
+        keys = [(None, tool)] if namespace is None else [(None, tool), (namespace, tool)]
+        for key in keys:
+            history = self._tools.setdefault(key, _History(deque(maxlen=self._window)))
+            if len(history.recent) == self._window:
+                dropped = history.recent[0]
+                del history.ordered[bisect.bisect_left(history.ordered, dropped)]
+            history.recent.append(seconds)
+            bisect.insort(history.ordered, seconds)
+            history.calls += 1
 
     def samples(self, tool: str, namespace: str | None = None) -> list[float]:
         """The tool's recent durations, shortest first: the namespace's own once it has

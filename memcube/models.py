@@ -206,3 +206,16 @@ class CubeVersion(Base):
     operation: Mapped[str] = mapped_column(String(16))
     derived_from: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ToolCall(Base):
+    """One tool call's duration, as the TTL policy learned it (kept across restarts)."""
+
+    __tablename__ = "tool_calls"
+    __table_args__ = (Index("ix_tool_calls_ns_tool", "namespace", "tool", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(64))
+    tool: Mapped[str] = mapped_column(String(128))
+    seconds: Mapped[float]
+    recorded_at: Mapped[datetime]

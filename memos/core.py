@@ -54,6 +54,7 @@ from .records import (
     memory_of,
     version_record_of,
 )
+from .tool_history import ToolHistory
 from .vector_index import Neighbour, encode_vector
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class MemOS:
             exact=self.settings.search_mode == "exact",
         )
         self.keys = ApiKeys(self.db)
+        self.tool_history = ToolHistory(self.db)
         self.cache = SemanticCache(
             self.db, self.embedder, CachePolicy.from_file(self.settings.config_path)
         )

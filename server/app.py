@@ -35,9 +35,9 @@ class MetricsController(PrometheusController):
     guards = [require_metrics_token]
 
 
-async def _maintenance(memos: MemOS) -> None:
-    """Expire memories and cached answers past their TTL, purge tombstones, and snapshot
-    changed indexes."""
+async def _maintenance(memos: MemOS, chat: ChatService | None) -> None:
+    """Expire memories and cached answers past their TTL, purge tombstones, save the tool
+    durations chat learned, and snapshot changed indexes."""
     interval = memos.settings.maintenance_interval_s
     since_snapshot = 0.0
     while True:
@@ -46,6 +46,8 @@ async def _maintenance(memos: MemOS) -> None:
             expired = await anyio.to_thread.run_sync(memos.expire_due)
             purged = await anyio.to_thread.run_sync(memos.purge_deleted)
             uncached = await anyio.to_thread.run_sync(memos.cache.expire_due)
+            if chat is not None:
+                await anyio.to_thread.run_sync(_save_tool_calls, memos, chat)
             if expired or purged or uncached:
                 log.info("maintenance: %d expired, %d purged, %d cached answers expired",
                          expired, purged, uncached)  # fmt: skip
@@ -55,6 +57,10 @@ async def _maintenance(memos: MemOS) -> None:
                 await anyio.to_thread.run_sync(memos.indexes.save_changed)
         except Exception:
             log.exception("maintenance pass failed; retrying next interval")
+
+
+def _save_tool_calls(memos: MemOS, chat: ChatService) -> None:
+    memos.tool_history.save_from(chat.registry.predictor)
 
 
 async def _start_engine(chat: ChatService) -> None:
@@ -77,8 +83,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(memos.open)
+        if chat is not None:
+            await anyio.to_thread.run_sync(memos.tool_history.load_into, chat.registry.predictor)
         app.state.ready = True
-        tasks = [asyncio.create_task(_maintenance(memos))] if background_jobs else []
+        tasks = [asyncio.create_task(_maintenance(memos, chat))] if background_jobs else []
         if chat is not None and not chat.ready:
             tasks.append(asyncio.create_task(_start_engine(chat)))
         try:
@@ -89,6 +97,11 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if chat is not None:
+                try:
+                    await anyio.to_thread.run_sync(_save_tool_calls, memos, chat)
+                except Exception:
+                    log.exception("the tool durations learned since the last save are lost")
             await anyio.to_thread.run_sync(memos.indexes.save_changed)
 
     watch(memos)

@@ -241,10 +241,13 @@ def test_bad_chat_requests_get_a_precise_4xx(
 def test_content_as_text_parts_is_accepted(client: TestClient) -> None:
     parts = [{"type": "text", "text": "Say "}, {"type": "text", "text": "hello."}]
     common = {"max_tokens": 6, "temperature": 0, "cache": False}
-    as_parts = client.post("/v1/chat/completions",
-                           json={"messages": [{"role": "user", "content": parts}], **common})
-    as_text = client.post("/v1/chat/completions",
-                          json={"messages": [{"role": "user", "content": "Say hello."}], **common})
+    as_parts = client.post(
+        "/v1/chat/completions", json={"messages": [{"role": "user", "content": parts}], **common}
+    )
+    as_text = client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "Say hello."}], **common},
+    )
     assert as_parts.status_code == 200, as_parts.text
     assert as_parts.json()["usage"]["prompt_tokens"] == as_text.json()["usage"]["prompt_tokens"]
     reply = as_parts.json()["choices"][0]["message"]["content"]
@@ -283,6 +286,28 @@ def test_tool_durations_are_learned_from_the_traffic(
     assert listed["pin_ttl_s"] == pytest.approx(
         app.state.chat.registry.policy.ttl(tool, 1, engine.cache_state(), client_namespace)
     )
+
+
+def test_tool_durations_survive_a_restart(store: MemOS, engine, ns: str) -> None:
+    tool = f"tool-{uuid.uuid4().hex[:8]}"
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    before = create_app(store, background_jobs=False, chat=ChatService(EmbeddedBackend(engine)))
+    with _client(before, store, ns) as client:
+        for n in range(3):
+            program = {**body, "program_id": f"p{n}-{tool}"}
+            assert (
+                client.post("/v1/chat/completions", json={**program, "next_tool": tool}).status_code
+                == 200
+            )
+            r = client.post(
+                "/v1/chat/completions", json={**program, "turn": 1, "tool_seconds": 3.0 + n}
+            )
+            assert r.status_code == 200, r.text
+    # a new service on the same store: what the first learned is there at start
+    after = create_app(store, background_jobs=False, chat=ChatService(EmbeddedBackend(engine)))
+    with _client(after, store, ns) as client:
+        listed = client.get("/v1/tools").json()["tools"]
+    assert listed[tool]["calls"] == 3 and listed[tool]["p50_s"] == 4.0
 
 
 def test_chat_needs_a_key(client: TestClient) -> None:
