@@ -217,5 +217,5 @@ class ToolCall(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     namespace: Mapped[str] = mapped_column(String(64))
     tool: Mapped[str] = mapped_column(String(128))
-    seconds: Mapped[float]
+    seconds: Mapped[float] = mapped_column(Float)
     recorded_at: Mapped[datetime]
