@@ -379,6 +379,9 @@ class Engine:
         host_tier = self._host_tier()
         if host_tier is not None:
             host_tier.forget_idle()
+            forget = host_tier.take_forgets()
+            if forget:  # no step will carry them to the worker: free its copies now
+                self.host_tier_worker().drop_copies(forget)
 
     # state ----------------------------------------------------------------------------
 
@@ -403,6 +406,13 @@ class Engine:
     def _host_tier(self) -> Any:
         connector = getattr(self.scheduler, "connector", None)
         return connector if hasattr(connector, "miss_cost") else None
+
+    def host_tier_worker(self) -> Any:
+        """The worker's half of the host tier, which holds the copies: in this process,
+        since the engine runs in it (vLLM keeps it as the process's KV transfer group)."""
+        from vllm.distributed.kv_transfer import get_kv_transfer_group
+
+        return get_kv_transfer_group()
 
     def _miss_cost(self) -> float:
         """A context not pinned costs a prefill, unless the host tier copies it back."""

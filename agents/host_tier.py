@@ -115,10 +115,12 @@ class HostTierConnector(KVConnectorBase_V1):
     # scheduler side -----------------------------------------------------------------
 
     def on_new_request(self, request: Request) -> None:
-        program = _program(request)
-        if program is None:
-            return
-        self._requests[request.request_id] = request
+        hint = request_hint(request)
+        if hint is None:
+            return  # a request of no program: nothing to save or copy back
+        program = hint.program_id
+        if not hint.ends:  # a program's last turn is copied back, never saved
+            self._requests[request.request_id] = request
         saved = self._contexts.get(program)
         if saved:  # a new turn: keep only the blocks its tokens share with the context
             self.returns_found += 1
@@ -177,9 +179,13 @@ class HostTierConnector(KVConnectorBase_V1):
             self.copy_seconds += times.seconds
 
     def request_finished(self, request: Request, block_ids: list[int]) -> tuple[bool, None]:
-        # The context stays: the program may come back after any tool, pinned or not.
+        # The context stays for the program's next turn, pinned or not, unless this turn
+        # was its last.
         self._requests.pop(request.request_id, None)
         self._planned_loads.pop(request.request_id, None)
+        hint = request_hint(request)
+        if hint is not None and hint.ends:
+            self._forget(hint.program_id, keep=0)
         return False, None
 
     def reset_cache(self) -> bool:
@@ -273,6 +279,12 @@ class HostTierConnector(KVConnectorBase_V1):
             if len(self._lost) > MAX_LOST_TRACKED:
                 self._lost.popitem(last=False)
 
+    def take_forgets(self) -> list[tuple[str, int]]:
+        """The forgets the next step would send the worker, taken for an engine that runs
+        no step to hand over itself (``drop_copies``), so that memory is freed on time."""
+        forget, self._step.forget = self._step.forget, []
+        return forget
+
     def forget_idle(self) -> None:
         """Forget contexts no turn has used for ``idle_ttl_s`` (least recent first); each
         step does, and the embedded engine between waits when it runs no steps."""
@@ -284,6 +296,15 @@ class HostTierConnector(KVConnectorBase_V1):
 
     # worker side --------------------------------------------------------------------
 
+    def bind_connector_metadata(self, connector_metadata: KVConnectorMetadata) -> None:
+        """A step with nothing to forget or copy (every step that runs only requests of
+        no program) binds nothing: vLLM's attention layers then skip this connector's
+        per-layer hooks, and the step pays for no host tier."""
+        assert isinstance(connector_metadata, HostTierMetadata)
+        step = connector_metadata
+        if step.forget or step.load or step.save:
+            super().bind_connector_metadata(step)
+
     def register_kv_caches(self, kv_caches: dict[str, torch.Tensor]) -> None:
         self._layers = list(kv_caches.values())
         blocks = self._kv_cache_config.num_blocks
@@ -293,19 +314,29 @@ class HostTierConnector(KVConnectorBase_V1):
             )
 
     def start_load_kv(self, forward_context: ForwardContext, **kwargs: Any) -> None:
+        if not self.has_connector_metadata():
+            return
         step = self._get_connector_metadata()
         assert isinstance(step, HostTierMetadata)
-        for program, keep in step.forget:
-            if keep == 0:
-                self._host.pop(program, None)
-            else:
-                del self._host.get(program, [])[keep:]
+        self.drop_copies(step.forget)
         began = time.perf_counter()
         for program, index, block_id in step.load:
             copy = self._host[program][index]
             for layer, cache in enumerate(self._layers):
                 cache[block_id].copy_(copy[layer])
         self._timed(len(step.load), began)
+
+    def drop_copies(self, forget: list[tuple[str, int]]) -> None:
+        """Free the host copies of forgotten contexts (each keeps its first n blocks)."""
+        for program, keep in forget:
+            if keep == 0:
+                self._host.pop(program, None)
+            else:
+                del self._host.get(program, [])[keep:]
+
+    def held_copies(self) -> int:
+        """Blocks this worker holds in host memory."""
+        return sum(len(copies) for copies in self._host.values())
 
     def wait_for_layer_load(self, layer_name: str) -> None:
         return None
@@ -315,6 +346,8 @@ class HostTierConnector(KVConnectorBase_V1):
         return None
 
     def wait_for_save(self) -> None:
+        if not self.has_connector_metadata():
+            return
         step = self._get_connector_metadata()
         assert isinstance(step, HostTierMetadata)
         began = time.perf_counter()

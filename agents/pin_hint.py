@@ -1,9 +1,11 @@
 """The pin hint a turn carries to the scheduler: which program it belongs to and how
 long to keep its KV cache after it finishes.
 
-It travels as two flat keys of ``SamplingParams.extra_args``, so that it crosses
-vLLM's process boundary unchanged and fits ``vllm serve``'s ``vllm_xargs`` (which takes
-scalar values only).
+It travels as flat keys of ``SamplingParams.extra_args``, so that it crosses vLLM's
+process boundary unchanged and fits ``vllm serve``'s ``vllm_xargs`` (which takes scalar
+values only): the program, the time to live, and (on a program's last turn only) that
+the program ends with it, so that nothing keeps its context for a turn that will not
+come.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ log = logging.getLogger(__name__)
 
 PROGRAM_KEY = "memos_program_id"
 TTL_KEY = "memos_pin_ttl_s"
+ENDS_KEY = "memos_program_ends"
 MAX_TTL_S = 600.0
 MAX_PROGRAM_ID_CHARS = 128  # a caller's program id
 # The scheduler's key for a program: the service scopes a caller's id by namespace
@@ -32,6 +35,7 @@ class InvalidPinHintError(ValueError):
 class PinHint:
     program_id: str
     ttl_s: float
+    ends: bool = False  # the program's last turn: no later turn will reuse its context
 
     def __post_init__(self) -> None:
         if not isinstance(self.program_id, str) or not self.program_id.strip():
@@ -48,6 +52,8 @@ class PinHint:
             raise InvalidPinHintError(f"ttl_s must be a number of seconds, got {ttl!r}")
         if not 0 <= ttl <= MAX_TTL_S:
             raise InvalidPinHintError(f"ttl_s must be between 0 and {MAX_TTL_S:g}, got {ttl!r}")
+        if not isinstance(self.ends, bool):
+            raise InvalidPinHintError(f"ends must be true or false, got {self.ends!r}")
 
     @classmethod
     def parse(cls, extra_args: Any) -> PinHint | None:
@@ -60,10 +66,16 @@ class PinHint:
             return None
         if PROGRAM_KEY not in extra_args or TTL_KEY not in extra_args:
             raise InvalidPinHintError(f"a pin hint needs both {PROGRAM_KEY} and {TTL_KEY}")
-        return cls(extra_args[PROGRAM_KEY], extra_args[TTL_KEY])
+        ends = extra_args.get(ENDS_KEY, 0)
+        if isinstance(ends, bool) or ends not in (0, 1):
+            raise InvalidPinHintError(f"{ENDS_KEY} must be 0 or 1, got {ends!r}")
+        return cls(extra_args[PROGRAM_KEY], extra_args[TTL_KEY], ends == 1)
 
     def as_extra_args(self) -> dict[str, Any]:
-        return {PROGRAM_KEY: self.program_id, TTL_KEY: float(self.ttl_s)}
+        args: dict[str, Any] = {PROGRAM_KEY: self.program_id, TTL_KEY: float(self.ttl_s)}
+        if self.ends:
+            args[ENDS_KEY] = 1  # vllm_xargs carries numbers, not booleans
+        return args
 
 
 def hint_of(extra_args: dict[str, Any] | None) -> PinHint | None:

@@ -173,7 +173,9 @@ class ProgramRegistry:
         with self._lock:
             program.turns.append(record)
             program.finished = next_tool is None
-        return TurnTicket(program_id, turn, program.rank, PinHint(program_id, ttl_s))
+        # A last turn nobody asked to pin ends the program: its context is kept nowhere.
+        ends = next_tool is None and ttl_s == 0
+        return TurnTicket(program_id, turn, program.rank, PinHint(program_id, ttl_s, ends))
 
     def end_turn(
         self, ticket: TurnTicket, prompt_tokens: int, cached_tokens: int, output_tokens: int

@@ -9,7 +9,14 @@ and tool durations:
   pin      + TTL pinning over two tiers, as the service ships it: device pins
            (PinningScheduler) over a host tier (HostTierConnector, HOST_TIER_BLOCKS);
            the TTL policy weighs a device pin against copying the context back, at the
-           copy and prefill times the engine measures
+           copy and prefill times the engine measures; the tool-duration predictor
+           starts empty and learns from the run (in process: AgentRuntime)
+  rest     the same, as users run it: the programs post their turns to a real `memos
+           serve` (embedded engine, the same KV cache and pin cap, the host tier at its
+           default size) over HTTP and sleep each tool's duration between turns without
+           reporting it; the service learns durations from the gaps (agent_rest.py)
+  pin_warm  (an extra) pin with the predictor pre-filled with 50 calls per tool drawn
+           from the workload's distributions: a service that has run before
   oracle   the same, with each tool's real duration known in advance
   pin_device  + TTL pinning on the device alone (no host tier): pins are the only way
            a context outlives its turn, so every miss is a prefill
@@ -19,16 +26,18 @@ and tool durations:
   stream_roomy  the same sessions on a KV cache large enough that they never wait for
            memory (ROOMY_BLOCKS): what they take to serve this workload at all
 A second workload with no tool calls (single-turn requests) measures what the pinning
-scheduler costs when there is nothing to pin: engines of each kind start in turn,
-vanilla, pin, vanilla, pin (NO_TOOL_PAIRS), so that the VM's drift over the run hits
-both alike, and the best batch of each counts.
+scheduler and the host tier cost requests that belong to no program: in each of several
+alternations an engine of each kind starts in turn (the order swapped every other time,
+so that the VM's drift over the run hits both alike) and runs the same batches; an
+alternation's cost is 1 - (pin's median batch rate / vanilla's), and the summary gives
+the median over the alternations with their range.
 
 Tool durations: lognormal per tool. Their shapes follow the agent traces the Continuum
 paper describes (arXiv 2511.02230: SWE-bench and BFCL tool calls run from well under a
 second to tens of seconds, long-tailed); the medians and spreads are our choice, scaled
 to this CPU's turn times (1-3 s a turn here), not fitted to those traces. The predictor
-starts with 50 calls per tool drawn from the same distributions (a service that has
-run before), then learns online.
+starts empty and learns online (pin_warm pre-fills it with 50 calls per tool drawn
+from the same distributions).
 
 Usage: python benchmarks/agent_jct_bench.py [--quick] [--json PATH]
 """
@@ -54,14 +63,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, print_table, write_json
 
-MODES = ("vanilla", "fcfs", "pin", "oracle", "pin_device", "stream", "stream_roomy")
-PINNING_MODES = ("pin", "oracle", "pin_device")
-HOST_TIER_MODES = ("pin", "oracle")
+MODES = ("vanilla", "fcfs", "pin", "rest", "pin_warm", "oracle", "pin_device", "stream",
+         "stream_roomy")  # fmt: skip
+PINNING_MODES = ("pin", "pin_warm", "oracle", "pin_device")
+HOST_TIER_MODES = ("pin", "pin_warm", "oracle")
 HOST_TIER_BLOCKS = 128  # host memory for every program's context: 8 x up to 14 blocks
 STREAM_MODES = ("stream", "stream_roomy")
 ROOMY_BLOCKS = 256
-NO_TOOL_ROUNDS = 3  # batches per engine in the no-tool workload
-NO_TOOL_PAIRS = 2  # engines per scheduler, alternating, so the VM's drift hits both alike
+NO_TOOL_ROUNDS = 2  # batches per engine in the no-tool workload
 MODEL_DIR = ROOT / "var" / "models" / "SmolLM2-135M-Instruct"
 # name: (median seconds, lognormal sigma)
 TOOLS = {"read_file": (0.4, 0.6), "run_bash": (1.5, 0.9), "run_tests": (6.0, 0.7)}
@@ -106,14 +115,15 @@ class Workload:
     kv_blocks: int
     pin_cap: float
     no_tool_requests: int
+    no_tool_alternations: int
     hold_horizon_s: float | None = None  # the TTL policy's; None: its default
     seed: int = 7
 
 
 def workload(quick: bool) -> Workload:
     if quick:
-        return Workload(6, 4, 700, 16, 150, 1.5, 24, 0.6, 24)
-    return Workload(8, 5, 700, 16, 150, 2.0, 24, 0.6, 48)
+        return Workload(6, 4, 700, 16, 150, 1.5, 24, 0.6, 24, 2)
+    return Workload(8, 5, 700, 16, 150, 2.0, 24, 0.6, 48, 4)
 
 
 def _text(rng: random.Random, tokens: int, tag: str) -> str:
@@ -194,9 +204,10 @@ def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
     pinning = mode in PINNING_MODES
     engine = start_engine(mode, w)
     registry = ProgramRegistry(pinning=pinning)
-    for tool, durations in plan["history"].items():
-        for seconds in durations:
-            registry.predictor.observe(tool, seconds)
+    if mode == "pin_warm":
+        for tool, durations in plan["history"].items():
+            for seconds in durations:
+                registry.predictor.observe(tool, seconds)
     runtime = AgentRuntime(engine, registry)
     if w.hold_horizon_s is not None:
         registry.policy.hold_horizon_s = w.hold_horizon_s
@@ -292,7 +303,9 @@ def summarize(result: dict[str, Any]) -> dict[str, float]:
 
 PHASES = ("queued_s", "first_token_s", "decode_s", "tool_seconds")
 HEADLINE = ("jct_mean_ratio", "jct_p90_ratio", "pin_over_fcfs_ratio", "recompute_reduction",
-            "oracle_gap", "device_jct_mean_ratio", "device_jct_p90_ratio")  # fmt: skip
+            "oracle_gap", "device_jct_mean_ratio", "device_jct_p90_ratio",
+            "rest_jct_mean_ratio", "rest_jct_p90_ratio", "rest_vs_inprocess_ratio",
+            "warm_jct_mean_ratio")  # fmt: skip
 
 
 def _or_dash(value: float | None) -> float | str:
@@ -302,6 +315,29 @@ def _or_dash(value: float | None) -> float | str:
 def _mean(values: Any) -> float | None:
     known = [v for v in values if v is not None]
     return sum(known) / len(known) if known else None
+
+
+def _no_tool_cost(alternations: list[dict[str, list[float]]]) -> dict[str, float]:
+    """The pinning engine's throughput cost with nothing to pin: per alternation, one
+    minus the ratio of the two engines' median batch rates; the median and range."""
+    rows, costs = [], []
+    for i, rates in enumerate(alternations):
+        shipped, ours = statistics.median(rates["vanilla"]), statistics.median(rates["pin"])
+        costs.append(100 * (1 - ours / shipped))
+        rows.append([i + 1, " then ".join(rates), shipped, ours, costs[-1]])
+    print_table(
+        "No tool calls: requests per second, median batch of each engine",
+        ["alternation", "order", "vLLM as shipped", "pinning + host tier", "cost %"],
+        rows,
+    )
+    cost = statistics.median(costs)
+    print(f"no-tool cost: median {cost:+.2f} % over {len(costs)} alternations "
+          f"(range {min(costs):+.2f} to {max(costs):+.2f} %)")  # fmt: skip
+    return {
+        "no_tool_throughput_cost_pct": round(cost, 2),
+        "no_tool_throughput_cost_pct_min": round(min(costs), 2),
+        "no_tool_throughput_cost_pct_max": round(max(costs), 2),
+    }
 
 
 def main() -> None:
@@ -332,6 +368,13 @@ def main() -> None:
         result["mode"] = args.child
         args.out.write_text(json.dumps(result))
         return
+    if args.child == "rest":
+        from agent_rest import run_rest
+
+        result = run_rest(json.loads(args.plan.read_text()), MODEL_DIR.parent)
+        result["mode"] = "rest"
+        args.out.write_text(json.dumps(result))
+        return
     if args.child:
         plan = json.loads(args.plan.read_text())
         if args.child.startswith("notool_"):
@@ -354,8 +397,9 @@ def main() -> None:
         w.seed = args.seed
     modes = args.modes.split(",")
     runs: list[dict[str, Any]] = []
-    # engines with nothing to pin or copy, against vLLM as shipped
-    no_tool: dict[str, list[float]] = {m: [] for m in ("vanilla", "pin") if m in modes}
+    # engines with nothing to pin or copy, against vLLM as shipped: per alternation, each
+    # engine's batch rates
+    no_tool: list[dict[str, list[float]]] = []
     with tempfile.TemporaryDirectory(prefix="memos-jct-") as tmp:
 
         def child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
@@ -380,12 +424,14 @@ def main() -> None:
                 results[mode] = child(mode, plan)
                 print(json.dumps(summarize(results[mode])), flush=True)
             runs.append({"seed": w.seed, "results": results, **compare(args, w, results)})
-        if "vanilla" in no_tool and len(no_tool) > 1:
+        if "vanilla" in modes and "pin" in modes:
             plan = make_plan(w)
-            for _ in range(NO_TOOL_PAIRS):
-                for mode in no_tool:
-                    print(f"\n== no tool calls, {mode} ==", flush=True)
-                    no_tool[mode] += child(f"notool_{mode}", plan)["req_per_s"]
+            for i in range(w.no_tool_alternations):
+                rates: dict[str, list[float]] = {}
+                for mode in ("vanilla", "pin") if i % 2 == 0 else ("pin", "vanilla"):
+                    print(f"\n== no tool calls, alternation {i + 1}, {mode} ==", flush=True)
+                    rates[mode] = child(f"notool_{mode}", plan)["req_per_s"]
+                no_tool.append(rates)
     report(args, w, runs, no_tool)
 
 
@@ -428,6 +474,14 @@ def compare(
         ratios["host_peak_blocks"] = pin["host_peak_blocks"]
         ratios["miss_cost"] = pin["miss_cost"]
         ratios["device_pins"] = pin["pinned"]
+    rest, warm = figures.get("rest"), figures.get("pin_warm")
+    if base and rest:
+        ratios.update(_against_shipped(base, rest, prefix="rest_"))
+    if pin and rest:
+        # (c) as users run it, against (c) in process: 1.0 when HTTP costs nothing
+        ratios["rest_vs_inprocess_ratio"] = pin["jct_mean_s"] / rest["jct_mean_s"]
+    if base and warm:
+        ratios.update(_against_shipped(base, warm, prefix="warm_"))
     device = figures.get("pin_device")
     if base and device:
         ratios.update(_against_shipped(base, device, prefix="device_"))
@@ -468,7 +522,7 @@ def _against_shipped(
 
 def report(
     args: argparse.Namespace, w: Workload, runs: list[dict[str, Any]],
-    no_tool: dict[str, list[float]],
+    no_tool: list[dict[str, list[float]]],
 ) -> None:  # fmt: skip
     print(
         "\nre-prefilled: prompt tokens the engine computed (vLLM's prefix-cache statistics, "
@@ -497,13 +551,8 @@ def report(
             ["figure", "median", "min", "max", "per workload"],
             spread,
         )
-    # The best batch per scheduler: the VM's slow spells only ever lower a rate.
-    shipped = max(no_tool.get("vanilla", []), default=0)
-    ours = max(no_tool.get("pin", []), default=0)
-    if shipped and ours:
-        cost = summary["no_tool_throughput_cost_pct"] = round(100 * (1 - ours / shipped), 2)
-        print(f"\nno tool calls: {shipped:.2f} req/s as shipped, {ours:.2f} req/s with the "
-              f"pinning scheduler and the host tier ({cost:+.1f} % cost)")  # fmt: skip
+    if no_tool:
+        summary.update(_no_tool_cost(no_tool))
     print("\nsummary:", summary)
     details = {
         "workload": asdict(w),

@@ -26,10 +26,13 @@ def tokens(n: int, seed: int) -> list[int]:
     return [rng.randrange(1000, 40_000) for _ in range(n)]
 
 
-def turn(engine: Engine, prompt: list[int], program: str | None, max_tokens: int = 4):
+def turn(
+    engine: Engine, prompt: list[int], program: str | None, max_tokens: int = 4,
+    ends: bool = False,
+):  # fmt: skip
     from vllm import SamplingParams
 
-    hint = PinHint(program, 0) if program else None  # ttl 0: no pin on the device
+    hint = PinHint(program, 0, ends) if program else None  # ttl 0: no pin on the device
     params = SamplingParams(
         max_tokens=max_tokens, temperature=0.0, ignore_eos=True, logprobs=0,
         extra_args=hint.as_extra_args() if hint else None,
@@ -45,6 +48,11 @@ def burst(engine: Engine, seed: int) -> None:
 
 def host(engine: Engine) -> dict[str, float]:
     return {k: v for k, v in engine.kv_stats().items() if k.startswith("host_")}
+
+
+def copies_held(engine: Engine) -> int:
+    """Blocks the worker's half of the tier holds in host memory."""
+    return engine.call(engine.host_tier_worker().held_copies)
 
 
 @pytest.fixture(autouse=True)
@@ -134,10 +142,33 @@ def test_contexts_left_idle_are_forgotten(engine: Engine) -> None:
         assert host(engine)["host_programs"] == 0 and host(engine)["host_blocks"] == 0
         turn(engine, tokens(300, seed=92), "prog-idle-2")
         assert host(engine)["host_programs"] == 1
+        assert copies_held(engine) == 2
         time.sleep(1.0)  # no step runs: the idle engine forgets it on time all the same
         assert host(engine)["host_programs"] == 0 and host(engine)["host_blocks"] == 0
+        assert copies_held(engine) == 0  # and frees the host memory
     finally:
         engine.call(lambda: setattr(connector, "idle_ttl_s", configured))
+
+
+def test_a_programs_last_turn_is_copied_back_but_its_context_is_then_freed(
+    engine: Engine,
+) -> None:
+    prompt = tokens(700, seed=95)
+    first = turn(engine, prompt, "prog-last", max_tokens=4)
+    assert host(engine)["host_programs"] == 1 and copies_held(engine) == 5
+    burst(engine, seed=96)  # the context leaves the device cache
+    follow = prompt + list(first.outputs[0].token_ids) + tokens(300, seed=97)
+    before = host(engine)
+    last = turn(engine, follow, "prog-last", ends=True)
+    assert last.num_cached_tokens >= 5 * BLOCK
+    after = host(engine)
+    loaded = (after["host_loaded_tokens"] - before["host_loaded_tokens"]) // BLOCK
+    assert loaded >= 1  # the context came back from host memory ...
+    # ... and of the turn's 7 full blocks none was saved: every block copied was a load
+    assert after["host_copied_blocks"] - before["host_copied_blocks"] == loaded
+    assert host(engine)["host_programs"] == 0 and host(engine)["host_blocks"] == 0
+    time.sleep(0.5)  # the idle engine hands the forget to the worker
+    assert copies_held(engine) == 0
 
 
 def test_the_tier_size_is_checked_and_auto_takes_a_share_of_free_memory() -> None:
