@@ -75,7 +75,8 @@ def _wait_for_chat(url: str) -> None:
 def engine_figures(url: str) -> dict[str, float]:
     """The engine's KV, pin and host-tier figures, as /metrics shows them."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
-    return {name: float(value) for name, value in _GAUGE.findall(text)}
+    figures = {name: float(value) for name, value in _GAUGE.findall(text)}
+    return {name: int(v) if v.is_integer() else v for name, v in figures.items()}
 
 
 async def _drive(url: str, headers: dict[str, str], plan: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from memos.agents.pin_hint import PROGRAM_KEY, TTL_KEY, InvalidPinHintError, PinHint
+from memos.agents.pin_hint import ENDS_KEY, PROGRAM_KEY, TTL_KEY, InvalidPinHintError, PinHint
 from memos.agents.pin_table import PinTable
 from memos.agents.programs import ProgramHintError, ProgramRegistry, UnknownProgramError
 from memos.agents.tool_durations import ToolDurationPredictor
@@ -191,6 +191,9 @@ def test_registry_orders_programs_and_checks_turns() -> None:
         ({TTL_KEY: 5}, "needs both"),
         (["p", 5], "are an object"),
         ({PROGRAM_KEY: "p", TTL_KEY: float("inf")}, "number of seconds"),
+        ({PROGRAM_KEY: "p", TTL_KEY: 0, ENDS_KEY: 2}, "must be 0 or 1"),
+        ({PROGRAM_KEY: "p", TTL_KEY: 0, ENDS_KEY: True}, "must be 0 or 1"),
+        ({PROGRAM_KEY: "p", TTL_KEY: 0, ENDS_KEY: "yes"}, "must be 0 or 1"),
     ],
 )
 def test_bad_pin_hints_are_rejected_with_the_reason(raw, message: str) -> None:
@@ -201,6 +204,16 @@ def test_bad_pin_hints_are_rejected_with_the_reason(raw, message: str) -> None:
 def test_requests_without_a_hint_carry_none() -> None:
     assert PinHint.parse(None) is None and PinHint.parse({"other": 1}) is None
     assert PinHint.parse(PinHint("p", 3).as_extra_args()) == PinHint("p", 3.0)
+    last = PinHint("p", 0, ends=True)
+    assert last.as_extra_args()[ENDS_KEY] == 1 and PinHint.parse(last.as_extra_args()) == last
+
+
+def test_only_a_last_turn_nobody_asked_to_pin_ends_its_program() -> None:
+    registry = ProgramRegistry()
+    assert not registry.begin_turn("a", 0, "search").hint.ends
+    assert registry.begin_turn("a", 1, None).hint.ends
+    # a caller who pins a turn with no next tool means to come back
+    assert not registry.begin_turn("b", 0, None, ttl_s=5.0).hint.ends
 
 
 def test_giving_way_spares_programs_ranked_before_a_claimant(table) -> None:
