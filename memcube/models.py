@@ -219,3 +219,43 @@ class ToolCall(Base):
     tool: Mapped[str] = mapped_column(String(128))
     seconds: Mapped[float] = mapped_column(Float)
     recorded_at: Mapped[datetime]
+
+
+class GraphEntity(Base):
+    """A person, issue, service, ... the graph links memories and facts to. ``key`` is its
+    name folded for lookup: one entity per name (or alias) in a namespace."""
+
+    __tablename__ = "graph_entities"
+    __table_args__ = (UniqueConstraint("namespace", "key", name="uq_graph_entities_ns_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(64))
+    aliases: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GraphFact(Base):
+    """One assertion about an entity, bi-temporal (memos/graph/timeline.py). Rows are only
+    ever added or retired, so every past belief can be asked for again."""
+
+    __tablename__ = "graph_facts"
+    __table_args__ = (
+        Index("ix_graph_facts_ns_subject", "namespace", "subject", "predicate"),
+        Index("ix_graph_facts_ns_memory", "namespace", "memory_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(36))
+    predicate: Mapped[str] = mapped_column(String(128))
+    object: Mapped[str | None] = mapped_column(String(36))
+    value: Mapped[str | None] = mapped_column(Text)
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime | None]
+    recorded_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+    memory_id: Mapped[str | None] = mapped_column(String(36))
+    memory_version: Mapped[int | None] = mapped_column(Integer)

@@ -42,6 +42,7 @@ from .errors import (
     StorageRefusedError,
     TooLargeError,
 )
+from .graph import GraphMemory
 from .index_registry import IndexRegistry
 from .provenance import SDK, Origin, content_hash, version_row
 from .records import (
@@ -88,6 +89,7 @@ class MemOS:
         )
         self.keys = ApiKeys(self.db)
         self.tool_history = ToolHistory(self.db)
+        self.graph = GraphMemory(self.db)  # each namespace's graph loads on first use
         self.cache = SemanticCache(
             self.db, self.embedder, CachePolicy.from_file(self.settings.config_path)
         )

@@ -1,0 +1,136 @@
+"""One namespace's graph in memory: a networkx multigraph whose nodes are entities and
+memories, with a fact edge from each fact's subject to its object (or to its memory for a
+literal value) and a supersedes edge between the memories whose facts supersede each
+other. Supersedes edges are derived from the facts (timeline.py), never stored, so the
+graph rebuilt from the same rows is the same graph."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import networkx as nx
+
+from .timeline import Fact, Span, history
+
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+Edge = tuple[str, str, str]  # source node, target node, key
+
+
+@dataclass(frozen=True)
+class Entity:
+    id: str
+    name: str
+    type: str
+    aliases: tuple[str, ...] = ()
+
+
+def entity_node(entity_id: str) -> str:
+    return f"entity:{entity_id}"
+
+
+def memory_node(memory_id: str) -> str:
+    return f"memory:{memory_id}"
+
+
+def name_key(name: str) -> str:
+    """A name as lookups compare it: case and surrounding space folded."""
+    return " ".join(name.split()).casefold()
+
+
+class NamespaceGraph:
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.graph = nx.MultiDiGraph()
+        self.entities: dict[str, Entity] = {}
+        self._by_name: dict[str, str] = {}  # folded name or alias -> entity id
+        self._facts: dict[tuple[str, str], list[Fact]] = defaultdict(list)
+        self._fact_by_id: dict[str, Fact] = {}
+        self._fact_edges: dict[str, Edge] = {}  # fact id -> its edge
+        self._supersedes: dict[tuple[str, str], list[Edge]] = defaultdict(list)
+
+    # entities ---------------------------------------------------------------------------
+
+    def add_entity(self, entity: Entity) -> None:
+        self.entities[entity.id] = entity
+        for name in (entity.name, *entity.aliases):
+            self._by_name.setdefault(name_key(name), entity.id)
+        self.graph.add_node(entity_node(entity.id), kind="entity", name=entity.name,
+                            type=entity.type, aliases=list(entity.aliases))  # fmt: skip
+
+    def find(self, name_or_id: str) -> Entity | None:
+        """The entity with this id, name or alias."""
+        entity_id = name_or_id if name_or_id in self.entities else None
+        entity_id = entity_id or self._by_name.get(name_key(name_or_id))
+        return self.entities.get(entity_id) if entity_id else None
+
+    # facts ------------------------------------------------------------------------------
+
+    def add_fact(self, fact: Fact) -> None:
+        self._facts[(fact.subject, fact.predicate)].append(fact)
+        self._fact_by_id[fact.id] = fact
+        if fact.memory_id is not None:
+            self.graph.add_node(memory_node(fact.memory_id), kind="memory")
+        target = (
+            entity_node(fact.object) if fact.object is not None
+            else memory_node(fact.memory_id) if fact.memory_id is not None
+            else None
+        )  # fmt: skip
+        if target is not None and fact.retired_at is None:
+            source = entity_node(fact.subject)
+            self.graph.add_edge(source, target, key=fact.id, kind="fact",
+                                predicate=fact.predicate, value=fact.value)  # fmt: skip
+            self._fact_edges[fact.id] = (source, target, fact.id)
+        self._link_supersessions(fact.subject, fact.predicate)
+
+    def retire(self, fact_ids: list[str], at: datetime) -> None:
+        touched = set()
+        for fact_id in fact_ids:
+            old = self._fact_by_id[fact_id]
+            retired = replace(old, retired_at=at)
+            facts = self._facts[(old.subject, old.predicate)]
+            facts[facts.index(old)] = retired
+            self._fact_by_id[fact_id] = retired
+            edge = self._fact_edges.pop(fact_id, None)
+            if edge is not None:
+                self.graph.remove_edge(*edge)
+            touched.add((old.subject, old.predicate))
+        for subject, predicate in touched:
+            self._link_supersessions(subject, predicate)
+
+    def history(self, subject: str, predicate: str, known_at: datetime) -> list[Span]:
+        return history(self._facts.get((subject, predicate), ()), known_at)
+
+    def predicates(self, subject: str) -> list[str]:
+        return sorted(p for (s, p) in self._facts if s == subject)
+
+    def fact(self, fact_id: str) -> Fact | None:
+        return self._fact_by_id.get(fact_id)
+
+    def _link_supersessions(self, subject: str, predicate: str) -> None:
+        """The supersedes edges of one (subject, predicate), as known now: from the
+        memory of each fact to the memory of the fact it ended."""
+        edges = self._supersedes[(subject, predicate)]
+        for edge in edges:
+            self.graph.remove_edge(*edge)
+        edges.clear()
+        for span in history(self._facts.get((subject, predicate), ()), END_OF_TIME):
+            newer = self._fact_by_id.get(span.superseded_by or "")
+            if newer is None or newer.memory_id is None or span.fact.memory_id is None:
+                continue
+            edge = (memory_node(newer.memory_id), memory_node(span.fact.memory_id),
+                    f"supersedes:{span.fact.id}")  # fmt: skip
+            self.graph.add_edge(*edge, kind="supersedes", fact=span.fact.id, by=newer.id)
+            edges.append(edge)
+
+    # views ------------------------------------------------------------------------------
+
+    def node_link(self) -> dict[str, Any]:
+        """The whole graph as node-link JSON, in a stable order."""
+        data = nx.node_link_data(self.graph, edges="edges")
+        data["nodes"] = sorted(data["nodes"], key=lambda n: n["id"])
+        data["edges"] = sorted(data["edges"], key=lambda e: (e["source"], e["target"], e["key"]))
+        return data
+
