@@ -133,4 +133,3 @@ class NamespaceGraph:
         data["nodes"] = sorted(data["nodes"], key=lambda n: n["id"])
         data["edges"] = sorted(data["edges"], key=lambda e: (e["source"], e["target"], e["key"]))
         return data
-
