@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .models import GraphEntity, GraphFact
@@ -33,14 +33,22 @@ def retire_facts(session: Session, namespace: str, memory_id: str, at: datetime)
     return ids
 
 
-def facts_of_memory_version(
-    session: Session, namespace: str, memory_id: str, version: int
-) -> Sequence[GraphFact]:
-    stmt = select(GraphFact).where(
+def has_live_facts(session: Session, namespace: str, memory_id: str) -> bool:
+    stmt = select(GraphFact.id).where(
         GraphFact.namespace == namespace,
         GraphFact.memory_id == memory_id,
-        GraphFact.memory_version == version,
+        GraphFact.retired_at.is_(None),
     )
+    return session.scalars(stmt.limit(1)).first() is not None
+
+
+def last_retired_facts(session: Session, namespace: str, memory_id: str) -> Sequence[GraphFact]:
+    """The facts of ``memory_id`` retired together most recently (by its deletion)."""
+    mine = (GraphFact.namespace == namespace) & (GraphFact.memory_id == memory_id)
+    last = session.scalar(select(func.max(GraphFact.retired_at)).where(mine))
+    if last is None:
+        return []
+    stmt = select(GraphFact).where(mine, GraphFact.retired_at == last)
     return session.scalars(stmt.order_by(GraphFact.recorded_at, GraphFact.id)).all()
 
 

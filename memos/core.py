@@ -516,7 +516,9 @@ class MemOS:
                     lifecycle.erase(repo, cube, now, origin)
                 revision = repo.bump_revision(namespace)
                 uncache = self.cache.invalidate_memories(session, namespace, [memory_id])
+                retire = self.graph.retire_memory(session, namespace, memory_id, now)
             uncache()
+            retire()
             index.remove([memory_id])
             index.revision = revision
 
@@ -573,7 +575,14 @@ class MemOS:
                 revision = repo.bump_revision(namespace)
                 result = memory_of(cube)
                 uncache = self.cache.invalidate_memories(session, namespace, [memory_id])
+                # a deletion undone brings back the facts the deletion retired
+                restore = (
+                    self.graph.restore_memory(session, namespace, memory_id, cube.version, now)
+                    if revived
+                    else _nothing
+                )
             uncache()
+            restore()
             index.upsert([memory_id], vector[None, :])
             index.revision = revision
         return result
@@ -613,3 +622,7 @@ class MemOS:
 
 def _dedupe_key(item: NewMemory, digest: str) -> tuple:
     return (digest, item.user_id, item.agent_id)
+
+
+def _nothing() -> int:
+    return 0

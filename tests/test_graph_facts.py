@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from memos.core import MemOS
 from memos.errors import InvalidInputError, NotFoundError
 from memos.graph import Fact, GraphMemory, MemoryRef, history
 from memos.memcube.database import Database
+from memos.records import Memory
 
 
 def day(n: int) -> datetime:
@@ -89,22 +91,33 @@ def test_a_stated_end_holds_without_a_successor(graph: GraphMemory, ns: str) -> 
 
 
 def test_deleting_a_memory_retires_its_facts_and_a_rollback_brings_them_back(
-    graph: GraphMemory, ns: str
+    memos: MemOS, ns: str
 ) -> None:
-    graph.assert_fact(ns, "Larkspur", "owner", object="Alice", valid_from=day(0),
-                      memory=MemoryRef("m-a", 1))  # fmt: skip
-    graph.assert_fact(ns, "Larkspur", "owner", object="Bob", valid_from=day(10),
-                      memory=MemoryRef("m-b", 2))  # fmt: skip
+    def assert_from(memory: Memory, owner_name: str, from_day: int) -> None:
+        memos.graph.assert_fact(ns, "Larkspur", "owner", object=owner_name,
+                                valid_from=day(from_day),
+                                memory=MemoryRef(memory.id, memory.version))  # fmt: skip
+
+    alice = memos.add("Alice owns Larkspur.", namespace=ns).memory
+    bob = memos.add("Bob took over Larkspur.", namespace=ns).memory
+    assert_from(alice, "Alice", 0)
+    assert_from(bob, "Bob", 10)
+    graph = memos.graph
     time.sleep(0.01)
     while_bob = datetime.now(UTC)
     time.sleep(0.01)
-    assert graph.retire_memory(ns, "m-b") == 1
+    memos.delete(bob.id, namespace=ns)
     assert owner(graph, ns) == "Alice"  # Alice's span runs on again
     assert owner(graph, ns, known_at=while_bob) == "Bob"  # what was believed stays
     assert not [e for e in graph.node_link(ns)["edges"] if e["kind"] == "supersedes"]
-    assert graph.reassert_memory(ns, "m-b", source=2, target=3) == 1
+    restored = memos.rollback(bob.id, 1, namespace=ns)
     assert owner(graph, ns) == "Bob"
-    assert graph.timeline(ns, "Larkspur")[-1].fact.memory_version == 3
+    latest = graph.timeline(ns, "Larkspur")[-1].fact
+    assert (latest.memory_id, latest.memory_version) == (bob.id, restored.version)
+    graph.forget_loaded()  # and so it is in the database
+    assert owner(graph, ns) == "Bob" and owner(graph, ns, as_of=day(5)) == "Alice"
+    memos.rollback(bob.id, 1, namespace=ns)  # a live memory's facts are not asserted twice
+    assert len(graph.timeline(ns, "Larkspur")) == 2
 
 
 def test_the_graph_is_the_same_after_a_restart(database_url: str, ns: str) -> None:
@@ -117,7 +130,9 @@ def test_the_graph_is_the_same_after_a_restart(database_url: str, ns: str) -> No
         before.assert_fact(ns, "Larkspur", "owner", object="Alice", valid_from=day(9),
                            memory=MemoryRef("m-2", 1))  # fmt: skip
         before.assert_fact(ns, "Larkspur", "port", value="8443", valid_from=day(2))
-        before.retire_memory(ns, "m-2")
+        with db.unit_of_work() as session:
+            retire = before.retire_memory(session, ns, "m-2", datetime.now(UTC))
+        assert retire() == 1
         after = GraphMemory(db)  # a new service on the same rows
         assert after.node_link(ns) == before.node_link(ns)
         assert after.timeline(ns, "Larkspur") == before.timeline(ns, "Larkspur")

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from memos.errors import InvalidInputError, NotFoundError
 from memos.memcube.database import Database
 from memos.memcube.graph_rows import (
     add_entity,
     add_fact,
-    facts_of_memory_version,
+    has_live_facts,
+    last_retired_facts,
     load_entities,
     load_facts,
     retire_facts,
@@ -130,36 +134,48 @@ class GraphMemory:
             graph.add_fact(fact)
             return fact
 
-    def retire_memory(self, namespace: str, memory_id: str) -> int:
-        """Retract every live fact ``memory_id`` asserted (the memory was deleted); the
-        facts it superseded hold again. How many were retired."""
-        with self._lock:
-            graph = self.graph(namespace)
-            now = utcnow()
-            with self._db.unit_of_work() as session:
-                ids = retire_facts(session, namespace, memory_id, now)
-            graph.retire(ids, now)
+    def retire_memory(
+        self, session: Session, namespace: str, memory_id: str, now: datetime
+    ) -> Callable[[], int]:
+        """In the unit of work that deletes ``memory_id``: retract every live fact it
+        asserted, so that the facts they superseded hold again. Returns what updates the
+        graph in memory once the work is committed (it returns how many were retired)."""
+        ids = retire_facts(session, namespace, memory_id, now)
+
+        def apply() -> int:
+            with self._lock:
+                if namespace in self._graphs:
+                    self._graphs[namespace].retire(ids, now)
             return len(ids)
 
-    def reassert_memory(self, namespace: str, memory_id: str, source: int, target: int) -> int:
-        """Assert again, as version ``target``, the facts version ``source`` of the memory
-        asserted (a rollback to ``source``): recorded now, so that what was believed in
-        between stays as it was."""
-        with self._lock:
-            graph = self.graph(namespace)
-            now = utcnow()
-            with self._db.unit_of_work() as session:
-                old = facts_of_memory_version(session, namespace, memory_id, source)
-                facts = [
-                    Fact(str(uuid.uuid4()), namespace, f.subject, f.predicate, f.object, f.value,
-                         f.valid_from, f.valid_until, now, None, memory_id, target)
-                    for f in old
-                ]  # fmt: skip
-                for fact in facts:
-                    add_fact(session, _fact_row(fact))
+        return apply
+
+    def restore_memory(
+        self, session: Session, namespace: str, memory_id: str, version: int, now: datetime
+    ) -> Callable[[], int]:
+        """In the unit of work that brings ``memory_id`` back (a rollback of its
+        deletion): assert again, as ``version`` and recorded now, the facts its deletion
+        retired, so that what was believed in between stays as it was. Nothing when the
+        memory's facts are live. Returns what updates the graph in memory once the work
+        is committed."""
+        facts: list[Fact] = []
+        if not has_live_facts(session, namespace, memory_id):
+            facts = [
+                Fact(str(uuid.uuid4()), namespace, f.subject, f.predicate, f.object, f.value,
+                     f.valid_from, f.valid_until, now, None, memory_id, version)
+                for f in last_retired_facts(session, namespace, memory_id)
+            ]  # fmt: skip
             for fact in facts:
-                graph.add_fact(fact)
+                add_fact(session, _fact_row(fact))
+
+        def apply() -> int:
+            with self._lock:
+                if namespace in self._graphs:
+                    for fact in facts:
+                        self._graphs[namespace].add_fact(fact)
             return len(facts)
+
+        return apply
 
     # reads ------------------------------------------------------------------------------
 
