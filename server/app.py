@@ -20,6 +20,7 @@ from .allow import allow_header_fix
 from .auth import provide_tenant, require_metrics_token
 from .cache import CacheController
 from .chat import ChatController
+from .graph import GraphController
 from .health import HealthController, watch, watch_chat
 from .keys import KeyController
 from .memories import MemoryController
@@ -112,6 +113,7 @@ def create_app(
         # the OpenAPI document does not list them.
         route_handlers=[
             MemoryController,
+            GraphController,
             CacheController,
             *([ChatController] if chat is not None else []),
             KeyController,

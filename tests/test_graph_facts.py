@@ -183,3 +183,4 @@ def test_history_is_a_pure_function_of_the_facts() -> None:
     ]  # fmt: skip
     assert [s.fact.id for s in history(facts, day(3))] == ["a", "b", "c"]
     assert [s.fact.id for s in history(facts, day(1))] == ["b"]
+    assert history(facts, day(0)) == []  # before anything was known

@@ -352,3 +352,25 @@ def test_a_body_that_is_not_json_is_refused(
 ) -> None:
     r = client.post("/v1/memories", content=body, headers={"content-type": "application/json"})
     _problem(r, status, detail)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/memories", {"text": "a\u0000b"}, "text"),
+        ("/v1/memories", {"text": "ok", "metadata": {"k": ["x", "y\u0000"]}}, "metadata.k[1]"),
+        ("/v1/memories", {"text": "ok", "metadata": {"k\u0000": 1}}, "metadata.k\u0000"),
+        ("/v1/memories/batch", {"items": [{"text": "ok"}, {"text": "\u0000"}]}, "items[1].text"),
+        ("/v1/graph/facts", {"subject": "A", "predicate": "p", "value": "v\u0000"}, "value"),
+        ("/v1/cache/lookup", {"query": "what\u0000"}, "query"),
+    ],
+)  # fmt: skip
+def test_a_nul_character_is_a_422_on_every_backend(
+    client: TestClient, path: str, body: dict, field: str
+) -> None:
+    """PostgreSQL's text cannot hold NUL: it used to reach the database and answer 500."""
+    r = client.post(path, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(f"{field}: must not contain a NUL")
+    r = client.get("/v1/memories", params={"user_id": "u\u0000"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("user_id: must not contain")

@@ -85,6 +85,19 @@ def test_readme_cache_example_answers_as_shown(server: tuple[str, Path]) -> None
     assert (stats["hits"], stats["misses"], stats["hit_rate"]) == (1, 1, 0.5)
 
 
+def test_readme_graph_example_answers_as_shown(server: tuple[str, Path]) -> None:
+    lines = _run_readme_example("readme-graph-example", *server)
+    alice, bob, now, february, timeline = (json.loads(line) for line in lines)
+    assert (alice["subject"], alice["object"], alice["valid_to"]) == ("Larkspur", "Alice", None)
+    assert bob["object"] == "Bob"
+    assert now["entity"]["name"] == "Larkspur" and now["facts"]["owner"]["object"] == "Bob"
+    owner_then = february["facts"]["owner"]
+    assert owner_then["object"] == "Alice" and owner_then["valid_to"] == "2026-03-01T00:00:00Z"
+    first, second = timeline["facts"]
+    assert first["object"] == "Alice" and first["superseded_by"] == bob["id"]
+    assert second["object"] == "Bob" and second["valid_to"] is None
+
+
 def test_restart_keeps_memories_index_and_key(tmp_path: Path) -> None:
     with serving(tmp_path) as base:
         key = (tmp_path / "var" / "bootstrap-key").read_text().strip()

@@ -62,8 +62,9 @@ def history(facts: Iterable[Fact], known_at: datetime) -> list[Span]:
     known = sorted(
         (f for f in facts if f.known_at(known_at)), key=lambda f: (f.valid_from, f.recorded_at)
     )
-    spans = []
-    for fact, successor in zip(known, [*known[1:], None], strict=True):
+    spans: list[Span] = []
+    successors: list[Fact | None] = [*known[1:], None] if known else []
+    for fact, successor in zip(known, successors, strict=True):
         valid_to, superseded_by = fact.valid_until, None
         if successor is not None and (valid_to is None or successor.valid_from < valid_to):
             valid_to, superseded_by = successor.valid_from, successor.id

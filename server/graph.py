@@ -1,0 +1,153 @@
+"""/v1/graph: entities and bi-temporal facts of the caller's namespace. An entity is named
+by its name, an alias or its id, in the ``entity`` query parameter (names may hold
+slashes and spaces: a file path, a person)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import get, post
+from litestar.params import Parameter
+
+from memos.core import MemOS
+from memos.graph import Entity, MemoryRef, NamespaceGraph, Span
+from memos.graph.service import (
+    MAX_ALIASES,
+    MAX_NAME_CHARS,
+    MAX_PREDICATE_CHARS,
+    MAX_TYPE_CHARS,
+    MAX_VALUE_CHARS,
+)
+
+from .auth import Tenant, TenantController
+from .problems import problems
+from .schemas import MemoryId, Moment, Strict
+
+EntityName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+ENTITY = Parameter(query="entity", min_length=1, max_length=MAX_NAME_CHARS)
+PREDICATE = Parameter(query="predicate", min_length=1, max_length=MAX_PREDICATE_CHARS)
+
+
+class EntityIn(Strict):
+    name: EntityName
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TYPE_CHARS)] | None = None
+    aliases: Annotated[list[EntityName], msgspec.Meta(max_length=MAX_ALIASES)] = msgspec.field(
+        default_factory=list
+    )
+
+
+class FactIn(Strict):
+    subject: EntityName
+    predicate: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PREDICATE_CHARS)]
+    object: EntityName | None = None  # an entity's name, alias or id ...
+    value: Annotated[str, msgspec.Meta(max_length=MAX_VALUE_CHARS)] | None = None  # ... or a value
+    valid_from: Moment | None = None  # when it became true in the world; default: now
+    valid_until: Moment | None = None  # when it stopped, if the assertion says so
+    memory_id: MemoryId | None = None  # the memory that asserts it (its current version)
+
+
+class EntityOut(msgspec.Struct):
+    id: str
+    name: str
+    type: str
+    aliases: list[str]
+
+    @classmethod
+    def of(cls, entity: Entity) -> EntityOut:
+        return cls(entity.id, entity.name, entity.type, list(entity.aliases))
+
+
+class MemoryRefOut(msgspec.Struct):
+    id: str
+    version: int
+
+
+class FactOut(msgspec.Struct):
+    id: str
+    subject: str  # the entity's name
+    predicate: str
+    object: str | None  # the entity's name
+    value: str | None
+    valid_from: datetime
+    valid_to: datetime | None  # None: still true (as known at the time asked about)
+    recorded_at: datetime
+    retired_at: datetime | None
+    superseded_by: str | None
+    memory: MemoryRefOut | None
+
+    @classmethod
+    def of(cls, span: Span, graph: NamespaceGraph) -> FactOut:
+        fact = span.fact
+        memory = None
+        if fact.memory_id is not None and fact.memory_version is not None:
+            memory = MemoryRefOut(fact.memory_id, fact.memory_version)
+        return cls(
+            fact.id, graph.entities[fact.subject].name, fact.predicate,
+            graph.entities[fact.object].name if fact.object is not None else None, fact.value,
+            fact.valid_from, span.valid_to, fact.recorded_at, fact.retired_at,
+            span.superseded_by, memory,
+        )  # fmt: skip
+
+
+class StateOut(msgspec.Struct):
+    entity: EntityOut
+    facts: dict[str, FactOut]  # per predicate, the fact that held
+
+
+class TimelineOut(msgspec.Struct):
+    entity: EntityOut
+    facts: list[FactOut]  # in world order
+
+
+class GraphController(TenantController):
+    path = "/v1/graph"
+    tags = ["graph"]
+
+    @post("/entities", status_code=200, sync_to_thread=True,
+          summary="An entity by name or alias, made if new", responses=problems())  # fmt: skip
+    def entity(self, data: EntityIn, tenant: Tenant, memos: MemOS) -> EntityOut:
+        entity = memos.graph.entity(tenant.namespace, data.name, data.type, tuple(data.aliases))
+        return EntityOut.of(entity)
+
+    @post("/facts", status_code=201, sync_to_thread=True,
+          summary="Assert a fact; a later one on the same subject and predicate supersedes it",
+          responses=problems(404))  # fmt: skip
+    def assert_fact(self, data: FactIn, tenant: Tenant, memos: MemOS) -> FactOut:
+        memory = None
+        if data.memory_id is not None:
+            asserted_by = memos.get(data.memory_id, namespace=tenant.namespace)
+            memory = MemoryRef(asserted_by.id, asserted_by.version)
+        fact = memos.graph.assert_fact(
+            tenant.namespace, data.subject, data.predicate, object=data.object, value=data.value,
+            valid_from=data.valid_from, valid_until=data.valid_until, memory=memory,
+        )  # fmt: skip
+        spans = memos.graph.timeline(tenant.namespace, fact.subject, fact.predicate)
+        (span,) = [s for s in spans if s.fact.id == fact.id]
+        return FactOut.of(span, memos.graph.graph(tenant.namespace))
+
+    @get("/state", sync_to_thread=True, responses=problems(404),
+         summary="What held for an entity at a world time, as known at a time")  # fmt: skip
+    def state(
+        self, tenant: Tenant, memos: MemOS, entity: Annotated[str, ENTITY],
+        as_of: datetime | None = None, known_at: datetime | None = None,
+    ) -> StateOut:  # fmt: skip
+        facts = memos.graph.state(tenant.namespace, entity, as_of=as_of, known_at=known_at)
+        graph = memos.graph.graph(tenant.namespace)
+        subject = graph.find(entity)
+        assert subject is not None  # state() found it
+        return StateOut(EntityOut.of(subject),
+                        {p: FactOut.of(s, graph) for p, s in facts.items()})  # fmt: skip
+
+    @get("/timeline", sync_to_thread=True, responses=problems(404),
+         summary="An entity's facts in world order, as known at a recorded time")  # fmt: skip
+    def timeline(
+        self, tenant: Tenant, memos: MemOS, entity: Annotated[str, ENTITY],
+        predicate: Annotated[str | None, PREDICATE] = None, known_at: datetime | None = None,
+    ) -> TimelineOut:  # fmt: skip
+        spans = memos.graph.timeline(tenant.namespace, entity, predicate, known_at=known_at)
+        graph = memos.graph.graph(tenant.namespace)
+        subject = graph.find(entity)
+        assert subject is not None
+        return TimelineOut(EntityOut.of(subject), [FactOut.of(s, graph) for s in spans])
