@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from memos.serve_process import ServeProcess
-from tests.conftest import MODEL_CACHE
+from tests.conftest import MODEL_CACHE, TEST_KV_BLOCKS
 
 COLD_TTL_S = 2.0  # the policy's TTL for a tool it has seen fewer than 3 calls of
 TOOL_S = 2.0
@@ -22,8 +22,10 @@ TOOL_S = 2.0
 
 def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_")}
+    # a small KV cache, as the suite's own engine has: the suite's memory peaks here
     env.update(MEMOS_DATA_DIR=str(data_dir), MEMOS_MODEL_DIR=str(MODEL_CACHE),
-               MEMOS_LLM="embedded", MEMOS_HOST_KV_BLOCKS="0")  # fmt: skip
+               MEMOS_LLM="embedded", MEMOS_HOST_KV_BLOCKS="0",
+               MEMOS_LLM_KV_BLOCKS=str(TEST_KV_BLOCKS))  # fmt: skip
     return env
 
 
