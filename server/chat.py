@@ -18,6 +18,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 import anyio
 import msgspec
@@ -118,6 +119,20 @@ def _header_seconds(raw: str) -> float:
             f"got {raw[:40]!r}"
         )
     return float(raw)
+
+
+PROGRAMS_PATH = "/v1/programs/"
+
+
+def _program_id_in_path(request: Request) -> str:
+    """The program id as the client escaped it, decoded once. The router sees the path
+    decoded already (an escaped "/" splits it) and decodes a path parameter again (an
+    id holding "%2F" loses it), so the id is read from the raw path instead."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").partition("?")[0]
+    return unquote(
+        path.removeprefix(request.scope.get("root_path", "")).removeprefix(PROGRAMS_PATH)
+    )
 
 
 def _program(data: ChatCompletionIn, request: Request) -> ProgramTurn | None:
@@ -233,12 +248,14 @@ class ChatController(TenantController):
         return _body(result, completion_id, model)
 
     @get(
-        "/v1/programs/{program_id:str}",
+        PROGRAMS_PATH + "{program_id:path}",
         summary="An agent program's turns and cache reuse",
         responses=problems(404),
     )
-    async def program(self, program_id: str, tenant: Tenant, chat: ChatService) -> dict[str, Any]:
-        return chat.program(tenant.namespace, program_id)
+    async def program(
+        self, program_id: str, request: Request, tenant: Tenant, chat: ChatService
+    ) -> dict[str, Any]:
+        return chat.program(tenant.namespace, _program_id_in_path(request))
 
     @get("/v1/tools", summary="How long the namespace's tools take", responses=problems())
     async def tools(self, tenant: Tenant, chat: ChatService) -> ToolsOut:

@@ -136,8 +136,8 @@ def test_programs_are_scoped_to_the_namespace(
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
-@given(program_id=st.text(st.characters(codec="ascii", min_codepoint=33, max_codepoint=126,
-                                        exclude_characters="/"), min_size=1, max_size=40))  # fmt: skip
+@given(program_id=st.text(st.characters(codec="ascii", min_codepoint=33, max_codepoint=126),
+                          min_size=1, max_size=40))  # fmt: skip
 def test_no_namespace_sees_or_continues_another_ones_program(
     app, store: MemOS, client: TestClient, program_id: str
 ) -> None:
@@ -315,6 +315,18 @@ def test_chat_needs_a_key(client: TestClient) -> None:
                     headers={"Authorization": ""})  # fmt: skip
     assert r.status_code == 401
     assert client.get("/v1/programs/p", headers={"Authorization": ""}).status_code == 401
+
+
+@pytest.mark.parametrize("tail", ["a/b", "x/", "%2F", "%252F", "50%", "a?b#c"])
+def test_any_program_id_is_found_by_its_escaped_path(client: TestClient, tail: str) -> None:
+    """The router decodes the path before matching and a path parameter again: ids with
+    slashes or escapes were not found (a hypothesis example found "%2F")."""
+    program_id = f"{uuid.uuid4().hex[:6]}-{tail}"
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1,
+            "program_id": program_id, "next_tool": "search"}  # fmt: skip
+    assert client.post("/v1/chat/completions", json=body).status_code == 200
+    r = client.get(f"/v1/programs/{quote(program_id, safe='')}")
+    assert r.status_code == 200 and r.json()["id"] == program_id
 
 
 def test_unknown_program_is_404(client: TestClient) -> None:
