@@ -7,13 +7,14 @@ graph rebuilt from the same rows is the same graph."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import networkx as nx
 
-from .timeline import Fact, Span, history
+from .timeline import Fact, Span, history, state_at
 
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 Edge = tuple[str, str, str]  # source node, target node, key
@@ -48,6 +49,7 @@ class NamespaceGraph:
         self._by_name: dict[str, str] = {}  # folded name or alias -> entity id
         self._facts: dict[tuple[str, str], list[Fact]] = defaultdict(list)
         self._fact_by_id: dict[str, Fact] = {}
+        self._predicates: dict[str, set[str]] = defaultdict(set)  # subject -> its predicates
         self._fact_edges: dict[str, Edge] = {}  # fact id -> its edge
         self._supersedes: dict[tuple[str, str], list[Edge]] = defaultdict(list)
 
@@ -68,8 +70,19 @@ class NamespaceGraph:
 
     # facts ------------------------------------------------------------------------------
 
-    def add_fact(self, fact: Fact) -> None:
+    def add_facts(self, facts: Iterable[Fact]) -> None:
+        """Add facts, then derive the supersedes edges of each (subject, predicate) they
+        touch once (a namespace's whole history loads in one call)."""
+        touched: set[tuple[str, str]] = set()
+        for fact in facts:
+            self._add(fact)
+            touched.add((fact.subject, fact.predicate))
+        for subject, predicate in touched:
+            self._link_supersessions(subject, predicate)
+
+    def _add(self, fact: Fact) -> None:
         self._facts[(fact.subject, fact.predicate)].append(fact)
+        self._predicates[fact.subject].add(fact.predicate)
         self._fact_by_id[fact.id] = fact
         if fact.memory_id is not None:
             self.graph.add_node(memory_node(fact.memory_id), kind="memory")
@@ -83,7 +96,6 @@ class NamespaceGraph:
             self.graph.add_edge(source, target, key=fact.id, kind="fact",
                                 predicate=fact.predicate, value=fact.value)  # fmt: skip
             self._fact_edges[fact.id] = (source, target, fact.id)
-        self._link_supersessions(fact.subject, fact.predicate)
 
     def retire(self, fact_ids: list[str], at: datetime) -> None:
         touched = set()
@@ -103,8 +115,13 @@ class NamespaceGraph:
     def history(self, subject: str, predicate: str, known_at: datetime) -> list[Span]:
         return history(self._facts.get((subject, predicate), ()), known_at)
 
+    def state_at(
+        self, subject: str, predicate: str, world: datetime, known_at: datetime
+    ) -> Span | None:
+        return state_at(self._facts.get((subject, predicate), ()), world, known_at)
+
     def predicates(self, subject: str) -> list[str]:
-        return sorted(p for (s, p) in self._facts if s == subject)
+        return sorted(self._predicates.get(subject, ()))
 
     def fact(self, fact_id: str) -> Fact | None:
         return self._fact_by_id.get(fact_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -131,7 +131,7 @@ class GraphMemory:
                 add_fact(session, _fact_row(fact))
             for entity in made:
                 graph.add_entity(entity)
-            graph.add_fact(fact)
+            graph.add_facts([fact])
             return fact
 
     def retire_memory(
@@ -161,9 +161,9 @@ class GraphMemory:
         facts: list[Fact] = []
         if not has_live_facts(session, namespace, memory_id):
             facts = [
-                Fact(str(uuid.uuid4()), namespace, f.subject, f.predicate, f.object, f.value,
-                     f.valid_from, f.valid_until, now, None, memory_id, version)
-                for f in last_retired_facts(session, namespace, memory_id)
+                replace(_fact_of(row), id=str(uuid.uuid4()), recorded_at=now, retired_at=None,
+                        memory_version=version)
+                for row in last_retired_facts(session, namespace, memory_id)
             ]  # fmt: skip
             for fact in facts:
                 add_fact(session, _fact_row(fact))
@@ -171,8 +171,7 @@ class GraphMemory:
         def apply() -> int:
             with self._lock:
                 if namespace in self._graphs:
-                    for fact in facts:
-                        self._graphs[namespace].add_fact(fact)
+                    self._graphs[namespace].add_facts(facts)
             return len(facts)
 
         return apply
@@ -193,11 +192,9 @@ class GraphMemory:
             subject = self._existing(graph, entity)
             state = {}
             for predicate in graph.predicates(subject.id):
-                holding = [
-                    s for s in graph.history(subject.id, predicate, known_at) if s.holds_at(as_of)
-                ]
-                if holding:
-                    state[predicate] = holding[-1]
+                span = graph.state_at(subject.id, predicate, as_of, known_at)
+                if span is not None:
+                    state[predicate] = span
             return state
 
     def timeline(
@@ -231,11 +228,7 @@ class GraphMemory:
             facts = load_facts(session, namespace)
             for row in entities:
                 graph.add_entity(Entity(row.id, row.name, row.type, tuple(row.aliases)))
-            for f in facts:
-                graph.add_fact(Fact(
-                    f.id, f.namespace, f.subject, f.predicate, f.object, f.value, f.valid_from,
-                    f.valid_until, f.recorded_at, f.retired_at, f.memory_id, f.memory_version,
-                ))  # fmt: skip
+            graph.add_facts(_fact_of(row) for row in facts)
         return graph
 
     @staticmethod
@@ -262,6 +255,14 @@ def _entity_row(namespace: str, entity: Entity) -> GraphEntity:
     return GraphEntity(
         id=entity.id, namespace=namespace, key=name_key(entity.name), name=entity.name,
         type=entity.type, aliases=list(entity.aliases), created_at=utcnow(),
+    )  # fmt: skip
+
+
+def _fact_of(row: GraphFact) -> Fact:
+    return Fact(
+        row.id, row.namespace, row.subject, row.predicate, row.object, row.value,
+        row.valid_from, row.valid_until, row.recorded_at, row.retired_at, row.memory_id,
+        row.memory_version,
     )  # fmt: skip
 
 
