@@ -22,11 +22,11 @@ Read from the ``[cache]`` table of the service's TOML config file (``MEMOS_CONFI
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memos.config import config_table
 from memos.errors import InvalidInputError
 
 EVICTIONS = ("lru", "lfu")
@@ -165,14 +165,7 @@ class CachePolicy:
         """The ``[cache]`` table of a TOML config file; the defaults when there is none."""
         if path is None:
             return cls()
-        try:
-            with path.open("rb") as f:
-                config = tomllib.load(f)
-        except FileNotFoundError:
-            raise PolicyError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(f"config file {path} is not valid TOML: {exc}") from None
-        return cls.from_mapping(config.get("cache", {}), path.parent)
+        return cls.from_mapping(config_table(path, "cache", PolicyError), path.parent)
 
 
 def _category_fields(fields: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,11 @@ MAX_FILTER_TAG_CHARS = 128
 
 @dataclass(frozen=True)
 class MemoryFilter:
-    """All given fields must match; ``tags`` means every tag listed is present."""
+    """All given fields must match; ``tags`` means every tag listed is present.
+
+    ``valid_at`` keeps the memories true in the world at that time: valid from their
+    ``valid_from`` (or, when none was given, from when they were stored) until their
+    ``valid_to``."""
 
     user_id: str | None = None
     agent_id: str | None = None
@@ -25,6 +29,7 @@ class MemoryFilter:
     tags: tuple[str, ...] = ()
     created_after: datetime | None = None
     created_before: datetime | None = None
+    valid_at: datetime | None = None  # true in the world then (see ``valid_at`` below)
 
     def __post_init__(self) -> None:
         tags = tuple(dict.fromkeys(self.tags))
@@ -42,7 +47,7 @@ class MemoryFilter:
             raise InvalidInputError(
                 f"filter kind must be one of {sorted(k.value for k in Kind)}, got {self.kind!r}"
             )
-        for name in ("created_after", "created_before"):
+        for name in ("created_after", "created_before", "valid_at"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
                 raise InvalidInputError(f"filter {name} needs a time zone (e.g. ...Z)")

@@ -1,35 +1,49 @@
-"""The graph's rows: entities and facts, added, retired and read back per namespace."""
+"""The graph's rows: entities, facts and links, added, retired and read back per namespace."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from .models import GraphEntity, GraphFact
+from .models import GraphEdge, GraphEntity, GraphFact
 
 
-def add_entity(session: Session, entity: GraphEntity) -> None:
-    session.add(entity)
-    session.flush()  # the unique (namespace, key) is checked here, inside the unit of work
+def add_entities(session: Session, entities: Sequence[dict]) -> None:
+    if entities:  # the unique (namespace, key) is checked here, inside the unit of work
+        session.execute(insert(GraphEntity), list(entities))
 
 
-def add_fact(session: Session, fact: GraphFact) -> None:
-    session.add(fact)
+def update_entity(
+    session: Session, namespace: str, entity_id: str, type: str, aliases: list[str]
+) -> None:
+    session.execute(
+        update(GraphEntity)
+        .where(GraphEntity.namespace == namespace, GraphEntity.id == entity_id)
+        .values(type=type, aliases=aliases)
+    )
+
+
+def add_facts(session: Session, facts: Sequence[dict]) -> None:
+    if facts:
+        session.execute(insert(GraphFact), list(facts))
 
 
 def retire_facts(session: Session, namespace: str, memory_id: str, at: datetime) -> list[str]:
     """Retire the live facts ``memory_id`` asserted; their ids."""
-    live = (
-        (GraphFact.namespace == namespace)
-        & (GraphFact.memory_id == memory_id)
-        & GraphFact.retired_at.is_(None)
-    )
-    ids = list(session.scalars(select(GraphFact.id).where(live)))
+    return _retire(session, GraphFact, namespace, memory_id, at)
+
+
+def _retire(
+    session: Session, row: type[GraphFact] | type[GraphEdge], namespace: str, memory_id: str,
+    at: datetime,
+) -> list[str]:  # fmt: skip
+    live = (row.namespace == namespace) & (row.memory_id == memory_id) & row.retired_at.is_(None)
+    ids = list(session.scalars(select(row.id).where(live)))
     if ids:
-        session.execute(update(GraphFact).where(live).values(retired_at=at))
+        session.execute(update(row).where(live).values(retired_at=at))
     return ids
 
 
@@ -60,3 +74,19 @@ def load_entities(session: Session, namespace: str) -> Sequence[GraphEntity]:
 def load_facts(session: Session, namespace: str) -> Sequence[GraphFact]:
     stmt = select(GraphFact).where(GraphFact.namespace == namespace)
     return session.scalars(stmt.order_by(GraphFact.recorded_at, GraphFact.id)).all()
+
+
+def add_edges(session: Session, edges: Sequence[dict]) -> None:
+    if edges:
+        session.execute(insert(GraphEdge), list(edges))
+
+
+def retire_edges(session: Session, namespace: str, memory_id: str, at: datetime) -> list[str]:
+    """Retire the live links ``memory_id`` made; their ids."""
+    return _retire(session, GraphEdge, namespace, memory_id, at)
+
+
+def load_edges(session: Session, namespace: str) -> Sequence[GraphEdge]:
+    """The namespace's live links, oldest first."""
+    stmt = select(GraphEdge).where(GraphEdge.namespace == namespace, GraphEdge.retired_at.is_(None))
+    return session.scalars(stmt.order_by(GraphEdge.created_at, GraphEdge.id)).all()

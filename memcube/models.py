@@ -259,3 +259,44 @@ class GraphFact(Base):
     retired_at: Mapped[datetime | None]
     memory_id: Mapped[str | None] = mapped_column(String(36))
     memory_version: Mapped[int | None] = mapped_column(Integer)
+
+
+class GraphEdge(Base):
+    """A typed link between two graph nodes (``memory:<id>`` or ``entity:<id>``): a
+    memory mentions an entity, is related to a similar memory, is derived from another.
+    Retired (never deleted) when the memory that made it is deleted."""
+
+    __tablename__ = "graph_edges"
+    __table_args__ = (
+        Index("ix_graph_edges_ns", "namespace", "created_at"),
+        Index("ix_graph_edges_ns_memory", "namespace", "memory_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(48))
+    target: Mapped[str] = mapped_column(String(48))
+    weight: Mapped[float | None] = mapped_column(Float)
+    memory_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+
+
+class Task(Base):
+    """A node of a namespace's task tree (``parent_id``) and dependency DAG (``depends_on``)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_ns", "namespace", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    parent_id: Mapped[str | None] = mapped_column(String(36))
+    depends_on: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    memory_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

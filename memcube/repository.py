@@ -10,6 +10,7 @@ from sqlalchemy import Select, and_, delete, distinct, func, insert, select, upd
 from sqlalchemy.orm import Session, defer
 
 from .filters import MemoryFilter
+from .lexical import lexical_search
 from .models import LIVE_STATES, CubeTag, CubeVersion, MemCube, Namespace, State
 
 
@@ -119,6 +120,11 @@ class CubeRepository:
             stmt = stmt.where(MemCube.created_at >= flt.created_after)
         if flt.created_before is not None:
             stmt = stmt.where(MemCube.created_at < flt.created_before)
+        if flt.valid_at is not None:
+            stmt = stmt.where(
+                func.coalesce(MemCube.valid_from, MemCube.created_at) <= flt.valid_at,
+                MemCube.valid_to.is_(None) | (MemCube.valid_to > flt.valid_at),
+            )
         return stmt
 
     def page(
@@ -129,6 +135,14 @@ class CubeRepository:
         if before_id is not None:
             stmt = stmt.where(MemCube.id < before_id)
         return list(self.session.scalars(stmt.order_by(MemCube.id.desc()).limit(limit)))
+
+    def lexical(
+        self, namespace: str, query: str, flt: MemoryFilter, now: datetime, limit: int
+    ) -> list[tuple[str, float]]:
+        """Served cubes matching ``flt`` whose text best matches ``query``, with scores."""
+        where = self.filtered(namespace, flt, now).whereclause
+        assert where is not None
+        return lexical_search(self.session, query, where, limit)
 
     def matching_ids(
         self, namespace: str, flt: MemoryFilter, now: datetime, limit: int

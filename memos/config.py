@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 N = TypeVar("N", int, float)
 
@@ -130,3 +131,19 @@ class Settings:
             config_path=Path(config) if (config := os.environ.get("MEMOS_CONFIG")) else None,
             metrics_token=os.environ.get("MEMOS_METRICS_TOKEN", ""),
         )
+
+
+def config_table(path: Path, name: str, error: type[Exception] = ValueError) -> dict[str, Any]:
+    """The ``[name]`` table of the TOML config file at ``path`` (empty when it has none);
+    a missing or malformed file raises ``error``."""
+    try:
+        with path.open("rb") as f:
+            config = tomllib.load(f)
+    except FileNotFoundError:
+        raise error(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"config file {path} is not valid TOML: {exc}") from None
+    table = config.get(name, {})
+    if not isinstance(table, dict):
+        raise error(f"config file {path}: {name} must be a table ([{name}])")
+    return table

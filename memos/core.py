@@ -43,6 +43,8 @@ from .errors import (
     TooLargeError,
 )
 from .graph import GraphMemory
+from .graph.policy import GraphPolicy
+from .graph.service import FactInput, NewNode, check_fact
 from .index_registry import IndexRegistry
 from .provenance import SDK, Origin, content_hash, version_row
 from .records import (
@@ -55,13 +57,15 @@ from .records import (
     memory_of,
     version_record_of,
 )
+from .retrieval import Retriever, SearchMode
 from .tool_history import ToolHistory
-from .vector_index import Neighbour, encode_vector
+from .vector_index import VectorIndex, encode_vector
 
 log = logging.getLogger(__name__)
 
-EXACT_SEARCH_LIMIT = 4_096  # filters matching at most this many memories are searched exactly
+DEFAULT_SEARCH_MODE = SearchMode.VECTOR.value
 MAX_PAGE = 1_000
+MAX_FACTS_PER_MEMORY = 64
 
 
 class _Unset:
@@ -89,7 +93,9 @@ class MemOS:
         )
         self.keys = ApiKeys(self.db)
         self.tool_history = ToolHistory(self.db)
-        self.graph = GraphMemory(self.db)  # each namespace's graph loads on first use
+        # each namespace's graph loads on first use
+        self.graph = GraphMemory(self.db, GraphPolicy.from_file(self.settings.config_path))
+        self.retrieval = Retriever(self.db, self.indexes, self.graph)
         self.cache = SemanticCache(
             self.db, self.embedder, CachePolicy.from_file(self.settings.config_path)
         )
@@ -135,14 +141,17 @@ class MemOS:
         ttl_s: float | None = None,
         valid_from: datetime | None = None,
         valid_to: datetime | None = None,
+        facts: Sequence[FactInput] = (),
         dedupe: bool = True,
         origin: Origin = SDK,
     ) -> AddResult:
+        """Add one memory; see ``add_batch``."""
         item = NewMemory(
             text=text, user_id=user_id, agent_id=agent_id, session_id=session_id,
             category=category, tags=tags if isinstance(tags, str) else tuple(tags),
             metadata=metadata or {}, importance=importance, ttl_s=ttl_s,
             valid_from=valid_from, valid_to=valid_to,
+            facts=facts if isinstance(facts, FactInput) else tuple(facts),
         )  # fmt: skip
         return self.add_batch([item], namespace=namespace, dedupe=dedupe, origin=origin)[0]
 
@@ -156,7 +165,10 @@ class MemOS:
         ids: Sequence[str | None] | None = None,
         vectors: Sequence[np.ndarray | None] | None = None,
     ) -> list[AddResult]:
-        """Add many memories in one transaction: all are stored, or none is.
+        """Add many memories in one transaction: all are stored, or none is. Each new
+        memory joins the graph: linked to the entities its text mentions and to the
+        stored memories most like it, with the facts it asserts. Content already stored
+        for the same user and agent is not stored again (nor are its facts).
 
         For imports: ``ids`` keeps given ids (one already in use is a conflict) and
         ``vectors`` supplies embeddings already computed by this embedder's model.
@@ -190,8 +202,9 @@ class MemOS:
             [items[i] for i in to_store], [vectors[i] for i in to_store] if vectors else None
         )
 
-        with self.indexes.lock(namespace):
+        with self.indexes.lock(namespace), self.graph.lock:
             index = self.indexes.get(namespace)
+            self.graph.graph(namespace)  # loaded before the unit of work begins
             with self.db.unit_of_work() as session:
                 repo = CubeRepository(session)
                 repo.ensure_namespace(namespace)
@@ -219,6 +232,13 @@ class MemOS:
                 )
                 revision = repo.bump_revision(namespace) if stored else None
                 existing_cubes = {i: repo.get(namespace, cid) for i, cid in existing.items()}
+                related = self._related(index, embedded[rows])
+                nodes = [
+                    NewNode(cube.id, 1, items[i].text, items[i].valid_from, items[i].facts, near)
+                    for (i, cube), near in zip(stored.items(), related, strict=True)
+                ]
+                link = self.graph.ingest(session, namespace, nodes, now)
+            link()
             if stored:
                 index.upsert([c.id for c in stored.values()], embedded[rows])
                 index.revision = revision or index.revision
@@ -233,6 +253,21 @@ class MemOS:
                 twin = stored[first_of[_dedupe_key(item, hashes[i])]]
                 results.append(AddResult(memory_of(twin), False))
         return results
+
+    def _related(
+        self, index: VectorIndex, vectors: np.ndarray, itself: str | None = None
+    ) -> list[tuple[tuple[str, float], ...]]:
+        """Per vector, the stored memories (other than ``itself``) at least
+        ``related_min_score`` similar to it, at most ``related_k`` (the links A-MEM makes
+        as notes are added)."""
+        k, floor = self.graph.policy.related_k, self.graph.policy.related_min_score
+        if k == 0 or len(index) == 0:
+            return [()] * len(vectors)
+        found = [index.search(vector, k + (itself is not None)) for vector in vectors]
+        return [
+            tuple((n.id, n.score) for n in near if n.score >= floor and n.id != itself)[:k]
+            for near in found
+        ]
 
     def _embeddings(
         self, items: Sequence[NewMemory], given: Sequence[np.ndarray | None] | None
@@ -266,7 +301,16 @@ class MemOS:
             ttl_s=check.ttl(item.ttl_s),
             valid_from=valid_from,
             valid_to=valid_to,
+            facts=self._checked_facts(item.facts, f"{where}facts"),
         )
+
+    @staticmethod
+    def _checked_facts(facts: Any, where: str) -> tuple[FactInput, ...]:
+        if not isinstance(facts, tuple | list):
+            raise InvalidInputError(f"{where} must be a list of facts")
+        if len(facts) > MAX_FACTS_PER_MEMORY:
+            raise InvalidInputError(f"{where} holds at most {MAX_FACTS_PER_MEMORY} facts")
+        return tuple(check_fact(f, f"{where}[{i}].") for i, f in enumerate(facts))
 
     def _duplicates(
         self,
@@ -364,57 +408,37 @@ class MemOS:
         top_k: int = 10,
         min_score: float | None = None,
         filters: MemoryFilter | None = None,
+        mode: str = DEFAULT_SEARCH_MODE,
+        as_of: datetime | None = None,
+        include_superseded: bool = False,
     ) -> list[SearchHit]:
-        """The served memories most similar to ``query`` (cosine), best first."""
+        """The served memories that best answer ``query``, best first, found by ``mode``
+        (vector, hybrid or graph: retrieval.py). ``as_of`` keeps the memories true in
+        the world at that time (and, in graph mode, whose facts held then);
+        ``min_score`` bounds the cosine similarity."""
         check.namespace(namespace)
         check.text(query, self.settings.max_text_chars, "query")
         top_k = check.top_k(top_k, self.settings.max_top_k)
         min_score = check.min_score(min_score)
+        if mode not in {m.value for m in SearchMode}:
+            modes = ", ".join(m.value for m in SearchMode)
+            raise InvalidInputError(f"mode must be one of {modes}, got {mode!r}")
+        if not isinstance(include_superseded, bool):
+            raise InvalidInputError("include_superseded must be true or false")
         flt = filters or MemoryFilter()
+        if not isinstance(flt, MemoryFilter):
+            raise InvalidInputError("filters must be a MemoryFilter")
+        as_of = check.aware_datetime(as_of, "as_of")
+        if as_of is not None:
+            flt = replace(flt, valid_at=as_of)
         vector = self.embedder.embed([query])[0]
-        return self.search_vector(
-            vector, namespace=namespace, top_k=top_k, min_score=min_score, filters=flt
+        if mode == SearchMode.VECTOR:
+            return self.retrieval.vector(vector, namespace, top_k, min_score, flt)
+        if mode == SearchMode.HYBRID:
+            return self.retrieval.hybrid(query, vector, namespace, top_k, min_score, flt)
+        return self.retrieval.graph(
+            query, vector, namespace, top_k, min_score, flt, as_of, include_superseded
         )
-
-    def search_vector(
-        self,
-        vector: np.ndarray,
-        *,
-        namespace: str,
-        top_k: int,
-        min_score: float | None,
-        filters: MemoryFilter,
-    ) -> list[SearchHit]:
-        index = self.indexes.get(namespace)
-        now = utcnow()
-        with self.db.reader() as session:
-            repo = CubeRepository(session)
-            if not filters.is_empty:
-                candidates = repo.matching_ids(namespace, filters, now, EXACT_SEARCH_LIMIT + 1)
-                if len(candidates) <= EXACT_SEARCH_LIMIT:
-                    found = index.exact_search(vector, candidates, top_k)
-                    return self._hits(repo, namespace, found, filters, now, top_k, min_score)
-            k = top_k
-            while True:
-                found = index.search(vector, k)
-                hits = self._hits(repo, namespace, found, filters, now, top_k, min_score)
-                exhausted = len(found) < k or (
-                    min_score is not None and found[-1].score < min_score
-                )
-                if len(hits) >= top_k or exhausted:
-                    return hits
-                k *= 4
-
-    @staticmethod
-    def _hits(
-        repo: CubeRepository, namespace: str, found: list[Neighbour], filters: MemoryFilter,
-        now: datetime, top_k: int, min_score: float | None,
-    ) -> list[SearchHit]:  # fmt: skip
-        if min_score is not None:
-            found = [n for n in found if n.score >= min_score]
-        rows = repo.live_by_ids(namespace, [n.id for n in found], filters, now)
-        hits = [SearchHit(memory_of(rows[n.id]), n.score) for n in found if n.id in rows]
-        return hits[:top_k]
 
     def history(self, memory_id: str, *, namespace: str = "default") -> list[VersionRecord]:
         """Every version, oldest first, deleted memories included."""
@@ -463,8 +487,10 @@ class MemOS:
         ttl = check.ttl(ttl_s) if ttl_s is not UNSET else UNSET
         vector = self.embedder.embed([changes["payload"]])[0] if "payload" in changes else None
 
-        with self.indexes.lock(namespace):
+        with self.indexes.lock(namespace), self.graph.lock:
             index = self.indexes.get(namespace)
+            self.graph.graph(namespace)
+            relink = _nothing
             with self.db.unit_of_work() as session:
                 repo = CubeRepository(session)
                 now = utcnow()
@@ -488,7 +514,12 @@ class MemOS:
                 revision = repo.bump_revision(namespace)
                 result = memory_of(cube)
                 uncache = self.cache.invalidate_memories(session, namespace, [memory_id])
+                if "payload" in changed:  # its links follow its text
+                    near = self._related(index, vector[None, :], itself=memory_id)[0]
+                    node = NewNode(memory_id, cube.version, cube.payload, related=near)
+                    relink = self.graph.relink(session, namespace, node, now)
             uncache()
+            relink()
             if "payload" in changed:
                 index.upsert([memory_id], vector[None, :])
             index.revision = revision
@@ -545,8 +576,9 @@ class MemOS:
             raise ConflictError(f"version {version} of memory {memory_id!r} was erased")
         vector = self.embedder.embed([target.payload])[0]
 
-        with self.indexes.lock(namespace):
+        with self.indexes.lock(namespace), self.graph.lock:
             index = self.indexes.get(namespace)
+            self.graph.graph(namespace)
             with self.db.unit_of_work() as session:
                 repo = CubeRepository(session)
                 now = utcnow()
@@ -581,8 +613,12 @@ class MemOS:
                     if revived
                     else _nothing
                 )
+                near = self._related(index, vector[None, :], itself=memory_id)[0]
+                node = NewNode(memory_id, cube.version, target.payload, related=near)
+                relink = self.graph.relink(session, namespace, node, now)
             uncache()
             restore()
+            relink()
             index.upsert([memory_id], vector[None, :])
             index.revision = revision
         return result

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .graph.service import FactInput
+
 
 @dataclass(frozen=True)
 class Memory:
@@ -42,7 +44,8 @@ class AddResult:
 @dataclass(frozen=True)
 class SearchHit:
     memory: Memory
-    score: float
+    score: float  # what the search mode ranked by (for vector: the similarity)
+    similarity: float | None = None  # cosine similarity to the query
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class NewMemory:
     ttl_s: float | None = None
     valid_from: datetime | None = None
     valid_to: datetime | None = None
+    facts: tuple[FactInput, ...] = ()  # asserted by this memory (its first version)
 
 
 def memory_of(cube: Any) -> Memory:

@@ -18,12 +18,11 @@ from memos.graph.service import (
     MAX_NAME_CHARS,
     MAX_PREDICATE_CHARS,
     MAX_TYPE_CHARS,
-    MAX_VALUE_CHARS,
 )
 
 from .auth import Tenant, TenantController
 from .problems import problems
-from .schemas import MemoryId, Moment, Strict
+from .schemas import FactSpec, MemoryId, Strict
 
 EntityName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
 ENTITY = Parameter(query="entity", min_length=1, max_length=MAX_NAME_CHARS)
@@ -38,13 +37,7 @@ class EntityIn(Strict):
     )
 
 
-class FactIn(Strict):
-    subject: EntityName
-    predicate: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PREDICATE_CHARS)]
-    object: EntityName | None = None  # an entity's name, alias or id ...
-    value: Annotated[str, msgspec.Meta(max_length=MAX_VALUE_CHARS)] | None = None  # ... or a value
-    valid_from: Moment | None = None  # when it became true in the world; default: now
-    valid_until: Moment | None = None  # when it stopped, if the assertion says so
+class FactIn(FactSpec, kw_only=True):
     memory_id: MemoryId | None = None  # the memory that asserts it (its current version)
 
 

@@ -49,6 +49,7 @@ def _new(item: MemoryIn) -> NewMemory:
         session_id=item.session_id, category=item.category, tags=tuple(item.tags),
         metadata=item.metadata or {}, importance=item.importance, ttl_s=item.ttl_s,
         valid_from=item.valid_from, valid_to=item.valid_to,
+        facts=tuple(f.to_input() for f in item.facts),
     )  # fmt: skip
 
 
@@ -135,7 +136,7 @@ class MemoryController(TenantController):
         "/search",
         status_code=200,
         sync_to_thread=True,
-        summary="Semantic search",
+        summary="Search by meaning (vector), also by words (hybrid), also along the graph",
         responses=problems(),
     )
     def search(self, data: SearchIn, tenant: Tenant, memos: MemOS) -> SearchOut:
@@ -145,6 +146,9 @@ class MemoryController(TenantController):
             top_k=data.top_k,
             min_score=data.min_score,
             filters=_filter(data.filters),
+            mode=data.mode,
+            as_of=data.as_of,
+            include_superseded=data.include_superseded,
         )
         return SearchOut([HitOut.of_hit(h) for h in hits])
 

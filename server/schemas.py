@@ -10,6 +10,13 @@ from msgspec import Meta
 
 from memos import validation as check
 from memos.config import MAX_TOP_K
+from memos.core import DEFAULT_SEARCH_MODE, MAX_FACTS_PER_MEMORY
+from memos.graph.service import (
+    MAX_NAME_CHARS,
+    MAX_PREDICATE_CHARS,
+    MAX_VALUE_CHARS,
+    FactInput,
+)
 from memos.records import Memory, SearchHit, VersionRecord
 
 
@@ -29,6 +36,19 @@ MemoryId = Annotated[str, Meta(pattern=check.ID_PATTERN)]
 Version = Annotated[int, Meta(ge=1, le=check.MAX_INT32)]
 
 
+class FactSpec(Strict):
+    subject: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    predicate: Annotated[str, Meta(min_length=1, max_length=MAX_PREDICATE_CHARS)]
+    object: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)] | None = None
+    value: Annotated[str, Meta(max_length=MAX_VALUE_CHARS)] | None = None
+    valid_from: Moment | None = None  # when it became true in the world
+    valid_until: Moment | None = None  # when it stopped, if the assertion says so
+
+    def to_input(self) -> FactInput:
+        return FactInput(self.subject, self.predicate, self.object, self.value,
+                         self.valid_from, self.valid_until)  # fmt: skip
+
+
 class MemoryIn(Strict):
     text: str
     user_id: Name | None = None
@@ -41,6 +61,9 @@ class MemoryIn(Strict):
     ttl_s: Ttl | None = None
     valid_from: Moment | None = None
     valid_to: Moment | None = None
+    facts: Annotated[list[FactSpec], Meta(max_length=MAX_FACTS_PER_MEMORY)] = msgspec.field(
+        default_factory=list
+    )
     dedupe: bool = True
 
 
@@ -75,6 +98,9 @@ class SearchIn(Strict):
     top_k: Annotated[int, Meta(ge=1, le=MAX_TOP_K)] = 10
     min_score: Annotated[float, Meta(ge=-1, le=1)] | None = None
     filters: FiltersIn | None = None
+    mode: Literal["vector", "hybrid", "graph"] = DEFAULT_SEARCH_MODE
+    as_of: Moment | None = None  # memories (and in graph mode facts) true at this time
+    include_superseded: bool = False  # graph mode: keep memories whose facts no longer hold
 
 
 class RollbackIn(Strict):
@@ -130,12 +156,14 @@ class ListOut(msgspec.Struct):
 
 
 class HitOut(MemoryOut):
-    score: float = 0.0
+    score: float = 0.0  # what the mode ranked by
+    similarity: float | None = None  # cosine similarity to the query
 
     @classmethod
     def of_hit(cls, hit: SearchHit) -> HitOut:
         base = msgspec.structs.asdict(MemoryOut.of(hit.memory))
-        return cls(**base, score=round(hit.score, 6))
+        similarity = round(hit.similarity, 6) if hit.similarity is not None else None
+        return cls(**base, score=round(hit.score, 6), similarity=similarity)
 
 
 class SearchOut(msgspec.Struct):

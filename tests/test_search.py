@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from memos import core
+from memos import retrieval
 from memos.core import MemOS
 from memos.errors import InvalidInputError
 from memos.memcube.filters import MemoryFilter
@@ -111,7 +111,7 @@ def test_broad_filters_use_the_index_and_still_find_top_k(
     memos: MemOS, ns: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Force the approximate path: the filter matches more memories than the exact limit.
-    monkeypatch.setattr(core, "EXACT_SEARCH_LIMIT", 5)
+    monkeypatch.setattr(retrieval, "EXACT_SEARCH_LIMIT", 5)
     items = [NewMemory(f"server {i} runs service {i % 7}", user_id="a" if i % 3 else "b")
              for i in range(60)]  # fmt: skip
     memos.add_batch(items, namespace=ns)

@@ -1,8 +1,9 @@
 """One namespace's graph in memory: a networkx multigraph whose nodes are entities and
 memories, with a fact edge from each fact's subject to its object (or to its memory for a
-literal value) and a supersedes edge between the memories whose facts supersede each
-other. Supersedes edges are derived from the facts (timeline.py), never stored, so the
-graph rebuilt from the same rows is the same graph."""
+literal value), a supersedes edge between the memories whose facts supersede each other,
+and the stored links (a memory mentions an entity, is related to a similar memory, ...).
+Supersedes edges are derived from the facts (timeline.py), never stored, so the graph
+rebuilt from the same rows is the same graph."""
 
 from __future__ import annotations
 
@@ -26,6 +27,21 @@ class Entity:
     name: str
     type: str
     aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Link:
+    """A stored typed edge between two nodes, made on behalf of ``memory_id``."""
+
+    id: str
+    kind: str
+    source: str
+    target: str
+    weight: float | None
+    memory_id: str | None
+
+
+LINK_KINDS = ("mentions", "related", "derived_from", "depends_on", "part_of")
 
 
 def entity_node(entity_id: str) -> str:
@@ -52,6 +68,10 @@ class NamespaceGraph:
         self._predicates: dict[str, set[str]] = defaultdict(set)  # subject -> its predicates
         self._fact_edges: dict[str, Edge] = {}  # fact id -> its edge
         self._supersedes: dict[tuple[str, str], list[Edge]] = defaultdict(list)
+        self._facts_of_memory: dict[str, list[str]] = defaultdict(list)
+        self._facts_on_object: dict[str, list[str]] = defaultdict(list)  # entity -> fact ids
+        self._links: dict[str, Link] = {}
+        self._links_of_memory: dict[str, list[str]] = defaultdict(list)
 
     # entities ---------------------------------------------------------------------------
 
@@ -84,7 +104,10 @@ class NamespaceGraph:
         self._facts[(fact.subject, fact.predicate)].append(fact)
         self._predicates[fact.subject].add(fact.predicate)
         self._fact_by_id[fact.id] = fact
+        if fact.object is not None:
+            self._facts_on_object[fact.object].append(fact.id)
         if fact.memory_id is not None:
+            self._facts_of_memory[fact.memory_id].append(fact.id)
             self.graph.add_node(memory_node(fact.memory_id), kind="memory")
         target = (
             entity_node(fact.object) if fact.object is not None
@@ -125,6 +148,39 @@ class NamespaceGraph:
 
     def fact(self, fact_id: str) -> Fact | None:
         return self._fact_by_id.get(fact_id)
+
+    def facts_of_memory(self, memory_id: str) -> list[Fact]:
+        """Every fact the memory asserted, retired ones included."""
+        return [self._fact_by_id[f] for f in self._facts_of_memory.get(memory_id, ())]
+
+    def facts_about_object(self, entity_id: str) -> list[Fact]:
+        """Every fact whose object is the entity, retired ones included."""
+        return [self._fact_by_id[f] for f in self._facts_on_object.get(entity_id, ())]
+
+    # links ------------------------------------------------------------------------------
+
+    def add_links(self, links: Iterable[Link]) -> None:
+        for link in links:
+            for node in (link.source, link.target):
+                if node not in self.graph:
+                    self.graph.add_node(node, kind=node.split(":", 1)[0])
+            self.graph.add_edge(link.source, link.target, key=link.id, kind=link.kind,
+                                weight=link.weight)  # fmt: skip
+            self._links[link.id] = link
+            if link.memory_id is not None:
+                self._links_of_memory[link.memory_id].append(link.id)
+
+    def drop_links(self, link_ids: Iterable[str]) -> None:
+        for link_id in link_ids:
+            link = self._links.pop(link_id, None)
+            if link is None:
+                continue
+            self.graph.remove_edge(link.source, link.target, key=link.id)
+            if link.memory_id is not None:
+                self._links_of_memory[link.memory_id].remove(link.id)
+
+    def links_of_memory(self, memory_id: str) -> list[Link]:
+        return [self._links[i] for i in self._links_of_memory.get(memory_id, ())]
 
     def _link_supersessions(self, subject: str, predicate: str) -> None:
         """The supersedes edges of one (subject, predicate), as known now: from the

@@ -1,7 +1,8 @@
-"""The graph memory's facade: entities and facts written to the database and kept in
-memory per namespace (loaded from the rows the first time a namespace is used), and the
-questions asked of them: an entity's state now, at a world time, as known at a recorded
-time, and its timeline."""
+"""The graph memory's facade: entities, facts and links written to the database and kept
+in memory per namespace (loaded from the rows the first time a namespace is used); the
+memories that join it as they are added (the entities they mention, the memories they
+resemble, the facts they assert); and the questions asked of it: an entity's state now,
+at a world time, as known at a recorded time, and its timeline."""
 
 from __future__ import annotations
 
@@ -17,17 +18,23 @@ from sqlalchemy.orm import Session
 from memos.errors import InvalidInputError, NotFoundError
 from memos.memcube.database import Database
 from memos.memcube.graph_rows import (
-    add_entity,
-    add_fact,
+    add_edges,
+    add_entities,
+    add_facts,
     has_live_facts,
     last_retired_facts,
+    load_edges,
     load_entities,
     load_facts,
+    retire_edges,
     retire_facts,
+    update_entity,
 )
-from memos.memcube.models import GraphEntity, GraphFact, utcnow
+from memos.memcube.models import GraphFact, utcnow
 
-from .namespace_graph import Entity, NamespaceGraph, name_key
+from .expansion import Walk, spread, superseded
+from .namespace_graph import Entity, Link, NamespaceGraph, entity_node, memory_node, name_key
+from .policy import GraphPolicy
 from .timeline import Fact, Span
 
 MAX_NAME_CHARS = 200
@@ -46,11 +53,62 @@ class MemoryRef:
     version: int
 
 
+@dataclass(frozen=True)
+class FactInput:
+    """A fact as a caller states it: entities by name (or alias, or id)."""
+
+    subject: str
+    predicate: str
+    object: str | None = None
+    value: str | None = None
+    valid_from: datetime | None = None  # default: the memory's valid_from, else now
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewNode:
+    """A memory joining the graph: its text's mentions, its similar memories, its facts."""
+
+    id: str
+    version: int
+    text: str
+    valid_from: datetime | None = None
+    facts: tuple[FactInput, ...] = ()
+    related: tuple[tuple[str, float], ...] = ()  # (memory id, cosine similarity)
+
+
+def check_fact(fact: FactInput, where: str = "") -> FactInput:
+    """``fact`` validated, or an InvalidInputError naming the field."""
+    if not isinstance(fact, FactInput):
+        raise InvalidInputError(f"{where or 'fact'} must be a FactInput")
+    _check_text(f"{where}subject", fact.subject, MAX_NAME_CHARS)
+    _check_text(f"{where}predicate", fact.predicate, MAX_PREDICATE_CHARS)
+    if (fact.object is None) == (fact.value is None):
+        raise InvalidInputError(f"a fact has exactly one of {where}object and {where}value")
+    if fact.object is not None:
+        _check_text(f"{where}object", fact.object, MAX_NAME_CHARS)
+    if fact.value is not None:
+        _check_text(f"{where}value", fact.value, MAX_VALUE_CHARS, strip=False)
+    valid_from = _aware(f"{where}valid_from", fact.valid_from)
+    valid_until = _aware(f"{where}valid_until", fact.valid_until)
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise InvalidInputError(f"{where}valid_until must be later than {where}valid_from")
+    return fact
+
+
 class GraphMemory:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, policy: GraphPolicy | None = None) -> None:
         self._db = db
+        self.policy = policy or GraphPolicy()
+        self._rules = self.policy.rules()
         self._graphs: dict[str, NamespaceGraph] = {}
         self._lock = threading.RLock()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by a writer from before its unit of work until the graph in memory has
+        its changes (entities are resolved against what the graph holds)."""
+        return self._lock
 
     def graph(self, namespace: str) -> NamespaceGraph:
         """The namespace's graph, loaded from the database on first use."""
@@ -65,8 +123,9 @@ class GraphMemory:
     def entity(
         self, namespace: str, name: str, type: str | None = None, aliases: tuple[str, ...] = ()
     ) -> Entity:
-        """The entity with this name or alias, made (with ``type`` and ``aliases``) if
-        there is none."""
+        """The entity with this name or alias, made if there is none; ``type`` and
+        ``aliases``, when given, are set on it (an entity found in text has the type of
+        the rule that found it until told better)."""
         _check_text("name", name, MAX_NAME_CHARS)
         if type is not None:
             _check_text("type", type, MAX_TYPE_CHARS)
@@ -79,9 +138,22 @@ class GraphMemory:
             entity, new = _resolve(graph, name, type, aliases)
             if new:
                 with self._db.unit_of_work() as session:
-                    add_entity(session, _entity_row(namespace, entity))
+                    add_entities(session, [_entity_row(namespace, entity, utcnow())])
                 graph.add_entity(entity)
-            return entity
+                return entity
+            known = {name_key(a) for a in (entity.name, *entity.aliases)}
+            more = {name_key(a): " ".join(a.split()) for a in aliases if name_key(a) not in known}
+            changed = replace(
+                entity, type=type or entity.type, aliases=entity.aliases + tuple(more.values())
+            )
+            if len(changed.aliases) > MAX_ALIASES:
+                raise InvalidInputError(f"aliases may hold at most {MAX_ALIASES} names")
+            if changed != entity:
+                with self._db.unit_of_work() as session:
+                    update_entity(session, namespace, changed.id, changed.type,
+                                  list(changed.aliases))  # fmt: skip
+                graph.add_entity(changed)
+            return changed
 
     def assert_fact(
         self, namespace: str, subject: str, predicate: str, *, object: str | None = None,
@@ -92,60 +164,104 @@ class GraphMemory:
         or ``value`` from ``valid_from`` (default: now) on. Entities are made as needed.
         An earlier fact on the same (subject, predicate) is superseded from
         ``valid_from``, never deleted."""
-        _check_text("predicate", predicate, MAX_PREDICATE_CHARS)
-        if (object is None) == (value is None):
-            raise InvalidInputError("a fact has exactly one of object and value")
-        if value is not None:
-            _check_text("value", value, MAX_VALUE_CHARS, strip=False)
+        given = check_fact(FactInput(subject, predicate, object, value, valid_from, valid_until))
         now = utcnow()
-        valid_from = _aware("valid_from", valid_from) or now
-        valid_until = _aware("valid_until", valid_until)
-        if valid_until is not None and valid_until <= valid_from:
-            raise InvalidInputError("valid_until must be later than valid_from")
-        _check_text("subject", subject, MAX_NAME_CHARS)
-        if object is not None:
-            _check_text("object", object, MAX_NAME_CHARS)
         with self._lock:
             graph = self.graph(namespace)
-            made: list[Entity] = []  # entities this fact names for the first time
-
-            def resolve(name: str) -> Entity:
-                for entity in made:
-                    if name_key(entity.name) == name_key(name):
-                        return entity
-                entity, new = _resolve(graph, name)
-                if new:
-                    made.append(entity)
-                return entity
-
-            subject_entity = resolve(subject)
-            object_id = resolve(object).id if object is not None else None
-            fact = Fact(
-                str(uuid.uuid4()), namespace, subject_entity.id, predicate.strip(), object_id,
-                value, valid_from, valid_until, now, None,
-                memory.id if memory else None, memory.version if memory else None,
-            )  # fmt: skip
+            resolver = _Resolver(graph)
+            fact = _new_fact(resolver, namespace, given, memory, now, now)
             with self._db.unit_of_work() as session:  # entities and fact, or nothing
-                for entity in made:
-                    add_entity(session, _entity_row(namespace, entity))
-                add_fact(session, _fact_row(fact))
-            for entity in made:
+                add_entities(session, [_entity_row(namespace, e, now) for e in resolver.made])
+                add_facts(session, [_fact_row(fact)])
+            for entity in resolver.made:
                 graph.add_entity(entity)
             graph.add_facts([fact])
             return fact
+
+    def ingest(
+        self, session: Session, namespace: str, nodes: list[NewNode], now: datetime
+    ) -> Callable[[], None]:
+        """In the unit of work that stores new memories (holding ``lock``): link each to
+        the entities its text mentions and to its similar memories, and record its facts.
+        Returns what updates the graph in memory once the work is committed."""
+        graph = self.graph(namespace)
+        resolver = _Resolver(graph)
+        facts: list[Fact] = []
+        links: list[Link] = []
+        for node in nodes:
+            links += self._links_of(resolver, node)
+            facts += [
+                _new_fact(resolver, namespace, f, MemoryRef(node.id, node.version), now,
+                          node.valid_from or now)
+                for f in node.facts
+            ]  # fmt: skip
+        add_entities(session, [_entity_row(namespace, e, now) for e in resolver.made])
+        add_facts(session, [_fact_row(f) for f in facts])
+        add_edges(session, [_edge_row(namespace, link, now) for link in links])
+
+        def apply() -> None:
+            with self._lock:
+                for entity in resolver.made:
+                    graph.add_entity(entity)
+                graph.add_facts(facts)
+                graph.add_links(links)
+
+        return apply
+
+    def relink(
+        self, session: Session, namespace: str, node: NewNode, now: datetime
+    ) -> Callable[[], None]:
+        """In the unit of work that changes a memory's text (holding ``lock``): retire its
+        links and link its new text (its facts stay as they are)."""
+        graph = self.graph(namespace)
+        retired = retire_edges(session, namespace, node.id, now)
+        resolver = _Resolver(graph)
+        links = self._links_of(resolver, node)
+        add_entities(session, [_entity_row(namespace, e, now) for e in resolver.made])
+        add_edges(session, [_edge_row(namespace, link, now) for link in links])
+
+        def apply() -> None:
+            with self._lock:
+                graph.drop_links(retired)
+                for entity in resolver.made:
+                    graph.add_entity(entity)
+                graph.add_links(links)
+
+        return apply
+
+    def _links_of(self, resolver: _Resolver, node: NewNode) -> list[Link]:
+        source = memory_node(node.id)
+        links = []
+        if self.policy.extract_entities:
+            mentioned: set[str] = set()
+            for mention in self._rules.find(node.text):
+                if len(mention.text) > MAX_NAME_CHARS:
+                    continue
+                entity = resolver.resolve(mention.text, mention.type)
+                if entity.id not in mentioned:
+                    mentioned.add(entity.id)
+                    links.append(Link(str(uuid.uuid4()), "mentions", source,
+                                      entity_node(entity.id), None, node.id))  # fmt: skip
+        for other, score in node.related:
+            links.append(Link(str(uuid.uuid4()), "related", source, memory_node(other),
+                              round(float(score), 4), node.id))  # fmt: skip
+        return links
 
     def retire_memory(
         self, session: Session, namespace: str, memory_id: str, now: datetime
     ) -> Callable[[], int]:
         """In the unit of work that deletes ``memory_id``: retract every live fact it
-        asserted, so that the facts they superseded hold again. Returns what updates the
-        graph in memory once the work is committed (it returns how many were retired)."""
+        asserted, so that the facts they superseded hold again, and retire its links.
+        Returns what updates the graph in memory once the work is committed (it returns
+        how many facts were retired)."""
         ids = retire_facts(session, namespace, memory_id, now)
+        links = retire_edges(session, namespace, memory_id, now)
 
         def apply() -> int:
             with self._lock:
                 if namespace in self._graphs:
                     self._graphs[namespace].retire(ids, now)
+                    self._graphs[namespace].drop_links(links)
             return len(ids)
 
         return apply
@@ -165,8 +281,7 @@ class GraphMemory:
                         memory_version=version)
                 for row in last_retired_facts(session, namespace, memory_id)
             ]  # fmt: skip
-            for fact in facts:
-                add_fact(session, _fact_row(fact))
+            add_facts(session, [_fact_row(fact) for fact in facts])
 
         def apply() -> int:
             with self._lock:
@@ -210,6 +325,21 @@ class GraphMemory:
             spans = [s for p in predicates for s in graph.history(subject.id, p, known_at)]
             return sorted(spans, key=lambda s: (s.fact.valid_from, s.fact.recorded_at))
 
+    def spread(
+        self, namespace: str, seeds: dict[str, float], world: datetime, known_at: datetime
+    ) -> dict[str, float]:
+        """The memories reached from ``seeds`` along the graph, with their share of the
+        walk's mass (expansion.py)."""
+        with self._lock:
+            return spread(self.graph(namespace), seeds, Walk(world, known_at))
+
+    def superseded(
+        self, namespace: str, memory_ids: list[str], world: datetime, known_at: datetime
+    ) -> set[str]:
+        """Those of ``memory_ids`` whose facts all no longer (or not yet) hold at ``world``."""
+        with self._lock:
+            return superseded(self.graph(namespace), memory_ids, world, known_at)
+
     def node_link(self, namespace: str) -> dict[str, Any]:
         with self._lock:
             return self.graph(namespace).node_link()
@@ -226,9 +356,14 @@ class GraphMemory:
         with self._db.reader() as session:
             entities = load_entities(session, namespace)
             facts = load_facts(session, namespace)
+            edges = load_edges(session, namespace)
             for row in entities:
                 graph.add_entity(Entity(row.id, row.name, row.type, tuple(row.aliases)))
             graph.add_facts(_fact_of(row) for row in facts)
+            graph.add_links(
+                Link(row.id, row.kind, row.source, row.target, row.weight, row.memory_id)
+                for row in edges
+            )
         return graph
 
     @staticmethod
@@ -237,6 +372,41 @@ class GraphMemory:
         if entity is None:
             raise NotFoundError(f"entity {name_or_id!r} not found")
         return entity
+
+
+class _Resolver:
+    """Names to entities within one unit of work: the graph's, or new ones it made."""
+
+    def __init__(self, graph: NamespaceGraph) -> None:
+        self.graph = graph
+        self.made: list[Entity] = []
+        self._made_by_key: dict[str, Entity] = {}
+
+    def resolve(self, name: str, type: str | None = None) -> Entity:
+        entity = self._made_by_key.get(name_key(name))
+        if entity is not None:
+            return entity
+        entity, new = _resolve(self.graph, name, type)
+        if new:
+            self.made.append(entity)
+            self._made_by_key[name_key(name)] = entity
+        return entity
+
+
+def _new_fact(
+    resolver: _Resolver, namespace: str, given: FactInput, memory: MemoryRef | None,
+    now: datetime, default_from: datetime,
+) -> Fact:  # fmt: skip
+    valid_from = given.valid_from or default_from
+    if given.valid_until is not None and given.valid_until <= valid_from:
+        raise InvalidInputError("valid_until must be later than valid_from")
+    subject = resolver.resolve(given.subject)
+    object_id = resolver.resolve(given.object).id if given.object is not None else None
+    return Fact(
+        str(uuid.uuid4()), namespace, subject.id, given.predicate.strip(), object_id,
+        given.value, valid_from, given.valid_until, now, None,
+        memory.id if memory else None, memory.version if memory else None,
+    )  # fmt: skip
 
 
 def _resolve(
@@ -251,10 +421,18 @@ def _resolve(
     return entity, True
 
 
-def _entity_row(namespace: str, entity: Entity) -> GraphEntity:
-    return GraphEntity(
+def _entity_row(namespace: str, entity: Entity, now: datetime) -> dict[str, Any]:
+    return dict(
         id=entity.id, namespace=namespace, key=name_key(entity.name), name=entity.name,
-        type=entity.type, aliases=list(entity.aliases), created_at=utcnow(),
+        type=entity.type, aliases=list(entity.aliases), created_at=now,
+    )  # fmt: skip
+
+
+def _edge_row(namespace: str, link: Link, now: datetime) -> dict[str, Any]:
+    return dict(
+        id=link.id, namespace=namespace, kind=link.kind, source=link.source,
+        target=link.target, weight=link.weight, memory_id=link.memory_id, created_at=now,
+        retired_at=None,
     )  # fmt: skip
 
 
@@ -266,8 +444,8 @@ def _fact_of(row: GraphFact) -> Fact:
     )  # fmt: skip
 
 
-def _fact_row(fact: Fact) -> GraphFact:
-    return GraphFact(
+def _fact_row(fact: Fact) -> dict[str, Any]:
+    return dict(
         id=fact.id, namespace=fact.namespace, subject=fact.subject, predicate=fact.predicate,
         object=fact.object, value=fact.value, valid_from=fact.valid_from,
         valid_until=fact.valid_until, recorded_at=fact.recorded_at,
