@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import platform
 import sys
@@ -13,9 +14,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 QQP_PATH = ROOT.parent / "shared" / "data" / "qqp-pairs.jsonl.gz"
+CACHE_DIR = ROOT / "var" / "bench-cache"
+
+
+def cached_vectors(embedder: Any, texts: list[str], prefix: str = "vectors") -> np.ndarray:
+    """Embeddings of ``texts`` by ``embedder``, computed once and kept under var/."""
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = CACHE_DIR / f"{prefix}-{len(texts)}-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    step = 2_048
+    for start in tqdm(range(0, len(texts), step), desc="embedding (cached)", unit="chunk",
+                      mininterval=5.0):  # fmt: skip
+        vectors[start : start + step] = embedder.embed(texts[start : start + step])
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
 
 
 def qqp_questions(path: Path, limit: int) -> list[str]:

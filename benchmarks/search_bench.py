@@ -47,6 +47,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from common import (
     QQP_PATH,
     ROOT,
+    cached_vectors,
     percentiles,
     print_table,
     qqp_questions,
@@ -71,7 +72,6 @@ def tqdm(*args: Any, **kwargs: Any) -> _tqdm:
 
 
 REST_BATCH = 100
-CACHE_DIR = ROOT / "var" / "bench-cache"
 MODEL_DIR = ROOT / "var" / "models"
 
 
@@ -92,21 +92,6 @@ def plan(quick: bool) -> Plan:
 
 
 # embeddings ----------------------------------------------------------------------
-
-
-def cached_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
-    """Embeddings of ``texts`` by ``embedder``, computed once and kept under var/."""
-    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    path = CACHE_DIR / f"vectors-{len(texts)}-{digest}.npy"
-    if path.exists():
-        return np.load(path)
-    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    step = 2_048
-    for start in tqdm(range(0, len(texts), step), desc="embedding corpus (cached)", unit="chunk"):
-        vectors[start : start + step] = embedder.embed(texts[start : start + step])
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    return vectors
 
 
 def embedder_throughput(texts: list[str], ours: Embedder) -> dict[str, float]:

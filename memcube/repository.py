@@ -142,7 +142,7 @@ class CubeRepository:
         """Served cubes matching ``flt`` whose text best matches ``query``, with scores."""
         where = self.filtered(namespace, flt, now).whereclause
         assert where is not None
-        return lexical_search(self.session, query, where, limit)
+        return lexical_search(self.session, namespace, query, where, limit)
 
     def matching_ids(
         self, namespace: str, flt: MemoryFilter, now: datetime, limit: int

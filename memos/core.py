@@ -95,7 +95,7 @@ class MemOS:
         self.tool_history = ToolHistory(self.db)
         # each namespace's graph loads on first use
         self.graph = GraphMemory(self.db, GraphPolicy.from_file(self.settings.config_path))
-        self.retrieval = Retriever(self.db, self.indexes, self.graph)
+        self.retrieval = Retriever(self.db, self.indexes, self.graph, self.embedder)
         self.cache = SemanticCache(
             self.db, self.embedder, CachePolicy.from_file(self.settings.config_path)
         )

@@ -3,9 +3,12 @@
 - ``vector``: the nearest neighbours of the query's embedding.
 - ``hybrid``: those fused by reciprocal rank with the database's full-text matches, so
   that exact tokens an embedding blurs (ENG-42 against ENG-24, a port, an email) count.
-- ``graph``: the hybrid results as seeds of a walk along the graph (expansion.py), the
-  memories it reaches re-ranked by similarity, walk mass and importance; memories whose
-  facts no longer hold at the time asked about are left out unless asked for.
+- ``graph``: the hybrid results and the entities the query names as seeds of a walk
+  along the graph (graph/expansion.py); what it reaches is ranked by similarity, by how
+  well the facts a memory asserts fit the query (the predicate's similarity to the
+  query, on an entity the query names or one a fact away), by walk mass and by
+  importance; memories whose facts no longer hold at the time asked about are left out
+  unless asked for.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from memos.memcube.filters import MemoryFilter
 from memos.memcube.models import utcnow
 from memos.memcube.repository import CubeRepository
 
+from .embeddings import Embedder
 from .graph import GraphMemory
 from .index_registry import IndexRegistry
 from .records import SearchHit, memory_of
@@ -30,6 +34,8 @@ from .vector_index import Neighbour
 EXACT_SEARCH_LIMIT = 4_096  # filters matching at most this many memories are searched exactly
 RRF_K = 60  # reciprocal rank fusion's damping of the top ranks (Cormack et al., 2009)
 MIN_POOL = 30  # candidates each ranking contributes, at least
+WALK_CANDIDATES = 64  # memories the graph walk adds to the seeds, at most
+MAX_PREDICATE_VECTORS = 10_000
 
 
 class SearchMode(enum.StrEnum):
@@ -40,11 +46,12 @@ class SearchMode(enum.StrEnum):
 
 @dataclass(frozen=True)
 class GraphWeights:
-    """How graph mode ranks what it found: a weighted sum of these, each in [0, 1]."""
+    """How graph mode ranks what it found: a weighted sum of these, each at most 1."""
 
-    similarity: float = 0.6  # cosine similarity to the query
-    walk: float = 0.3  # the memory's walk mass relative to the best one's
-    importance: float = 0.1
+    similarity: float = 0.5  # the memory's cosine similarity to the query
+    fact: float = 1.0  # how well the best fact it asserts fits the query (_fact_relevance)
+    walk: float = 0.2  # its walk mass relative to the best one's
+    importance: float = 0.05
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> dict[str, float]:
@@ -56,10 +63,16 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) ->
 
 
 class Retriever:
-    def __init__(self, db: Database, indexes: IndexRegistry, graph: GraphMemory) -> None:
+    def __init__(
+        self, db: Database, indexes: IndexRegistry, graph: GraphMemory, embedder: Embedder
+    ) -> None:
         self._db = db
         self._indexes = indexes
         self._graph = graph
+        self._embedder = embedder
+        self._predicate_names: dict[str, np.ndarray] = {}
+        # (namespace, predicate) -> (memories sampled, their normalised mean vector)
+        self._predicate_centroids: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
         self.weights = GraphWeights()
 
     def vector(
@@ -106,27 +119,73 @@ class Retriever:
         include_superseded: bool,
     ) -> list[SearchHit]:  # fmt: skip
         now = utcnow()
-        world = world or now
         fused, similar = self._fused(query, vector, namespace, max(3 * top_k, MIN_POOL), filters)
-        reached = self._graph.spread(namespace, fused, world, now)
-        candidates = set(fused) | set(reached)
-        if not include_superseded:
-            candidates -= self._graph.superseded(namespace, sorted(candidates), world, now)
-        ids = sorted(candidates)
+        seen = self._graph.explore(
+            namespace, query, fused, world or now, now, WALK_CANDIDATES, include_superseded
+        )
+        ids = sorted(set(seen.reached) - (set() if include_superseded else seen.superseded))
         similar = self._similarities(namespace, vector, ids, similar)
+        relevance = self._fact_relevance(namespace, vector, seen.facts)
         with self._db.reader() as session:
             rows = CubeRepository(session).live_by_ids(namespace, ids, filters, now)
-        best_walk = max((reached.get(i, 0.0) for i in ids), default=0.0) or 1.0
+        best_walk = max((seen.reached[i] for i in ids), default=0.0) or 1.0
         w = self.weights
         scores = {
-            i: w.similarity * similar[i] + w.walk * reached.get(i, 0.0) / best_walk
-            + w.importance * rows[i].importance
+            i: w.similarity * similar[i] + w.fact * relevance.get(i, 0.0)
+            + w.walk * seen.reached[i] / best_walk + w.importance * rows[i].importance
             for i in ids if i in rows
         }  # fmt: skip
         ranked = sorted(scores, key=lambda i: (-scores[i], i))
         if min_score is not None:
             ranked = [i for i in ranked if similar[i] >= min_score]
         return [SearchHit(memory_of(rows[i]), scores[i], similar[i]) for i in ranked[:top_k]]
+
+    def _fact_relevance(
+        self, namespace: str, vector: np.ndarray, facts: dict[str, list[tuple[str, float]]]
+    ) -> dict[str, float]:
+        """Per memory, how well the best fact it asserts fits the query: its predicate's
+        fit (below), times the focus of its subject or object."""
+        predicates = sorted({p for held in facts.values() for p, _ in held})
+        raw = self._predicate_fit(namespace, vector, predicates)
+        # Scaled between the worst- and the best-fitting predicate said of the entities in
+        # focus: what sets the fact asked about apart is how much better its predicate fits.
+        focused = [raw[p] for held in facts.values() for p, focus in held if focus > 0]
+        low, high = (min(focused), max(focused)) if focused else (0.0, 0.0)
+        fit = {p: min(max((r - low) / (high - low), 0.0), 1.0) if high > low else 1.0
+               for p, r in raw.items()}  # fmt: skip
+        return {
+            memory_id: max((fit[p] * focus for p, focus in held), default=0.0)
+            for memory_id, held in facts.items()
+        }
+
+    def _predicate_fit(
+        self, namespace: str, vector: np.ndarray, predicates: list[str]
+    ) -> dict[str, float]:
+        """How close the query is to each predicate: to its name, plus to the centroid of
+        memories that assert it (how this namespace puts it in words: "picked up ENG-42"
+        says assignee better than the word does)."""
+        missing = [p for p in predicates if p not in self._predicate_names]
+        if missing:
+            if len(self._predicate_names) + len(missing) > MAX_PREDICATE_VECTORS:
+                self._predicate_names.clear()
+                self._predicate_centroids.clear()
+            embedded = self._embedder.embed([p.replace("_", " ") for p in missing])
+            self._predicate_names.update(zip(missing, embedded, strict=True))
+        index = self._indexes.get(namespace)
+        samples = self._graph.stated_by(namespace, predicates)
+        fit = {}
+        for predicate in predicates:
+            ids = [i for i in samples[predicate] if i in index]
+            key = (namespace, predicate)
+            cached = self._predicate_centroids.get(key)
+            if ids and (cached is None or cached[0] != len(ids)):
+                centroid = index.vectors_of(ids).mean(axis=0)
+                centroid /= np.linalg.norm(centroid) or 1.0
+                cached = self._predicate_centroids[key] = (len(ids), centroid)
+            fit[predicate] = float(self._predicate_names[predicate] @ vector)
+            if cached is not None:
+                fit[predicate] += float(cached[1] @ vector)
+        return fit
 
     # ------------------------------------------------------------------------------------
 

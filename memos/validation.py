@@ -77,9 +77,7 @@ def metadata(value: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInputError("metadata must be an object")
     if nesting_depth(value, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
-        raise InvalidInputError(
-            f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep"
-        )
+        raise InvalidInputError(f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep")
     try:
         encoded = json.dumps(value)
     except (TypeError, ValueError) as exc:

@@ -19,6 +19,7 @@ from .timeline import Fact, Span, history, state_at
 
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 Edge = tuple[str, str, str]  # source node, target node, key
+PREDICATE_SAMPLE = 32
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,14 @@ def memory_node(memory_id: str) -> str:
     return f"memory:{memory_id}"
 
 
+def _entity_id(node: str) -> str:
+    return node.removeprefix("entity:")
+
+
+def _memory_id(node: str) -> str:
+    return node.removeprefix("memory:")
+
+
 def name_key(name: str) -> str:
     """A name as lookups compare it: case and surrounding space folded."""
     return " ".join(name.split()).casefold()
@@ -70,8 +79,10 @@ class NamespaceGraph:
         self._supersedes: dict[tuple[str, str], list[Edge]] = defaultdict(list)
         self._facts_of_memory: dict[str, list[str]] = defaultdict(list)
         self._facts_on_object: dict[str, list[str]] = defaultdict(list)  # entity -> fact ids
+        self._stated_by: dict[str, list[str]] = defaultdict(list)  # predicate -> memories
         self._links: dict[str, Link] = {}
         self._links_of_memory: dict[str, list[str]] = defaultdict(list)
+        self._mentioned_by: dict[str, list[str]] = defaultdict(list)  # entity -> memories
 
     # entities ---------------------------------------------------------------------------
 
@@ -108,6 +119,8 @@ class NamespaceGraph:
             self._facts_on_object[fact.object].append(fact.id)
         if fact.memory_id is not None:
             self._facts_of_memory[fact.memory_id].append(fact.id)
+            if len(self._stated_by[fact.predicate]) < PREDICATE_SAMPLE:
+                self._stated_by[fact.predicate].append(fact.memory_id)
             self.graph.add_node(memory_node(fact.memory_id), kind="memory")
         target = (
             entity_node(fact.object) if fact.object is not None
@@ -153,6 +166,11 @@ class NamespaceGraph:
         """Every fact the memory asserted, retired ones included."""
         return [self._fact_by_id[f] for f in self._facts_of_memory.get(memory_id, ())]
 
+    def stated_by(self, predicate: str) -> list[str]:
+        """The first memories to assert a fact with this predicate (a sample of how the
+        predicate is put in words)."""
+        return list(self._stated_by.get(predicate, ()))
+
     def facts_about_object(self, entity_id: str) -> list[Fact]:
         """Every fact whose object is the entity, retired ones included."""
         return [self._fact_by_id[f] for f in self._facts_on_object.get(entity_id, ())]
@@ -169,6 +187,8 @@ class NamespaceGraph:
             self._links[link.id] = link
             if link.memory_id is not None:
                 self._links_of_memory[link.memory_id].append(link.id)
+            if link.kind == "mentions":
+                self._mentioned_by[_entity_id(link.target)].append(_memory_id(link.source))
 
     def drop_links(self, link_ids: Iterable[str]) -> None:
         for link_id in link_ids:
@@ -178,9 +198,20 @@ class NamespaceGraph:
             self.graph.remove_edge(link.source, link.target, key=link.id)
             if link.memory_id is not None:
                 self._links_of_memory[link.memory_id].remove(link.id)
+            if link.kind == "mentions":
+                self._mentioned_by[_entity_id(link.target)].remove(_memory_id(link.source))
 
     def links_of_memory(self, memory_id: str) -> list[Link]:
         return [self._links[i] for i in self._links_of_memory.get(memory_id, ())]
+
+    def mentioned_by(self, entity_id: str, last: int) -> list[str]:
+        """The ``last`` memories to mention the entity, oldest first."""
+        return self._mentioned_by.get(entity_id, [])[-last:]
+
+    def mentions_of(self, memory_id: str) -> list[str]:
+        """The entities a memory mentions."""
+        return [_entity_id(link.target) for link in self.links_of_memory(memory_id)
+                if link.kind == "mentions"]  # fmt: skip
 
     def _link_supersessions(self, subject: str, predicate: str) -> None:
         """The supersedes edges of one (subject, predicate), as known now: from the

@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -32,7 +32,7 @@ from memos.memcube.graph_rows import (
 )
 from memos.memcube.models import GraphFact, utcnow
 
-from .expansion import Walk, spread, superseded
+from .expansion import Exploration, Walk, explore
 from .namespace_graph import Entity, Link, NamespaceGraph, entity_node, memory_node, name_key
 from .policy import GraphPolicy
 from .timeline import Fact, Span
@@ -190,11 +190,13 @@ class GraphMemory:
         links: list[Link] = []
         for node in nodes:
             links += self._links_of(resolver, node)
-            facts += [
-                _new_fact(resolver, namespace, f, MemoryRef(node.id, node.version), now,
-                          node.valid_from or now)
-                for f in node.facts
-            ]  # fmt: skip
+            for given in node.facts:
+                # one microsecond apart: of two facts from the same moment in one batch,
+                # the later one is the correction, after a restart too
+                recorded = now + timedelta(microseconds=len(facts))
+                ref = MemoryRef(node.id, node.version)
+                facts.append(_new_fact(resolver, namespace, given, ref, recorded,
+                                       node.valid_from or now))  # fmt: skip
         add_entities(session, [_entity_row(namespace, e, now) for e in resolver.made])
         add_facts(session, [_fact_row(f) for f in facts])
         add_edges(session, [_edge_row(namespace, link, now) for link in links])
@@ -325,20 +327,23 @@ class GraphMemory:
             spans = [s for p in predicates for s in graph.history(subject.id, p, known_at)]
             return sorted(spans, key=lambda s: (s.fact.valid_from, s.fact.recorded_at))
 
-    def spread(
-        self, namespace: str, seeds: dict[str, float], world: datetime, known_at: datetime
-    ) -> dict[str, float]:
-        """The memories reached from ``seeds`` along the graph, with their share of the
-        walk's mass (expansion.py)."""
+    def explore(
+        self, namespace: str, query: str, seeds: dict[str, float], world: datetime,
+        known_at: datetime, limit: int, history: bool = False,
+    ) -> Exploration:  # fmt: skip
+        """What the graph knows around ``seeds`` and the entities ``query`` names, for
+        graph search (expansion.py)."""
         with self._lock:
-            return spread(self.graph(namespace), seeds, Walk(world, known_at))
+            graph = self.graph(namespace)
+            named = [e.id for m in self._rules.find(query) if (e := graph.find(m.text))]
+            return explore(graph, seeds, list(dict.fromkeys(named)),
+                           Walk(world, known_at), limit, history)  # fmt: skip
 
-    def superseded(
-        self, namespace: str, memory_ids: list[str], world: datetime, known_at: datetime
-    ) -> set[str]:
-        """Those of ``memory_ids`` whose facts all no longer (or not yet) hold at ``world``."""
+    def stated_by(self, namespace: str, predicates: list[str]) -> dict[str, list[str]]:
+        """Per predicate, a sample of the memories that assert it."""
         with self._lock:
-            return superseded(self.graph(namespace), memory_ids, world, known_at)
+            graph = self.graph(namespace)
+            return {p: graph.stated_by(p) for p in predicates}
 
     def node_link(self, namespace: str) -> dict[str, Any]:
         with self._lock:

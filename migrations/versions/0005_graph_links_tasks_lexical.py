@@ -19,20 +19,23 @@ depends_on: str | Sequence[str] | None = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
-# SQLite: an external-content FTS5 table over memcubes.payload, keyed by the cube's
-# rowid, kept in step by triggers (porter stemming, like PostgreSQL's 'english').
+# SQLite: an external-content FTS5 table over memcubes' payload and namespace (so that a
+# match is confined to one namespace inside the index), keyed by the cube's rowid, kept
+# in step by triggers (porter stemming, like PostgreSQL's 'english').
 SQLITE_UP = [
-    "CREATE VIRTUAL TABLE memcube_fts USING fts5("
-    "payload, content='memcubes', content_rowid='rowid', tokenize='porter unicode61')",
+    "CREATE VIRTUAL TABLE memcube_fts USING fts5(payload, namespace, content='memcubes', "
+    "content_rowid='rowid', tokenize='porter unicode61')",
     "CREATE TRIGGER memcube_fts_insert AFTER INSERT ON memcubes BEGIN "
-    "INSERT INTO memcube_fts(rowid, payload) VALUES (new.rowid, new.payload); END",
+    "INSERT INTO memcube_fts(rowid, payload, namespace) "
+    "VALUES (new.rowid, new.payload, new.namespace); END",
     "CREATE TRIGGER memcube_fts_delete AFTER DELETE ON memcubes BEGIN "
-    "INSERT INTO memcube_fts(memcube_fts, rowid, payload) "
-    "VALUES ('delete', old.rowid, old.payload); END",
+    "INSERT INTO memcube_fts(memcube_fts, rowid, payload, namespace) "
+    "VALUES ('delete', old.rowid, old.payload, old.namespace); END",
     "CREATE TRIGGER memcube_fts_update AFTER UPDATE OF payload ON memcubes BEGIN "
-    "INSERT INTO memcube_fts(memcube_fts, rowid, payload) "
-    "VALUES ('delete', old.rowid, old.payload); "
-    "INSERT INTO memcube_fts(rowid, payload) VALUES (new.rowid, new.payload); END",
+    "INSERT INTO memcube_fts(memcube_fts, rowid, payload, namespace) "
+    "VALUES ('delete', old.rowid, old.payload, old.namespace); "
+    "INSERT INTO memcube_fts(rowid, payload, namespace) "
+    "VALUES (new.rowid, new.payload, new.namespace); END",
     "INSERT INTO memcube_fts(memcube_fts) VALUES ('rebuild')",
 ]
 SQLITE_DOWN = [
@@ -41,11 +44,17 @@ SQLITE_DOWN = [
     "DROP TRIGGER IF EXISTS memcube_fts_insert",
     "DROP TABLE IF EXISTS memcube_fts",
 ]
+# PostgreSQL: the text's tsvector kept in a stored generated column (ranking reads it
+# instead of parsing the text again), with a GIN index.
 POSTGRES_UP = [
-    "CREATE INDEX ix_memcubes_fts ON memcubes "
-    "USING gin (to_tsvector('english', coalesce(payload, '')))",
+    "ALTER TABLE memcubes ADD COLUMN payload_tsv tsvector "
+    "GENERATED ALWAYS AS (to_tsvector('english', coalesce(payload, ''))) STORED",
+    "CREATE INDEX ix_memcubes_fts ON memcubes USING gin (payload_tsv)",
 ]
-POSTGRES_DOWN = ["DROP INDEX IF EXISTS ix_memcubes_fts"]
+POSTGRES_DOWN = [
+    "DROP INDEX IF EXISTS ix_memcubes_fts",
+    "ALTER TABLE memcubes DROP COLUMN IF EXISTS payload_tsv",
+]
 
 
 def upgrade() -> None:
