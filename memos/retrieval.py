@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -83,7 +83,9 @@ class Retriever:
         now = utcnow()
         with self._db.reader() as session:
             repo = CubeRepository(session)
-            if not filters.is_empty:
+            # A filter on fields may leave few candidates: search those exactly. A time
+            # (as_of) keeps most memories: the index's ranking, filtered, finds them.
+            if not replace(filters, valid_at=None).is_empty:
                 candidates = repo.matching_ids(namespace, filters, now, EXACT_SEARCH_LIMIT + 1)
                 if len(candidates) <= EXACT_SEARCH_LIMIT:
                     found = index.exact_search(vector, candidates, top_k)
@@ -106,12 +108,15 @@ class Retriever:
         fused, similar = self._fused(query, vector, namespace, max(3 * top_k, MIN_POOL), filters)
         ranked = sorted(fused, key=lambda i: (-fused[i], i))
         similar = self._similarities(namespace, vector, ranked, similar)
-        with self._db.reader() as session:
-            rows = CubeRepository(session).live_by_ids(namespace, ranked, filters, utcnow())
         if min_score is not None:
             ranked = [i for i in ranked if similar[i] >= min_score]
-        served = [i for i in ranked if i in rows][:top_k]
-        return [SearchHit(memory_of(rows[i]), fused[i], similar[i]) for i in served]
+        now = utcnow()
+        with self._db.reader() as session:
+            repo = CubeRepository(session)
+            served = repo.live_importance(namespace, ranked, filters, now)
+            ranked = [i for i in ranked if i in served][:top_k]
+            rows = repo.live_by_ids(namespace, ranked, filters, now)
+        return [SearchHit(memory_of(rows[i]), fused[i], similar[i]) for i in ranked if i in rows]
 
     def graph(
         self, query: str, vector: np.ndarray, namespace: str, top_k: int,
@@ -127,18 +132,21 @@ class Retriever:
         similar = self._similarities(namespace, vector, ids, similar)
         relevance = self._fact_relevance(namespace, vector, seen.facts)
         with self._db.reader() as session:
-            rows = CubeRepository(session).live_by_ids(namespace, ids, filters, now)
-        best_walk = max((seen.reached[i] for i in ids), default=0.0) or 1.0
-        w = self.weights
-        scores = {
-            i: w.similarity * similar[i] + w.fact * relevance.get(i, 0.0)
-            + w.walk * seen.reached[i] / best_walk + w.importance * rows[i].importance
-            for i in ids if i in rows
-        }  # fmt: skip
-        ranked = sorted(scores, key=lambda i: (-scores[i], i))
-        if min_score is not None:
-            ranked = [i for i in ranked if similar[i] >= min_score]
-        return [SearchHit(memory_of(rows[i]), scores[i], similar[i]) for i in ranked[:top_k]]
+            repo = CubeRepository(session)
+            importance = repo.live_importance(namespace, ids, filters, now)
+            best_walk = max((seen.reached[i] for i in importance), default=0.0) or 1.0
+            w = self.weights
+            scores = {
+                i: w.similarity * similar[i] + w.fact * relevance.get(i, 0.0)
+                + w.walk * seen.reached[i] / best_walk + w.importance * importance[i]
+                for i in importance
+            }  # fmt: skip
+            ranked = sorted(scores, key=lambda i: (-scores[i], i))
+            if min_score is not None:
+                ranked = [i for i in ranked if similar[i] >= min_score]
+            ranked = ranked[:top_k]
+            rows = repo.live_by_ids(namespace, ranked, filters, now)
+        return [SearchHit(memory_of(rows[i]), scores[i], similar[i]) for i in ranked if i in rows]
 
     def _fact_relevance(
         self, namespace: str, vector: np.ndarray, facts: dict[str, list[tuple[str, float]]]
@@ -194,11 +202,21 @@ class Retriever:
     ) -> tuple[dict[str, float], dict[str, float]]:
         """The vector and lexical rankings of ``pool`` candidates each, fused; and the
         similarities the vector ranking knows."""
-        nearest = self.vector(vector, namespace, pool, None, filters)
+        nearest = self._nearest(vector, namespace, pool, filters)
         with self._db.reader() as session:
             matched = CubeRepository(session).lexical(namespace, query, filters, utcnow(), pool)
-        fused = reciprocal_rank_fusion([[h.memory.id for h in nearest], [i for i, _ in matched]])
-        return fused, {h.memory.id: h.score for h in nearest}
+        fused = reciprocal_rank_fusion([[n.id for n in nearest], [i for i, _ in matched]])
+        return fused, {n.id: n.score for n in nearest}
+
+    def _nearest(
+        self, vector: np.ndarray, namespace: str, pool: int, filters: MemoryFilter
+    ) -> list[Neighbour]:
+        """The vector ranking's candidates: with no filter, straight from the index (the
+        caller reads the rows of those it keeps)."""
+        if filters.is_empty:
+            return self._indexes.get(namespace).search(vector, pool)
+        hits = self.vector(vector, namespace, pool, None, filters)
+        return [Neighbour(h.memory.id, h.score) for h in hits]
 
     def _similarities(
         self, namespace: str, vector: np.ndarray, ids: list[str], known: dict[str, float]

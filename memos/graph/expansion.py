@@ -87,9 +87,12 @@ def spread(
     for entity_id in named:
         mass[entity_node(entity_id)] += 1.0 / len(named)
     score: dict[str, float] = defaultdict(float)
-    for _ in range(walk.hops):
+    for hop in range(walk.hops):
         moved: dict[str, float] = defaultdict(float)
         for node, m in mass.items():
+            if hop == walk.hops - 1 and node.startswith(MEMORY):
+                score[node] += m  # what a memory would pass on now ends on entities
+                continue
             neighbours = list(_neighbours(graph, node, walk))
             if not neighbours:
                 score[node] += m
@@ -105,8 +108,7 @@ def spread(
 
 
 def holds(graph: NamespaceGraph, fact: Fact, world: datetime, known_at: datetime) -> bool:
-    span = graph.state_at(fact.subject, fact.predicate, world, known_at)
-    return span is not None and span.fact.id == fact.id
+    return graph.holds(fact, world, known_at)
 
 
 def _holding_about(graph: NamespaceGraph, entity_id: str, walk: Walk) -> Iterator[Fact]:

@@ -77,6 +77,11 @@ class NamespaceGraph:
         self._predicates: dict[str, set[str]] = defaultdict(set)  # subject -> its predicates
         self._fact_edges: dict[str, Edge] = {}  # fact id -> its edge
         self._supersedes: dict[tuple[str, str], list[Edge]] = defaultdict(list)
+        # each (subject, predicate)'s history as known now, and each live fact's span in
+        # it: questions asked at the present knowledge are answered from these
+        self._known_now: dict[tuple[str, str], list[Span]] = {}
+        self._span_now: dict[str, Span] = {}
+        self._last_change = datetime.min.replace(tzinfo=UTC)
         self._facts_of_memory: dict[str, list[str]] = defaultdict(list)
         self._facts_on_object: dict[str, list[str]] = defaultdict(list)  # entity -> fact ids
         self._stated_by: dict[str, list[str]] = defaultdict(list)  # predicate -> memories
@@ -112,6 +117,9 @@ class NamespaceGraph:
             self._link_supersessions(subject, predicate)
 
     def _add(self, fact: Fact) -> None:
+        self._last_change = max(
+            self._last_change, fact.recorded_at, fact.retired_at or fact.recorded_at
+        )
         self._facts[(fact.subject, fact.predicate)].append(fact)
         self._predicates[fact.subject].add(fact.predicate)
         self._fact_by_id[fact.id] = fact
@@ -137,6 +145,8 @@ class NamespaceGraph:
         touched = set()
         for fact_id in fact_ids:
             old = self._fact_by_id[fact_id]
+            self._last_change = max(self._last_change, at)
+            self._span_now.pop(fact_id, None)
             retired = replace(old, retired_at=at)
             facts = self._facts[(old.subject, old.predicate)]
             facts[facts.index(old)] = retired
@@ -149,12 +159,27 @@ class NamespaceGraph:
             self._link_supersessions(subject, predicate)
 
     def history(self, subject: str, predicate: str, known_at: datetime) -> list[Span]:
+        if known_at >= self._last_change:
+            return list(self._known_now.get((subject, predicate), ()))
         return history(self._facts.get((subject, predicate), ()), known_at)
 
     def state_at(
         self, subject: str, predicate: str, world: datetime, known_at: datetime
     ) -> Span | None:
+        if known_at >= self._last_change:
+            for span in reversed(self._known_now.get((subject, predicate), ())):
+                if span.holds_at(world):
+                    return span
+            return None
         return state_at(self._facts.get((subject, predicate), ()), world, known_at)
+
+    def holds(self, fact: Fact, world: datetime, known_at: datetime) -> bool:
+        """Whether ``fact`` is what held for its subject and predicate at ``world``."""
+        if known_at >= self._last_change:
+            span = self._span_now.get(fact.id)
+            return span is not None and span.holds_at(world)
+        span = self.state_at(fact.subject, fact.predicate, world, known_at)
+        return span is not None and span.fact.id == fact.id
 
     def predicates(self, subject: str) -> list[str]:
         return sorted(self._predicates.get(subject, ()))
@@ -220,7 +245,11 @@ class NamespaceGraph:
         for edge in edges:
             self.graph.remove_edge(*edge)
         edges.clear()
-        for span in history(self._facts.get((subject, predicate), ()), END_OF_TIME):
+        spans = history(self._facts.get((subject, predicate), ()), END_OF_TIME)
+        self._known_now[(subject, predicate)] = spans
+        for span in spans:
+            self._span_now[span.fact.id] = span
+        for span in spans:
             newer = self._fact_by_id.get(span.superseded_by or "")
             if newer is None or newer.memory_id is None or span.fact.memory_id is None:
                 continue
