@@ -287,6 +287,9 @@ class MemOS:
             raise InvalidInputError(f"{where or 'item'} must be a NewMemory")
         valid_from = check.aware_datetime(item.valid_from, f"{where}valid_from")
         valid_to = check.aware_datetime(item.valid_to, f"{where}valid_to")
+        facts = self._checked_facts(item.facts, f"{where}facts")
+        if valid_from is None:  # a memory stating facts is true from when the first was
+            valid_from = min((f.valid_from for f in facts if f.valid_from), default=None)
         if valid_from and valid_to and valid_from >= valid_to:
             raise InvalidInputError(f"{where}valid_from must be earlier than valid_to")
         return NewMemory(
@@ -301,7 +304,7 @@ class MemOS:
             ttl_s=check.ttl(item.ttl_s),
             valid_from=valid_from,
             valid_to=valid_to,
-            facts=self._checked_facts(item.facts, f"{where}facts"),
+            facts=facts,
         )
 
     @staticmethod

@@ -5,7 +5,7 @@ slashes and spaces: a file path, a person)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import get, post
@@ -15,8 +15,11 @@ from memos.core import MemOS
 from memos.graph import Entity, MemoryRef, NamespaceGraph, Span
 from memos.graph.service import (
     MAX_ALIASES,
+    MAX_DEPTH,
     MAX_NAME_CHARS,
+    MAX_PATH,
     MAX_PREDICATE_CHARS,
+    MAX_SUBGRAPH_ENTITIES,
     MAX_TYPE_CHARS,
 )
 
@@ -26,6 +29,11 @@ from .schemas import FactSpec, MemoryId, Strict
 
 EntityName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
 ENTITY = Parameter(query="entity", min_length=1, max_length=MAX_NAME_CHARS)
+ENTITIES = Parameter(query="entity", max_items=MAX_SUBGRAPH_ENTITIES, max_length=MAX_NAME_CHARS)
+TYPES = Parameter(query="type", max_items=32, min_length=1, max_length=MAX_PREDICATE_CHARS)
+DEPTH = Parameter(ge=1, le=MAX_DEPTH)
+SOURCE = Parameter(query="from", min_length=1, max_length=MAX_NAME_CHARS)
+TARGET = Parameter(query="to", min_length=1, max_length=MAX_NAME_CHARS)
 PREDICATE = Parameter(query="predicate", min_length=1, max_length=MAX_PREDICATE_CHARS)
 
 
@@ -94,6 +102,18 @@ class TimelineOut(msgspec.Struct):
     facts: list[FactOut]  # in world order
 
 
+class NeighboursOut(msgspec.Struct):
+    distance: dict[str, int]  # node id -> edges from the entity
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+    truncated: bool
+
+
+class PathOut(msgspec.Struct):
+    found: bool
+    chain: list[dict[str, Any]]  # node, edge, node, ... from source to target
+
+
 class GraphController(TenantController):
     path = "/v1/graph"
     tags = ["graph"]
@@ -144,3 +164,39 @@ class GraphController(TenantController):
         subject = graph.find(entity)
         assert subject is not None
         return TimelineOut(EntityOut.of(subject), [FactOut.of(s, graph) for s in spans])
+
+    @get("/neighbours", sync_to_thread=True, responses=problems(404),
+         summary="The nodes near an entity, by edge type, at a world time")  # fmt: skip
+    def neighbours(
+        self, tenant: Tenant, memos: MemOS, entity: Annotated[str, ENTITY],
+        depth: Annotated[int, DEPTH] = 1, types: Annotated[list[str] | None, TYPES] = None,
+        as_of: datetime | None = None, include_superseded: bool = False,
+    ) -> NeighboursOut:  # fmt: skip
+        found = memos.graph.neighbours(
+            tenant.namespace, entity, depth, frozenset(types or ()), as_of, include_superseded
+        )
+        return NeighboursOut(found.distance, found.node_link["nodes"],
+                             found.node_link["edges"], found.truncated)  # fmt: skip
+
+    @get("/path", sync_to_thread=True, responses=problems(404),
+         summary="A shortest chain of edges between two entities")  # fmt: skip
+    def shortest_path(
+        self, tenant: Tenant, memos: MemOS, source: Annotated[str, SOURCE],
+        target: Annotated[str, TARGET], types: Annotated[list[str] | None, TYPES] = None,
+        as_of: datetime | None = None, include_superseded: bool = False,
+        max_depth: Annotated[int, Parameter(ge=1, le=MAX_PATH)] = MAX_PATH,
+    ) -> PathOut:  # fmt: skip
+        chain = memos.graph.path(tenant.namespace, source, target, frozenset(types or ()),
+                                 as_of, include_superseded, max_depth)  # fmt: skip
+        return PathOut(found=chain is not None, chain=chain or [])
+
+    @get("/subgraph", sync_to_thread=True, responses=problems(404),
+         summary="The graph around some entities (or all of it) as node-link JSON")  # fmt: skip
+    def subgraph(
+        self, tenant: Tenant, memos: MemOS,
+        entities: Annotated[list[str] | None, ENTITIES] = None,
+        depth: Annotated[int, DEPTH] = 1, types: Annotated[list[str] | None, TYPES] = None,
+        as_of: datetime | None = None, include_superseded: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        return memos.graph.subgraph(tenant.namespace, list(entities or ()), depth,
+                                    frozenset(types or ()), as_of, include_superseded)  # fmt: skip

@@ -93,3 +93,133 @@ def test_bad_queries_get_a_4xx(client: TestClient) -> None:
     assert r.status_code == 422 and "as_of" in r.json()["detail"]
     assert client.get("/v1/graph/state").status_code in (400, 422)
     assert client.get("/v1/graph/timeline", params={"entity": "nobody"}).status_code == 404
+
+
+def service_with_a_dependency(client: TestClient) -> dict[str, str]:
+    """Larkspur depends on Quillfeather, whose owner changed from Alice to Dana."""
+    items = [
+        {"text": "Larkspur calls Quillfeather for every login.",
+         "facts": [{"subject": "Larkspur", "predicate": "depends_on", "object": "Quillfeather",
+                    "valid_from": "2026-01-01T00:00:00Z"}]},
+        {"text": "Alice Moreno runs Quillfeather.",
+         "facts": [{"subject": "Quillfeather", "predicate": "owner", "object": "Alice Moreno",
+                    "valid_from": "2026-01-02T00:00:00Z"}]},
+        {"text": "Quillfeather is run by Dana Reyes now.",
+         "facts": [{"subject": "Quillfeather", "predicate": "owner", "object": "Dana Reyes",
+                    "valid_from": "2026-02-01T00:00:00Z"}]},
+    ]  # fmt: skip
+    r = client.post("/v1/memories/batch", json={"items": items})
+    assert r.status_code == 201, r.text
+    return dict(zip(("dep", "alice", "dana"), r.json()["ids"], strict=True))
+
+
+def test_facts_on_memories_and_graph_search_over_rest(client: TestClient) -> None:
+    ids = service_with_a_dependency(client)
+    state = client.get("/v1/graph/state", params={"entity": "Quillfeather"}).json()["facts"]
+    assert state["owner"]["object"] == "Dana Reyes"
+    assert state["owner"]["memory"] == {"id": ids["dana"], "version": 1}
+    query = {"query": "Who owns the service that Larkspur depends on?", "top_k": 3}
+    graph = client.post("/v1/memories/search", json={**query, "mode": "graph"}).json()
+    found = [h["id"] for h in graph["results"]]
+    assert {ids["dep"], ids["dana"]} <= set(found) and ids["alice"] not in found
+    assert all(h["similarity"] is not None for h in graph["results"])
+    then = client.post("/v1/memories/search", json={**query, "mode": "graph", "top_k": 5,
+                                                    "as_of": "2026-01-15T00:00:00Z"}).json()
+    found_then = [h["id"] for h in then["results"]]
+    assert ids["alice"] in found_then and ids["dana"] not in found_then
+    for mode in ("vector", "hybrid"):
+        r = client.post("/v1/memories/search", json={**query, "mode": mode})
+        assert r.status_code == 200 and len(r.json()["results"]) == 3
+
+
+def test_neighbours_path_and_subgraph(client: TestClient) -> None:
+    ids = service_with_a_dependency(client)
+    r = client.get("/v1/graph/neighbours", params={"entity": "Quillfeather"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    names = {n.get("name") for n in body["nodes"]}
+    assert {"Quillfeather", "Larkspur", "Dana Reyes"} <= names
+    # her memory mentions Quillfeather; she is two edges away, for she owns it no more
+    assert f"memory:{ids['alice']}" in body["distance"] and "Alice Moreno" not in names
+    owners = [e for e in body["edges"] if e.get("predicate") == "owner"]
+    assert len(owners) == 1 and owners[0]["kind"] == "fact"  # only the owner fact that holds
+    only_facts = client.get("/v1/graph/neighbours", params={"entity": "Quillfeather",
+                                                            "type": "owner"}).json()  # fmt: skip
+    assert {n.get("name") for n in only_facts["nodes"]} == {"Quillfeather", "Dana Reyes"}
+    history = client.get("/v1/graph/neighbours", params={
+        "entity": "Quillfeather", "type": "owner", "include_superseded": "true"}).json()
+    assert {"Alice Moreno", "Dana Reyes"} <= {n.get("name") for n in history["nodes"]}
+    then = client.get("/v1/graph/neighbours", params={
+        "entity": "Quillfeather", "type": "owner", "as_of": "2026-01-15T00:00:00Z"}).json()
+    assert {n.get("name") for n in then["nodes"]} == {"Quillfeather", "Alice Moreno"}
+
+    path = client.get("/v1/graph/path", params={"from": "Larkspur", "to": "Dana Reyes",
+                                                "type": ["depends_on", "owner"]}).json()
+    assert path["found"] and [step.get("name") for step in path["chain"][::2]] == [
+        "Larkspur", "Quillfeather", "Dana Reyes"]
+    assert [step["predicate"] for step in path["chain"][1::2]] == ["depends_on", "owner"]
+    none = client.get("/v1/graph/path", params={"from": "Larkspur", "to": "Alice Moreno",
+                                                "type": ["depends_on", "owner"]}).json()
+    assert none == {"found": False, "chain": []}
+
+    sub = client.get("/v1/graph/subgraph", params={"entity": "Larkspur", "depth": 2}).json()
+    node_ids = {n["id"] for n in sub["nodes"]}
+    assert f"memory:{ids['dep']}" in node_ids and not sub["truncated"]
+    assert all(e["source"] in node_ids and e["target"] in node_ids for e in sub["edges"])
+
+
+def test_graph_queries_stay_in_their_namespace(
+    client: TestClient, other_client: TestClient
+) -> None:
+    service_with_a_dependency(client)
+    for path, params in (("/v1/graph/neighbours", {"entity": "Larkspur"}),
+                         ("/v1/graph/path", {"from": "Larkspur", "to": "Dana Reyes"}),
+                         ("/v1/graph/subgraph", {"entity": "Larkspur"})):  # fmt: skip
+        r = other_client.get(path, params=params)
+        assert r.status_code == 404 and "Larkspur" in r.json()["detail"], path
+    whole = other_client.get("/v1/graph/subgraph").json()
+    assert whole["nodes"] == [] and whole["edges"] == []
+    hits = other_client.post("/v1/memories/search", json={"query": "Larkspur", "mode": "graph"})
+    assert hits.json()["results"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/graph/neighbours", {"entity": "Larkspur", "depth": 9}, "depth"),
+        ("/v1/graph/neighbours", {"entity": "Larkspur", "depth": "x"}, "depth"),
+        ("/v1/graph/neighbours", {"entity": "Larkspur", "as_of": "2026-01-01"}, "as_of"),
+        ("/v1/graph/path", {"from": "Larkspur"}, "to"),
+        ("/v1/graph/path", {"from": "Larkspur", "to": "Quillfeather", "max_depth": 0},
+         "max_depth"),
+        ("/v1/graph/subgraph", {"entity": "Larkspur", "include_superseded": "maybe"},
+         "include_superseded"),
+    ],
+)  # fmt: skip
+def test_bad_graph_queries_name_the_parameter(
+    client: TestClient, path: str, params: dict, field: str
+) -> None:
+    service_with_a_dependency(client)
+    r = client.get(path, params=params)
+    assert r.status_code in (400, 422), r.text
+    assert field in r.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"query": "x", "mode": "magic"}, "mode"),
+        ({"query": "x", "as_of": "2026-01-01T00:00:00"}, "as_of"),
+        ({"query": "x", "include_superseded": "yes"}, "include_superseded"),
+    ],
+)
+def test_bad_search_modes_get_a_422(client: TestClient, body: dict, field: str) -> None:
+    r = client.post("/v1/memories/search", json=body)
+    assert r.status_code == 422 and field in r.json()["detail"], r.text
+
+
+def test_bad_facts_on_a_memory_store_nothing(client: TestClient) -> None:
+    items = [{"text": "fine"}, {"text": "bad", "facts": [{"subject": "A", "predicate": "p"}]}]
+    r = client.post("/v1/memories/batch", json={"items": items})
+    assert r.status_code == 422 and "items[1].facts[0]" in r.json()["detail"], r.text
+    assert client.get("/v1/memories").json()["items"] == []

@@ -260,9 +260,30 @@ class NamespaceGraph:
 
     # views ------------------------------------------------------------------------------
 
-    def node_link(self) -> dict[str, Any]:
-        """The whole graph as node-link JSON, in a stable order."""
-        data = nx.node_link_data(self.graph, edges="edges")
+    def view(
+        self, world: datetime, known_at: datetime, kinds: frozenset[str] = frozenset(),
+        include_superseded: bool = False,
+    ) -> nx.MultiDiGraph:  # fmt: skip
+        """The graph as it stood at ``world`` (as known at ``known_at``): fact edges that
+        held then (all known ones with ``include_superseded``), links, and derived
+        supersedes edges; only edges whose kind or predicate is in ``kinds``, if given."""
+
+        def keep(source: str, target: str, key: str) -> bool:
+            data = self.graph.edges[source, target, key]
+            if kinds and data["kind"] not in kinds and data.get("predicate") not in kinds:
+                return False
+            if data["kind"] != "fact":
+                return True
+            fact = self._fact_by_id[key]
+            if not fact.known_at(known_at):
+                return False
+            return include_superseded or self.holds(fact, world, known_at)
+
+        return nx.subgraph_view(self.graph, filter_edge=keep)
+
+    def node_link(self, graph: nx.MultiDiGraph | None = None) -> dict[str, Any]:
+        """The whole graph (or a view of it) as node-link JSON, in a stable order."""
+        data = nx.node_link_data(self.graph if graph is None else graph, edges="edges")
         data["nodes"] = sorted(data["nodes"], key=lambda n: n["id"])
         data["edges"] = sorted(data["edges"], key=lambda e: (e["source"], e["target"], e["key"]))
         return data

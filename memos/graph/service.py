@@ -6,6 +6,7 @@ at a world time, as known at a recorded time, and its timeline."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import networkx as nx
 from sqlalchemy.orm import Session
 
 from memos.errors import InvalidInputError, NotFoundError
@@ -33,7 +35,14 @@ from memos.memcube.graph_rows import (
 from memos.memcube.models import GraphFact, utcnow
 
 from .expansion import Exploration, Walk, explore
-from .namespace_graph import Entity, Link, NamespaceGraph, entity_node, memory_node, name_key
+from .namespace_graph import (
+    Entity,
+    Link,
+    NamespaceGraph,
+    entity_node,
+    memory_node,
+    name_key,
+)
 from .policy import GraphPolicy
 from .timeline import Fact, Span
 
@@ -43,6 +52,17 @@ MAX_PREDICATE_CHARS = 128
 MAX_VALUE_CHARS = 4_096
 MAX_ALIASES = 32
 DEFAULT_ENTITY_TYPE = "entity"
+MAX_DEPTH = 3
+MAX_PATH = 8
+MAX_NODES = 1_000
+MAX_SUBGRAPH_ENTITIES = 32
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    distance: dict[str, int]  # node -> edges from the entity asked about
+    node_link: dict[str, Any]  # those nodes and the edges among them
+    truncated: bool  # more nodes were within reach than MAX_NODES
 
 
 @dataclass(frozen=True)
@@ -349,6 +369,88 @@ class GraphMemory:
         with self._lock:
             return self.graph(namespace).node_link()
 
+    def neighbours(
+        self, namespace: str, entity: str, depth: int = 1, kinds: frozenset[str] = frozenset(),
+        as_of: datetime | None = None, include_superseded: bool = False,
+    ) -> Neighbourhood:  # fmt: skip
+        """The nodes within ``depth`` edges of ``entity`` (either direction), with their
+        distance and the edges among them, as the graph stood at ``as_of``."""
+        depth = _check_depth("depth", depth)
+        kinds = _check_kinds(kinds)
+        as_of = _aware("as_of", as_of)
+        with self._lock:
+            graph = self.graph(namespace)
+            start = entity_node(self._existing(graph, entity).id)
+            now = utcnow()
+            view = graph.view(as_of or now, now, kinds, include_superseded)
+            reach = nx.single_source_shortest_path_length(
+                view.to_undirected(as_view=True), start, cutoff=depth
+            )
+            nearest = sorted(reach, key=lambda n: (reach[n], n))
+            kept = nearest[:MAX_NODES]
+            return Neighbourhood(
+                {n: reach[n] for n in kept}, graph.node_link(view.subgraph(kept)),
+                truncated=len(nearest) > len(kept),
+            )  # fmt: skip
+
+    def path(
+        self, namespace: str, source: str, target: str, kinds: frozenset[str] = frozenset(),
+        as_of: datetime | None = None, include_superseded: bool = False,
+        max_depth: int = MAX_PATH,
+    ) -> list[dict[str, Any]] | None:  # fmt: skip
+        """A shortest chain of edges (either direction) from ``source`` to ``target``
+        entity, as node, edge, node, ...; None when there is none within ``max_depth``."""
+        max_depth = _check_depth("max_depth", max_depth, MAX_PATH)
+        kinds = _check_kinds(kinds)
+        as_of = _aware("as_of", as_of)
+        with self._lock:
+            graph = self.graph(namespace)
+            a = entity_node(self._existing(graph, source).id)
+            b = entity_node(self._existing(graph, target).id)
+            now = utcnow()
+            view = graph.view(as_of or now, now, kinds, include_superseded)
+            try:
+                nodes = nx.shortest_path(view.to_undirected(as_view=True), a, b)
+            except nx.NetworkXNoPath:
+                return None
+            if len(nodes) - 1 > max_depth:
+                return None
+            chain: list[dict[str, Any]] = [_node_json(view, nodes[0])]
+            for u, v in itertools.pairwise(nodes):
+                chain += [_edge_json(view, u, v), _node_json(view, v)]
+            return chain
+
+    def subgraph(
+        self, namespace: str, entities: list[str], depth: int = 1,
+        kinds: frozenset[str] = frozenset(), as_of: datetime | None = None,
+        include_superseded: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The nodes within ``depth`` of any of ``entities`` and the edges among them, as
+        node-link JSON (the whole graph when no entity is given)."""
+        if len(entities) > MAX_SUBGRAPH_ENTITIES:
+            raise InvalidInputError(f"entities may name at most {MAX_SUBGRAPH_ENTITIES}")
+        depth = _check_depth("depth", depth)
+        kinds = _check_kinds(kinds)
+        as_of = _aware("as_of", as_of)
+        with self._lock:
+            graph = self.graph(namespace)
+            starts = [entity_node(self._existing(graph, e).id) for e in entities]
+            now = utcnow()
+            view = graph.view(as_of or now, now, kinds, include_superseded)
+            if not starts:
+                nodes = sorted(view.nodes)
+            else:
+                undirected = view.to_undirected(as_view=True)
+                reach: dict[str, int] = {}
+                for start in starts:
+                    near = nx.single_source_shortest_path_length(undirected, start, cutoff=depth)
+                    for node, d in near.items():
+                        reach[node] = min(d, reach.get(node, d))
+                nodes = sorted(reach, key=lambda n: (reach[n], n))
+            data = graph.node_link(view.subgraph(nodes[:MAX_NODES]))
+            data["truncated"] = len(nodes) > MAX_NODES
+            return data
+
     def forget_loaded(self) -> None:
         """Drop every graph held in memory: the next use loads it again from the rows."""
         with self._lock:
@@ -474,3 +576,29 @@ def _aware(field: str, value: datetime | None) -> datetime | None:
     if value.tzinfo is None:
         raise InvalidInputError(f"{field} must carry a time zone (e.g. 2026-03-03T00:00:00Z)")
     return value
+
+
+def _check_depth(field: str, value: Any, limit: int = MAX_DEPTH) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise InvalidInputError(f"{field} must be an integer from 1 to {limit}, got {value!r}")
+    return value
+
+
+def _check_kinds(kinds: Any) -> frozenset[str]:
+    """Edge kinds (fact, supersedes, mentions, related, ...) or fact predicates."""
+    if isinstance(kinds, str) or not all(isinstance(k, str) and k for k in kinds):
+        raise InvalidInputError("types must be a list of edge kinds or fact predicates")
+    if len(kinds) > 32:
+        raise InvalidInputError("types may list at most 32 kinds")
+    return frozenset(kinds)
+
+
+def _node_json(view: nx.MultiDiGraph, node: str) -> dict[str, Any]:
+    return {"id": node, **view.nodes[node]}
+
+
+def _edge_json(view: nx.MultiDiGraph, u: str, v: str) -> dict[str, Any]:
+    """One edge between ``u`` and ``v``, in whichever direction it runs."""
+    source, target = (u, v) if view.has_edge(u, v) else (v, u)
+    key, data = sorted(view.get_edge_data(source, target).items())[0]
+    return {"source": source, "target": target, "key": key, **data}
