@@ -45,6 +45,7 @@ from .errors import (
 from .graph import GraphMemory
 from .graph.policy import GraphPolicy
 from .graph.service import FactInput, NewNode, check_fact
+from .graph.tasks import TaskBoard
 from .index_registry import IndexRegistry
 from .provenance import SDK, Origin, content_hash, version_row
 from .records import (
@@ -95,6 +96,7 @@ class MemOS:
         self.tool_history = ToolHistory(self.db)
         # each namespace's graph loads on first use
         self.graph = GraphMemory(self.db, GraphPolicy.from_file(self.settings.config_path))
+        self.tasks = TaskBoard(self.db)
         self.retrieval = Retriever(self.db, self.indexes, self.graph, self.embedder)
         self.cache = SemanticCache(
             self.db, self.embedder, CachePolicy.from_file(self.settings.config_path)

@@ -26,6 +26,7 @@ from .keys import KeyController
 from .memories import MemoryController
 from .problems import HANDLERS
 from .strict import strict_input
+from .tasks import TaskController
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ def create_app(
         route_handlers=[
             MemoryController,
             GraphController,
+            TaskController,
             CacheController,
             *([ChatController] if chat is not None else []),
             KeyController,
