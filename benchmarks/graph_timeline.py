@@ -157,9 +157,10 @@ class _Builder:
 
     def _services(self, n: int) -> list[str]:
         out: set[str] = set()
-        while len(out) < n:
-            a, b = self.rng.sample(SYLLABLES, 2)
-            out.add((a + b).capitalize())
+        pairs = len(SYLLABLES) * (len(SYLLABLES) - 1)
+        while len(out) < n:  # two syllables while they last, then three
+            parts = self.rng.sample(SYLLABLES, 2 if len(out) < pairs // 2 else 3)
+            out.add("".join(parts).capitalize())
         return sorted(out)
 
     def _issues(self, n: int) -> list[str]:

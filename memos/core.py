@@ -43,8 +43,9 @@ from .errors import (
     TooLargeError,
 )
 from .graph import GraphMemory
+from .graph.llm_extract import ExtractionQueue
 from .graph.policy import GraphPolicy
-from .graph.service import FactInput, NewNode, check_fact
+from .graph.service import FactInput, MemoryRef, NewNode, check_fact
 from .graph.tasks import TaskBoard
 from .index_registry import IndexRegistry
 from .provenance import SDK, Origin, content_hash, version_row
@@ -96,6 +97,8 @@ class MemOS:
         self.tool_history = ToolHistory(self.db)
         # each namespace's graph loads on first use
         self.graph = GraphMemory(self.db, GraphPolicy.from_file(self.settings.config_path))
+        # the chat model's fact extraction, when configured; the app runs its worker
+        self.extraction = ExtractionQueue(self.graph) if self.graph.policy.llm_extract else None
         self.tasks = TaskBoard(self.db)
         self.retrieval = Retriever(self.db, self.indexes, self.graph, self.embedder)
         self.cache = SemanticCache(
@@ -241,6 +244,9 @@ class MemOS:
                 ]
                 link = self.graph.ingest(session, namespace, nodes, now)
             link()
+        if self.extraction is not None:
+            for i, cube in stored.items():
+                self.extraction.submit(namespace, MemoryRef(cube.id, 1), items[i].text)
             if stored:
                 index.upsert([c.id for c in stored.values()], embedded[rows])
                 index.revision = revision or index.revision

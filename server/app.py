@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 from litestar import Litestar
@@ -13,7 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from memos.agents.chat import ChatService
+from memos.agents.chat import ChatRequest, ChatService
 from memos.core import MemOS
 
 from .allow import allow_header_fix
@@ -29,6 +29,8 @@ from .strict import strict_input
 from .tasks import TaskController
 
 log = logging.getLogger(__name__)
+EXTRACT_MAX_TOKENS = 200
+EXTRACT_NAMESPACE = "memos-graph-extract"  # the extractor's requests are no tenant's
 
 
 class MetricsController(PrometheusController):
@@ -65,6 +67,18 @@ def _save_tool_calls(memos: MemOS, chat: ChatService) -> None:
     memos.tool_history.save_from(chat.registry.predictor)
 
 
+def _completer(chat: ChatService) -> Callable[[list[dict[str, str]]], Awaitable[str]]:
+    """The chat model as the fact extractor calls it: greedy, short, after it is ready."""
+
+    async def complete(messages: list[dict[str, str]]) -> str:
+        while not chat.ready:
+            await asyncio.sleep(1.0)
+        request = ChatRequest(messages, max_tokens=EXTRACT_MAX_TOKENS, temperature=0.0, seed=0)
+        return (await chat.complete(request, EXTRACT_NAMESPACE)).text
+
+    return complete
+
+
 async def _start_engine(chat: ChatService) -> None:
     try:
         await anyio.to_thread.run_sync(chat.backend.start)
@@ -91,6 +105,11 @@ def create_app(
         tasks = [asyncio.create_task(_maintenance(memos, chat))] if background_jobs else []
         if chat is not None and not chat.ready:
             tasks.append(asyncio.create_task(_start_engine(chat)))
+        if memos.extraction is not None:
+            if chat is None:
+                log.warning("[graph] llm_extract is on but no chat model is configured")
+            else:
+                tasks.append(asyncio.create_task(memos.extraction.run(_completer(chat))))
         try:
             yield
         finally:

@@ -22,10 +22,12 @@ class GraphPolicy:
     related_k: int = 3  # link each memory to its k most similar memories ...
     related_min_score: float = 0.75  # ... that are at least this similar (cosine)
     entity_rules: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RULES))
+    llm_extract: bool = False  # ask the chat model for the facts each new memory states
 
     def __post_init__(self) -> None:
-        if not isinstance(self.extract_entities, bool):
-            raise InvalidInputError("graph: extract_entities must be true or false")
+        for name in ("extract_entities", "llm_extract"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInputError(f"graph: {name} must be true or false")
         k = self.related_k
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_RELATED_K:
             raise InvalidInputError(
@@ -46,7 +48,7 @@ class GraphPolicy:
     @classmethod
     def from_mapping(cls, table: dict[str, Any]) -> GraphPolicy:
         known = {"extract_entities", "related_k", "related_min_score", "entity_rules",
-                 "replace_default_rules"}  # fmt: skip
+                 "replace_default_rules", "llm_extract"}  # fmt: skip
         unknown = sorted(set(table) - known)
         if unknown:
             raise InvalidInputError(f"graph: unknown setting {unknown[0]!r}")
@@ -62,8 +64,8 @@ class GraphPolicy:
         rules = dict(given) if replace else {**given, **{
             k: v for k, v in DEFAULT_RULES.items() if k not in given
         }}  # fmt: skip
-        fields = {k: table[k] for k in ("extract_entities", "related_k", "related_min_score")
-                  if k in table}  # fmt: skip
+        names = ("extract_entities", "related_k", "related_min_score", "llm_extract")
+        fields = {k: table[k] for k in names if k in table}
         return cls(entity_rules=rules, **fields)
 
     @classmethod

@@ -32,7 +32,8 @@ from memos.memcube.graph_rows import (
     retire_facts,
     update_entity,
 )
-from memos.memcube.models import GraphFact, utcnow
+from memos.memcube.models import GraphFact, is_served, utcnow
+from memos.memcube.repository import CubeRepository
 
 from .expansion import Exploration, Walk, explore
 from .namespace_graph import (
@@ -198,18 +199,41 @@ class GraphMemory:
             graph.add_facts([fact])
             return fact
 
+    def assert_facts(self, namespace: str, facts: list[FactInput], memory: MemoryRef) -> list[Fact]:
+        """Record facts ``memory`` states, in one unit of work, if that memory is still
+        served at that version (else nothing: its text no longer says them)."""
+        facts = [check_fact(f, f"facts[{i}].") for i, f in enumerate(facts)]
+        with self._lock:
+            self.graph(namespace)
+            with self._db.unit_of_work() as session:
+                cube = CubeRepository(session).get(namespace, memory.id, for_update=True)
+                now = utcnow()
+                if (
+                    cube is None
+                    or cube.version != memory.version
+                    or not is_served(cube.state, cube.expires_at, now)
+                ):
+                    return []
+                node = NewNode(memory.id, memory.version, "", cube.valid_from, tuple(facts))
+                apply = self.ingest(session, namespace, [node], now, links=False)
+            return apply()
+
     def ingest(
-        self, session: Session, namespace: str, nodes: list[NewNode], now: datetime
-    ) -> Callable[[], None]:
+        self, session: Session, namespace: str, nodes: list[NewNode], now: datetime,
+        links: bool = True,
+    ) -> Callable[[], list[Fact]]:  # fmt: skip
         """In the unit of work that stores new memories (holding ``lock``): link each to
-        the entities its text mentions and to its similar memories, and record its facts.
-        Returns what updates the graph in memory once the work is committed."""
+        the entities its text mentions and to its similar memories (unless not
+        ``links``), and record its facts. Returns what updates the graph in memory once
+        the work is committed (it returns the facts)."""
         graph = self.graph(namespace)
         resolver = _Resolver(graph)
         facts: list[Fact] = []
         links: list[Link] = []
+        made: list[Link] = []
         for node in nodes:
-            links += self._links_of(resolver, node)
+            if links:
+                made += self._links_of(resolver, node)
             for given in node.facts:
                 # one microsecond apart: of two facts from the same moment in one batch,
                 # the later one is the correction, after a restart too
@@ -219,14 +243,15 @@ class GraphMemory:
                                        node.valid_from or now))  # fmt: skip
         add_entities(session, [_entity_row(namespace, e, now) for e in resolver.made])
         add_facts(session, [_fact_row(f) for f in facts])
-        add_edges(session, [_edge_row(namespace, link, now) for link in links])
+        add_edges(session, [_edge_row(namespace, link, now) for link in made])
 
-        def apply() -> None:
+        def apply() -> list[Fact]:
             with self._lock:
                 for entity in resolver.made:
                     graph.add_entity(entity)
                 graph.add_facts(facts)
-                graph.add_links(links)
+                graph.add_links(made)
+            return facts
 
         return apply
 
