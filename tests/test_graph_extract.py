@@ -58,3 +58,30 @@ def test_a_bad_rule_names_itself() -> None:
         EntityRules({"broken": "(unclosed"})
     with pytest.raises(InvalidInputError, match="at most 32 entity rules"):
         EntityRules({f"r{i}": "x" for i in range(33)})
+
+
+def test_the_graph_policy_comes_from_the_config_file(tmp_path) -> None:
+    from pathlib import Path
+
+    from memos.graph.policy import GraphPolicy
+
+    example = GraphPolicy.from_file(Path(__file__).parent.parent / "docs/graph.example.toml")
+    assert next(iter(example.entity_rules)) == "ticket" and "issue" in example.entity_rules
+    found = example.rules().find("See TICKET#12 and ENG-42 by @bob")
+    assert [(m.text, m.type) for m in found] == [
+        ("TICKET#12", "ticket"),
+        ("ENG-42", "issue"),
+        ("@bob", "handle"),
+    ]
+    only = tmp_path / "only.toml"
+    only.write_text("[graph]\nreplace_default_rules = true\n[graph.entity_rules]\nk = 'K\\d'\n")
+    assert GraphPolicy.from_file(only).entity_rules == {"k": "K\\d"}
+    for body, field in (("related_k = -1", "related_k"), ("related_min_score = 2", "related_min_score"),
+                        ("llm_extract = 1", "llm_extract"), ("colour = 1", "colour"),
+                        ("[graph.entity_rules]\nx = '('", "entity rule 'x'")):  # fmt: skip
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f"[graph]\n{body}\n")
+        with pytest.raises(InvalidInputError, match=field):
+            GraphPolicy.from_file(bad)
+    with pytest.raises(InvalidInputError, match="not found"):
+        GraphPolicy.from_file(tmp_path / "missing.toml")
