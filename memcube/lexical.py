@@ -7,6 +7,7 @@ column (``to_tsvector('english', payload)``) and its GIN index. Both made by mig
 from __future__ import annotations
 
 import re
+import time
 
 from sqlalchemy import (
     ColumnElement,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
 
 from .models import MemCube
 
@@ -28,6 +30,10 @@ PG_INDEX = "ix_memcubes_fts"
 PG_COLUMN = "payload_tsv"
 SCAN_FACTOR = 4  # index matches ranked per result wanted, before the filters drop some
 MIN_SCAN = 200
+RARE_MATCHES = 2_000  # a term in at most this many cubes is matched exhaustively
+COUNT_TTL_S = 60.0
+MAX_COUNTS = 10_000
+_counts: dict[tuple[str, str], tuple[int, float]] = {}  # (database, term) -> count, when
 MAX_TERMS = 16
 _TERM = re.compile(r"[\w][\w.@/+-]*[\w]|[\w]")
 # Words that carry no topic: matching them would rank half the store.
@@ -70,19 +76,30 @@ def lexical_search(
 def _fts5(
     session: Session, namespace: str, terms: list[str], where: ColumnElement[bool], limit: int
 ) -> list[tuple[str, float]]:
-    # The index ranks its best matches inside the namespace first (in C, over the doc
-    # lists); only those few are joined to the cubes and filtered.
-    def phrase(words: str) -> str:
-        return '"' + words.replace('"', '""') + '"'
-
-    match = f"namespace : {phrase(namespace)} AND payload : ({' OR '.join(map(phrase, terms))})"
-    ranked = (
-        select(
-            literal_column("rowid").label("rowid"),
-            literal_column(f"bm25({FTS_TABLE}, 1.0, 0.0)", Float).label("rank"),
+    # Ranking every match of a common word ("status" in a fifth of the store) costs more
+    # than the rest of a search, and such words weigh little in bm25 anyway. So when the
+    # query has rare terms, only they are matched, and all their matches are joined to
+    # the cubes (few, so the namespace and the filters apply exactly). A query of common
+    # words only ranks its best matches inside the namespace within the index, then
+    # joins those.
+    counts = {t: _match_count(session, t) for t in terms}
+    rare = [t for t in terms if counts[t] <= RARE_MATCHES]
+    fts = table(FTS_TABLE, column("rowid"))
+    rank = literal_column(f"bm25({FTS_TABLE}, 1.0, 0.0)", Float)
+    if rare:
+        stmt = (
+            select(MemCube.id, rank)
+            .select_from(MemCube)
+            .join(fts, fts.c.rowid == literal_column("memcubes.rowid"))
+            .where(_match(f"payload : ({_any(rare)})"), where)
+            .order_by(rank)
+            .limit(limit)
         )
+        return [(row[0], -float(row[1])) for row in session.execute(stmt)]
+    ranked = (
+        select(literal_column("rowid").label("rowid"), rank.label("rank"))
         .select_from(table(FTS_TABLE))
-        .where(text(f"{FTS_TABLE} MATCH :match").bindparams(match=match))
+        .where(_match(f"namespace : {_phrase(namespace)} AND payload : ({_any(terms)})"))
         .order_by(literal_column("rank"))
         .limit(max(limit * SCAN_FACTOR, MIN_SCAN))
         .subquery()
@@ -95,6 +112,37 @@ def _fts5(
         .limit(limit)
     )
     return [(row[0], -float(row[1])) for row in session.execute(stmt)]
+
+
+def _phrase(words: str) -> str:
+    """An FTS5 string: its tokens must appear together, in order."""
+    return '"' + words.replace('"', '""') + '"'
+
+
+def _any(terms: list[str]) -> str:
+    return " OR ".join(map(_phrase, terms))
+
+
+def _match(query: str) -> TextClause:
+    return text(f"{FTS_TABLE} MATCH :match").bindparams(match=query)
+
+
+def _match_count(session: Session, term: str) -> int:
+    """How many cubes (of every namespace) hold ``term``; remembered for a minute."""
+    key = (str(session.get_bind().url), term)
+    now = time.monotonic()
+    known = _counts.get(key)
+    if known is not None and now - known[1] < COUNT_TTL_S:
+        return known[0]
+    count = session.scalar(
+        select(func.count())
+        .select_from(table(FTS_TABLE))
+        .where(_match(f"payload : {_phrase(term)}"))
+    )
+    if len(_counts) >= MAX_COUNTS:
+        _counts.clear()
+    _counts[key] = (int(count or 0), now)
+    return int(count or 0)
 
 
 def _tsvector(

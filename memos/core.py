@@ -244,12 +244,12 @@ class MemOS:
                 ]
                 link = self.graph.ingest(session, namespace, nodes, now)
             link()
-        if self.extraction is not None:
-            for i, cube in stored.items():
-                self.extraction.submit(namespace, MemoryRef(cube.id, 1), items[i].text)
             if stored:
                 index.upsert([c.id for c in stored.values()], embedded[rows])
                 index.revision = revision or index.revision
+        if self.extraction is not None:
+            for i, cube in stored.items():
+                self.extraction.submit(namespace, MemoryRef(cube.id, 1), items[i].text)
 
         results: list[AddResult] = []
         for i, item in enumerate(items):

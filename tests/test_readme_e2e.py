@@ -152,3 +152,34 @@ def test_readme_chat_example_answers_as_shown(tmp_path: Path, chat_model_dir: Pa
     assert reply["choices"][0]["message"]["content"]
     assert reply["program"] == {"turn": 0, "pin_ttl_s": 2.0}  # a tool not seen yet: 2 s
     assert program["id"] == "fix-bug-17" and program["turns"][0]["next_tool"] == "run_tests"
+
+
+def test_readme_graph_search_example_answers_as_shown(server: tuple[str, Path]) -> None:
+    lines = _run_readme_example("readme-graph-search-example", *server)
+    added, now, then, path, neighbours = (json.loads(line) for line in lines)
+    assert added["created"] == [True, True, True]
+    assert [r["text"] for r in now["results"]] == [
+        "Quillfeather is run by Dana Reyes now.",
+        "Larkspur calls Quillfeather for every login.",
+    ]
+    assert then["results"][0]["text"] == "Alice Moreno runs Quillfeather."
+    assert "Quillfeather is run by Dana Reyes now." not in [r["text"] for r in then["results"]]
+    assert path["found"] and [step.get("name") for step in path["chain"][::2]] == [
+        "Larkspur",
+        "Quillfeather",
+        "Dana Reyes",
+    ]
+    assert [step["predicate"] for step in path["chain"][1::2]] == ["depends_on", "owner"]
+    assert {n.get("name") for n in neighbours["nodes"]} == {"Quillfeather", "Dana Reyes"}
+    assert [e["predicate"] for e in neighbours["edges"]] == ["owner"]
+
+
+def test_readme_tasks_example_answers_as_shown(server: tuple[str, Path]) -> None:
+    lines = _run_readme_example("readme-tasks-example", *server)
+    context, cycle = (json.loads(line) for line in lines)
+    assert context["task"]["title"] == "Deploy"
+    assert [t["title"] for t in context["path"]] == ["Ship 2.0"]
+    assert [(t["title"], t["outcome"]) for t in context["dependencies"]] == [
+        ("Build", "artifacts in s3://builds/2.0")
+    ]
+    assert cycle["status"] == 422 and "depends_on would make a cycle" in cycle["detail"]

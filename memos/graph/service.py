@@ -229,7 +229,6 @@ class GraphMemory:
         graph = self.graph(namespace)
         resolver = _Resolver(graph)
         facts: list[Fact] = []
-        links: list[Link] = []
         made: list[Link] = []
         for node in nodes:
             if links:
