@@ -123,8 +123,10 @@ def test_facts_on_memories_and_graph_search_over_rest(client: TestClient) -> Non
     found = [h["id"] for h in graph["results"]]
     assert {ids["dep"], ids["dana"]} <= set(found) and ids["alice"] not in found
     assert all(h["similarity"] is not None for h in graph["results"])
-    then = client.post("/v1/memories/search", json={**query, "mode": "graph", "top_k": 5,
-                                                    "as_of": "2026-01-15T00:00:00Z"}).json()
+    then = client.post(
+        "/v1/memories/search",
+        json={**query, "mode": "graph", "top_k": 5, "as_of": "2026-01-15T00:00:00Z"},
+    ).json()
     found_then = [h["id"] for h in then["results"]]
     assert ids["alice"] in found_then and ids["dana"] not in found_then
     for mode in ("vector", "hybrid"):
@@ -146,20 +148,31 @@ def test_neighbours_path_and_subgraph(client: TestClient) -> None:
     only_facts = client.get("/v1/graph/neighbours", params={"entity": "Quillfeather",
                                                             "type": "owner"}).json()  # fmt: skip
     assert {n.get("name") for n in only_facts["nodes"]} == {"Quillfeather", "Dana Reyes"}
-    history = client.get("/v1/graph/neighbours", params={
-        "entity": "Quillfeather", "type": "owner", "include_superseded": "true"}).json()
+    history = client.get(
+        "/v1/graph/neighbours",
+        params={"entity": "Quillfeather", "type": "owner", "include_superseded": "true"},
+    ).json()
     assert {"Alice Moreno", "Dana Reyes"} <= {n.get("name") for n in history["nodes"]}
-    then = client.get("/v1/graph/neighbours", params={
-        "entity": "Quillfeather", "type": "owner", "as_of": "2026-01-15T00:00:00Z"}).json()
+    then = client.get(
+        "/v1/graph/neighbours",
+        params={"entity": "Quillfeather", "type": "owner", "as_of": "2026-01-15T00:00:00Z"},
+    ).json()
     assert {n.get("name") for n in then["nodes"]} == {"Quillfeather", "Alice Moreno"}
 
-    path = client.get("/v1/graph/path", params={"from": "Larkspur", "to": "Dana Reyes",
-                                                "type": ["depends_on", "owner"]}).json()
+    path = client.get(
+        "/v1/graph/path",
+        params={"from": "Larkspur", "to": "Dana Reyes", "type": ["depends_on", "owner"]},
+    ).json()
     assert path["found"] and [step.get("name") for step in path["chain"][::2]] == [
-        "Larkspur", "Quillfeather", "Dana Reyes"]
+        "Larkspur",
+        "Quillfeather",
+        "Dana Reyes",
+    ]
     assert [step["predicate"] for step in path["chain"][1::2]] == ["depends_on", "owner"]
-    none = client.get("/v1/graph/path", params={"from": "Larkspur", "to": "Alice Moreno",
-                                                "type": ["depends_on", "owner"]}).json()
+    none = client.get(
+        "/v1/graph/path",
+        params={"from": "Larkspur", "to": "Alice Moreno", "type": ["depends_on", "owner"]},
+    ).json()
     assert none == {"found": False, "chain": []}
 
     sub = client.get("/v1/graph/subgraph", params={"entity": "Larkspur", "depth": 2}).json()
