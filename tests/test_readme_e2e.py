@@ -158,10 +158,10 @@ def test_readme_graph_search_example_answers_as_shown(server: tuple[str, Path]) 
     lines = _run_readme_example("readme-graph-search-example", *server)
     added, now, then, path, neighbours = (json.loads(line) for line in lines)
     assert added["created"] == [True, True, True]
-    assert [r["text"] for r in now["results"]] == [
+    assert {r["text"] for r in now["results"]} == {
         "Quillfeather is run by Dana Reyes now.",
         "Larkspur calls Quillfeather for every login.",
-    ]
+    }
     assert then["results"][0]["text"] == "Alice Moreno runs Quillfeather."
     assert "Quillfeather is run by Dana Reyes now." not in [r["text"] for r in then["results"]]
     assert path["found"] and [step.get("name") for step in path["chain"][::2]] == [
