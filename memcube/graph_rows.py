@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .models import GraphEdge, GraphEntity, GraphFact
@@ -66,14 +66,20 @@ def last_retired_facts(session: Session, namespace: str, memory_id: str) -> Sequ
     return session.scalars(stmt.order_by(GraphFact.recorded_at, GraphFact.id)).all()
 
 
-def load_entities(session: Session, namespace: str) -> Sequence[GraphEntity]:
-    stmt = select(GraphEntity).where(GraphEntity.namespace == namespace)
-    return session.scalars(stmt.order_by(GraphEntity.created_at, GraphEntity.id)).all()
+def graph_namespaces(session: Session) -> list[str]:
+    """The namespaces that have a graph (any entity)."""
+    return list(session.scalars(select(GraphEntity.namespace).distinct()))
 
 
-def load_facts(session: Session, namespace: str) -> Sequence[GraphFact]:
-    stmt = select(GraphFact).where(GraphFact.namespace == namespace)
-    return session.scalars(stmt.order_by(GraphFact.recorded_at, GraphFact.id)).all()
+def load_entities(session: Session, namespace: str) -> Sequence[Row]:
+    """The namespace's entities as plain rows (a namespace's graph loads in one go)."""
+    stmt = select(*GraphEntity.__table__.c).where(GraphEntity.namespace == namespace)
+    return session.execute(stmt.order_by(GraphEntity.created_at, GraphEntity.id)).all()
+
+
+def load_facts(session: Session, namespace: str) -> Sequence[Row]:
+    stmt = select(*GraphFact.__table__.c).where(GraphFact.namespace == namespace)
+    return session.execute(stmt.order_by(GraphFact.recorded_at, GraphFact.id)).all()
 
 
 def add_edges(session: Session, edges: Sequence[dict]) -> None:
@@ -86,7 +92,9 @@ def retire_edges(session: Session, namespace: str, memory_id: str, at: datetime)
     return _retire(session, GraphEdge, namespace, memory_id, at)
 
 
-def load_edges(session: Session, namespace: str) -> Sequence[GraphEdge]:
-    """The namespace's live links, oldest first."""
-    stmt = select(GraphEdge).where(GraphEdge.namespace == namespace, GraphEdge.retired_at.is_(None))
-    return session.scalars(stmt.order_by(GraphEdge.created_at, GraphEdge.id)).all()
+def load_edges(session: Session, namespace: str) -> Sequence[Row]:
+    """The namespace's live links, oldest first, as plain rows."""
+    stmt = select(*GraphEdge.__table__.c).where(
+        GraphEdge.namespace == namespace, GraphEdge.retired_at.is_(None)
+    )
+    return session.execute(stmt.order_by(GraphEdge.created_at, GraphEdge.id)).all()

@@ -82,7 +82,7 @@ def _fts5(
     # the cubes (few, so the namespace and the filters apply exactly). A query of common
     # words only ranks its best matches inside the namespace within the index, then
     # joins those.
-    counts = {t: _match_count(session, t) for t in terms}
+    counts = _match_counts(session, terms)
     rare = [t for t in terms if counts[t] <= RARE_MATCHES]
     fts = table(FTS_TABLE, column("rowid"))
     rank = literal_column(f"bm25({FTS_TABLE}, 1.0, 0.0)", Float)
@@ -127,22 +127,31 @@ def _match(query: str) -> TextClause:
     return text(f"{FTS_TABLE} MATCH :match").bindparams(match=query)
 
 
-def _match_count(session: Session, term: str) -> int:
-    """How many cubes (of every namespace) hold ``term``; remembered for a minute."""
-    key = (str(session.get_bind().url), term)
+def _match_counts(session: Session, terms: list[str]) -> dict[str, int]:
+    """How many cubes (of every namespace) hold each term, counted up to RARE_MATCHES + 1
+    (past that only "common" matters), in one statement; remembered for a minute."""
+    url = str(session.get_bind().url)
     now = time.monotonic()
-    known = _counts.get(key)
-    if known is not None and now - known[1] < COUNT_TTL_S:
-        return known[0]
-    count = session.scalar(
-        select(func.count())
-        .select_from(table(FTS_TABLE))
-        .where(_match(f"payload : {_phrase(term)}"))
-    )
-    if len(_counts) >= MAX_COUNTS:
-        _counts.clear()
-    _counts[key] = (int(count or 0), now)
-    return int(count or 0)
+    counts: dict[str, int] = {}
+    for term in terms:
+        known = _counts.get((url, term))
+        if known is not None and now - known[1] < COUNT_TTL_S:
+            counts[term] = known[0]
+    missing = [t for t in terms if t not in counts]
+    if missing:
+        one = (
+            "SELECT {i}, count(*) FROM (SELECT rowid FROM " + FTS_TABLE + " WHERE "
+            + FTS_TABLE + " MATCH :m{i} LIMIT " + str(RARE_MATCHES + 1) + ")"
+        )  # fmt: skip
+        sql = " UNION ALL ".join(one.format(i=i) for i in range(len(missing)))
+        params = {f"m{i}": f"payload : {_phrase(t)}" for i, t in enumerate(missing)}
+        rows = session.execute(text(sql), params).all()
+        if len(_counts) + len(missing) > MAX_COUNTS:
+            _counts.clear()
+        for i, count in rows:
+            counts[missing[int(i)]] = int(count)
+            _counts[(url, missing[int(i)])] = (int(count), now)
+    return counts
 
 
 def _tsvector(

@@ -106,9 +106,10 @@ class MemOS:
         )
 
     def open(self) -> MemOS:
-        """Load (or rebuild) every namespace's index, and the cache's, now rather than on
-        first use."""
+        """Load (or rebuild) every namespace's index, its graph, and the cache's index, now
+        rather than on first use."""
         self.indexes.open_all()
+        self.graph.open_all()
         self.cache.open()
         return self
 

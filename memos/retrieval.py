@@ -17,6 +17,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -110,13 +111,9 @@ class Retriever:
         similar = self._similarities(namespace, vector, ranked, similar)
         if min_score is not None:
             ranked = [i for i in ranked if similar[i] >= min_score]
-        now = utcnow()
-        with self._db.reader() as session:
-            repo = CubeRepository(session)
-            served = repo.live_importance(namespace, ranked, filters, now)
-            ranked = [i for i in ranked if i in served][:top_k]
-            rows = repo.live_by_ids(namespace, ranked, filters, now)
-        return [SearchHit(memory_of(rows[i]), fused[i], similar[i]) for i in ranked if i in rows]
+        rows = self._served_rows(namespace, ranked, filters, top_k)
+        served = [i for i in ranked if i in rows][:top_k]
+        return [SearchHit(memory_of(rows[i]), fused[i], similar[i]) for i in served]
 
     def graph(
         self, query: str, vector: np.ndarray, namespace: str, top_k: int,
@@ -124,29 +121,59 @@ class Retriever:
         include_superseded: bool,
     ) -> list[SearchHit]:  # fmt: skip
         now = utcnow()
-        fused, similar = self._fused(query, vector, namespace, max(3 * top_k, MIN_POOL), filters)
+        # The seeds: the vector ranking, and the entities the query names (explore links
+        # them), which find the exact tokens a full-text match would, for less.
+        nearest = self._nearest(vector, namespace, max(3 * top_k, MIN_POOL), filters)
+        seeds = reciprocal_rank_fusion([[n.id for n in nearest]])
+        similar = {n.id: n.score for n in nearest}
         seen = self._graph.explore(
-            namespace, query, fused, world or now, now, WALK_CANDIDATES, include_superseded
+            namespace, query, seeds, world or now, now, WALK_CANDIDATES, include_superseded
         )
         ids = sorted(set(seen.reached) - (set() if include_superseded else seen.superseded))
         similar = self._similarities(namespace, vector, ids, similar)
         relevance = self._fact_relevance(namespace, vector, seen.facts)
+        w = self.weights
+        best_walk = max((seen.reached[i] for i in ids), default=0.0) or 1.0
+        partial = {
+            i: w.similarity * similar[i] + w.fact * relevance.get(i, 0.0)
+            + w.walk * seen.reached[i] / best_walk
+            for i in ids if min_score is None or similar[i] >= min_score
+        }  # fmt: skip
+        ranked = sorted(partial, key=lambda i: (-partial[i], i))
+        # Rows only for the best: importance adds at most w.importance, so a memory more
+        # than that behind the top_k-th served one cannot overtake it.
+        rows: dict[str, Any] = {}
         with self._db.reader() as session:
             repo = CubeRepository(session)
-            importance = repo.live_importance(namespace, ids, filters, now)
-            best_walk = max((seen.reached[i] for i in importance), default=0.0) or 1.0
-            w = self.weights
-            scores = {
-                i: w.similarity * similar[i] + w.fact * relevance.get(i, 0.0)
-                + w.walk * seen.reached[i] / best_walk + w.importance * importance[i]
-                for i in importance
-            }  # fmt: skip
-            ranked = sorted(scores, key=lambda i: (-scores[i], i))
-            if min_score is not None:
-                ranked = [i for i in ranked if similar[i] >= min_score]
-            ranked = ranked[:top_k]
-            rows = repo.live_by_ids(namespace, ranked, filters, now)
-        return [SearchHit(memory_of(rows[i]), scores[i], similar[i]) for i in ranked if i in rows]
+            for start in range(0, len(ranked), 2 * top_k):
+                chunk = ranked[start : start + 2 * top_k]
+                rows.update(repo.live_by_ids(namespace, chunk, filters, now))
+                served = [i for i in ranked[: start + len(chunk)] if i in rows]
+                if len(served) >= top_k and (
+                    start + len(chunk) >= len(ranked)
+                    or partial[ranked[start + len(chunk)]] + w.importance
+                    <= partial[served[top_k - 1]]
+                ):
+                    break
+        scores = {i: partial[i] + w.importance * rows[i].importance for i in rows}
+        best = sorted(scores, key=lambda i: (-scores[i], i))[:top_k]
+        return [SearchHit(memory_of(rows[i]), scores[i], similar[i]) for i in best]
+
+    def _served_rows(
+        self, namespace: str, ranked: list[str], filters: MemoryFilter, top_k: int
+    ) -> dict[str, Any]:
+        """The rows of the first ``top_k`` of ``ranked`` that are served and match the
+        filters, read a few more than needed at a time."""
+        rows: dict[str, Any] = {}
+        now = utcnow()
+        with self._db.reader() as session:
+            repo = CubeRepository(session)
+            for start in range(0, len(ranked), 2 * top_k):
+                rows.update(repo.live_by_ids(namespace, ranked[start : start + 2 * top_k],
+                                             filters, now))  # fmt: skip
+                if len(rows) >= top_k:
+                    break
+        return rows
 
     def _fact_relevance(
         self, namespace: str, vector: np.ndarray, facts: dict[str, list[tuple[str, float]]]
@@ -211,10 +238,12 @@ class Retriever:
     def _nearest(
         self, vector: np.ndarray, namespace: str, pool: int, filters: MemoryFilter
     ) -> list[Neighbour]:
-        """The vector ranking's candidates: with no filter, straight from the index (the
-        caller reads the rows of those it keeps)."""
-        if filters.is_empty:
-            return self._indexes.get(namespace).search(vector, pool)
+        """The vector ranking's candidates: with no filter but a time, straight from the
+        index (the caller reads the rows of those it keeps, with the filters; the index
+        gives twice as many when a time will drop some)."""
+        if replace(filters, valid_at=None).is_empty:
+            wanted = pool if filters.valid_at is None else 2 * pool
+            return self._indexes.get(namespace).search(vector, wanted)
         hits = self.vector(vector, namespace, pool, None, filters)
         return [Neighbour(h.memory.id, h.score) for h in hits]
 

@@ -113,13 +113,7 @@ def holds(graph: NamespaceGraph, fact: Fact, world: datetime, known_at: datetime
 
 def _holding_about(graph: NamespaceGraph, entity_id: str, walk: Walk) -> Iterator[Fact]:
     """The facts that hold for the entity, as subject or as object."""
-    for predicate in graph.predicates(entity_id):
-        span = graph.state_at(entity_id, predicate, walk.world, walk.known_at)
-        if span is not None:
-            yield span.fact
-    for fact in graph.facts_about_object(entity_id):
-        if holds(graph, fact, walk.world, walk.known_at):
-            yield fact
+    yield from graph.holding_about(entity_id, walk.world, walk.known_at)
 
 
 def _known_about(graph: NamespaceGraph, entity_id: str, walk: Walk) -> Iterator[Fact]:

@@ -82,6 +82,10 @@ class NamespaceGraph:
         self._known_now: dict[tuple[str, str], list[Span]] = {}
         self._span_now: dict[str, Span] = {}
         self._last_change = datetime.min.replace(tzinfo=UTC)
+        # the facts whose span as known now is open (no end), per entity they name, and
+        # the latest world time any fact starts or ends at: past it, open means holding
+        self._open: dict[str, set[str]] = defaultdict(set)
+        self._world_edge = datetime.min.replace(tzinfo=UTC)
         self._facts_of_memory: dict[str, list[str]] = defaultdict(list)
         self._facts_on_object: dict[str, list[str]] = defaultdict(list)  # entity -> fact ids
         self._stated_by: dict[str, list[str]] = defaultdict(list)  # predicate -> memories
@@ -117,6 +121,9 @@ class NamespaceGraph:
             self._link_supersessions(subject, predicate)
 
     def _add(self, fact: Fact) -> None:
+        self._world_edge = max(
+            self._world_edge, fact.valid_from, fact.valid_until or fact.valid_from
+        )
         self._last_change = max(
             self._last_change, fact.recorded_at, fact.retired_at or fact.recorded_at
         )
@@ -173,6 +180,17 @@ class NamespaceGraph:
             return None
         return state_at(self._facts.get((subject, predicate), ()), world, known_at)
 
+    def holding_about(self, entity_id: str, world: datetime, known_at: datetime) -> list[Fact]:
+        """The facts that held at ``world`` naming the entity, as subject or object."""
+        if known_at >= self._last_change and world >= self._world_edge:
+            return [self._fact_by_id[f] for f in self._open.get(entity_id, ())]
+        held = [
+            span.fact for p in self.predicates(entity_id)
+            if (span := self.state_at(entity_id, p, world, known_at)) is not None
+        ]  # fmt: skip
+        held += [f for f in self.facts_about_object(entity_id) if self.holds(f, world, known_at)]
+        return held
+
     def holds(self, fact: Fact, world: datetime, known_at: datetime) -> bool:
         """Whether ``fact`` is what held for its subject and predicate at ``world``."""
         if known_at >= self._last_change:
@@ -203,12 +221,16 @@ class NamespaceGraph:
     # links ------------------------------------------------------------------------------
 
     def add_links(self, links: Iterable[Link]) -> None:
+        links = list(links)
+        nodes = {node for link in links for node in (link.source, link.target)}
+        self.graph.add_nodes_from(
+            (node, {"kind": node.split(":", 1)[0]}) for node in nodes if node not in self.graph
+        )
+        self.graph.add_edges_from(
+            (link.source, link.target, link.id, {"kind": link.kind, "weight": link.weight})
+            for link in links
+        )
         for link in links:
-            for node in (link.source, link.target):
-                if node not in self.graph:
-                    self.graph.add_node(node, kind=node.split(":", 1)[0])
-            self.graph.add_edge(link.source, link.target, key=link.id, kind=link.kind,
-                                weight=link.weight)  # fmt: skip
             self._links[link.id] = link
             if link.memory_id is not None:
                 self._links_of_memory[link.memory_id].append(link.id)
@@ -245,10 +267,18 @@ class NamespaceGraph:
         for edge in edges:
             self.graph.remove_edge(*edge)
         edges.clear()
+        for span in self._known_now.get((subject, predicate), ()):
+            for entity in (span.fact.subject, span.fact.object):
+                if entity is not None:
+                    self._open[entity].discard(span.fact.id)
         spans = history(self._facts.get((subject, predicate), ()), END_OF_TIME)
         self._known_now[(subject, predicate)] = spans
         for span in spans:
             self._span_now[span.fact.id] = span
+            if span.valid_to is None:
+                for entity in (span.fact.subject, span.fact.object):
+                    if entity is not None:
+                        self._open[entity].add(span.fact.id)
         for span in spans:
             newer = self._fact_by_id.get(span.superseded_by or "")
             if newer is None or newer.memory_id is None or span.fact.memory_id is None:

@@ -23,6 +23,7 @@ from memos.memcube.graph_rows import (
     add_edges,
     add_entities,
     add_facts,
+    graph_namespaces,
     has_live_facts,
     last_retired_facts,
     load_edges,
@@ -32,7 +33,7 @@ from memos.memcube.graph_rows import (
     retire_facts,
     update_entity,
 )
-from memos.memcube.models import GraphFact, is_served, utcnow
+from memos.memcube.models import is_served, utcnow
 from memos.memcube.repository import CubeRepository
 
 from .expansion import Exploration, Walk, explore
@@ -138,6 +139,13 @@ class GraphMemory:
             if graph is None:
                 graph = self._graphs[namespace] = self._load(namespace)
             return graph
+
+    def open_all(self) -> None:
+        """Load every namespace's graph now rather than on first use."""
+        with self._db.reader() as session:
+            namespaces = graph_namespaces(session)
+        for namespace in namespaces:
+            self.graph(namespace)
 
     # writes -----------------------------------------------------------------------------
 
@@ -567,7 +575,8 @@ def _edge_row(namespace: str, link: Link, now: datetime) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def _fact_of(row: GraphFact) -> Fact:
+def _fact_of(row: Any) -> Fact:
+    """A fact from its row (an ORM object or a plain row)."""
     return Fact(
         row.id, row.namespace, row.subject, row.predicate, row.object, row.value,
         row.valid_from, row.valid_until, row.recorded_at, row.retired_at, row.memory_id,
