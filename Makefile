@@ -39,12 +39,14 @@ bench: install
 	$(BIN)/python benchmarks/agent_jct_bench.py --runs 2 --json bench-results/agent-jct.json
 	$(BIN)/python benchmarks/cache_bench.py --json bench-results/cache.json
 	$(BIN)/python benchmarks/reliability_bench.py --json bench-results/reliability.json
+	$(BIN)/python benchmarks/graph_bench.py --json bench-results/graph.json
 
 bench-quick: install
 	$(BIN)/python benchmarks/search_bench.py --quick --json bench-results/search-quick.json
 	$(BIN)/memos models prepare
 	$(BIN)/python benchmarks/agent_jct_bench.py --quick --json bench-results/agent-jct-quick.json
 	$(BIN)/python benchmarks/cache_bench.py --quick --json bench-results/cache-quick.json
+	$(BIN)/python benchmarks/graph_bench.py --quick --json bench-results/graph-quick.json
 	$(BIN)/python benchmarks/reliability_bench.py --quick --json bench-results/reliability-quick.json
 
 clean:

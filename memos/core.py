@@ -65,7 +65,7 @@ from .vector_index import VectorIndex, encode_vector
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEARCH_MODE = SearchMode.VECTOR.value
+DEFAULT_SEARCH_MODE = SearchMode.GRAPH.value
 MAX_PAGE = 1_000
 MAX_FACTS_PER_MEMORY = 64
 

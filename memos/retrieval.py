@@ -106,14 +106,24 @@ class Retriever:
         self, query: str, vector: np.ndarray, namespace: str, top_k: int,
         min_score: float | None, filters: MemoryFilter,
     ) -> list[SearchHit]:  # fmt: skip
-        fused, similar = self._fused(query, vector, namespace, max(3 * top_k, MIN_POOL), filters)
+        nearest = self._nearest(vector, namespace, _pool(top_k), filters)
+        matched = self._lexical(query, namespace, _pool(top_k), filters)
+        fused = reciprocal_rank_fusion([[n.id for n in nearest], [i for i, _ in matched]])
         ranked = sorted(fused, key=lambda i: (-fused[i], i))
-        similar = self._similarities(namespace, vector, ranked, similar)
+        similar = {n.id: n.score for n in nearest}
         if min_score is not None:
+            similar = self._similarities(namespace, vector, ranked, similar)
             ranked = [i for i in ranked if similar[i] >= min_score]
         rows = self._served_rows(namespace, ranked, filters, top_k)
         served = [i for i in ranked if i in rows][:top_k]
+        similar = self._similarities(namespace, vector, served, similar)
         return [SearchHit(memory_of(rows[i]), fused[i], similar[i]) for i in served]
+
+    def _lexical(
+        self, query: str, namespace: str, pool: int, filters: MemoryFilter
+    ) -> list[tuple[str, float]]:
+        with self._db.reader() as session:
+            return CubeRepository(session).lexical(namespace, query, filters, utcnow(), pool)
 
     def graph(
         self, query: str, vector: np.ndarray, namespace: str, top_k: int,
@@ -123,7 +133,7 @@ class Retriever:
         now = utcnow()
         # The seeds: the vector ranking, and the entities the query names (explore links
         # them), which find the exact tokens a full-text match would, for less.
-        nearest = self._nearest(vector, namespace, max(3 * top_k, MIN_POOL), filters)
+        nearest = self._nearest(vector, namespace, _pool(top_k), filters)
         seeds = reciprocal_rank_fusion([[n.id for n in nearest]])
         similar = {n.id: n.score for n in nearest}
         seen = self._graph.explore(
@@ -168,9 +178,10 @@ class Retriever:
         now = utcnow()
         with self._db.reader() as session:
             repo = CubeRepository(session)
-            for start in range(0, len(ranked), 2 * top_k):
-                rows.update(repo.live_by_ids(namespace, ranked[start : start + 2 * top_k],
-                                             filters, now))  # fmt: skip
+            step = top_k + 2  # most are served: a few spare for those that are not
+            for start in range(0, len(ranked), step):
+                rows.update(repo.live_by_ids(namespace, ranked[start : start + step], filters,
+                                             now))  # fmt: skip
                 if len(rows) >= top_k:
                     break
         return rows
@@ -224,17 +235,6 @@ class Retriever:
 
     # ------------------------------------------------------------------------------------
 
-    def _fused(
-        self, query: str, vector: np.ndarray, namespace: str, pool: int, filters: MemoryFilter
-    ) -> tuple[dict[str, float], dict[str, float]]:
-        """The vector and lexical rankings of ``pool`` candidates each, fused; and the
-        similarities the vector ranking knows."""
-        nearest = self._nearest(vector, namespace, pool, filters)
-        with self._db.reader() as session:
-            matched = CubeRepository(session).lexical(namespace, query, filters, utcnow(), pool)
-        fused = reciprocal_rank_fusion([[n.id for n in nearest], [i for i, _ in matched]])
-        return fused, {n.id: n.score for n in nearest}
-
     def _nearest(
         self, vector: np.ndarray, namespace: str, pool: int, filters: MemoryFilter
     ) -> list[Neighbour]:
@@ -258,6 +258,11 @@ class Retriever:
         for i in ids:
             out.setdefault(i, 0.0)
         return out
+
+
+def _pool(top_k: int) -> int:
+    """How many candidates each ranking contributes."""
+    return max(3 * top_k, MIN_POOL)
 
 
 def _hits(

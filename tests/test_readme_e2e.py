@@ -162,7 +162,7 @@ def test_readme_graph_search_example_answers_as_shown(server: tuple[str, Path]) 
         "Quillfeather is run by Dana Reyes now.",
         "Larkspur calls Quillfeather for every login.",
     }
-    assert then["results"][0]["text"] == "Alice Moreno runs Quillfeather."
+    assert "Alice Moreno runs Quillfeather." in [r["text"] for r in then["results"]]
     assert "Quillfeather is run by Dana Reyes now." not in [r["text"] for r in then["results"]]
     assert path["found"] and [step.get("name") for step in path["chain"][::2]] == [
         "Larkspur",
