@@ -158,16 +158,6 @@ class CubeRepository:
         stmt = self.filtered(namespace, flt, now).where(MemCube.id.in_(list(ids)))
         return {cube.id: cube for cube in self.session.scalars(stmt)}
 
-    def live_importance(
-        self, namespace: str, ids: Sequence[str], flt: MemoryFilter, now: datetime
-    ) -> dict[str, float]:
-        """The importance of those of ``ids`` that are served and match ``flt``."""
-        if not ids:
-            return {}
-        stmt = self.filtered(namespace, flt, now).where(MemCube.id.in_(list(ids)))
-        stmt = stmt.with_only_columns(MemCube.id, MemCube.importance)
-        return {row[0]: row[1] for row in self.session.execute(stmt)}
-
     def live_embeddings(
         self, namespace: str, now: datetime, batch: int = 5_000
     ) -> Iterator[list[tuple[str, bytes]]]:
