@@ -136,8 +136,7 @@ class GraphController(TenantController):
             tenant.namespace, data.subject, data.predicate, object=data.object, value=data.value,
             valid_from=data.valid_from, valid_until=data.valid_until, memory=memory,
         )  # fmt: skip
-        spans = memos.graph.timeline(tenant.namespace, fact.subject, fact.predicate)
-        (span,) = [s for s in spans if s.fact.id == fact.id]
+        span = memos.graph.span(tenant.namespace, fact.id)
         return FactOut.of(span, memos.graph.graph(tenant.namespace))
 
     @get("/state", sync_to_thread=True, responses=problems(404),

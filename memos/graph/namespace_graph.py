@@ -180,6 +180,10 @@ class NamespaceGraph:
             return None
         return state_at(self._facts.get((subject, predicate), ()), world, known_at)
 
+    def span_now(self, fact_id: str) -> Span | None:
+        """A live fact's place in its history as known now."""
+        return self._span_now.get(fact_id)
+
     def holding_about(self, entity_id: str, world: datetime, known_at: datetime) -> list[Fact]:
         """The facts that held at ``world`` naming the entity, as subject or object."""
         if known_at >= self._last_change and world >= self._world_edge:

@@ -366,6 +366,14 @@ class GraphMemory:
                     state[predicate] = span
             return state
 
+    def span(self, namespace: str, fact_id: str) -> Span:
+        """A live fact with its end and successor, as known now."""
+        with self._lock:
+            span = self.graph(namespace).span_now(fact_id)
+        if span is None:
+            raise NotFoundError(f"fact {fact_id!r} not found")
+        return span
+
     def timeline(
         self, namespace: str, entity: str, predicate: str | None = None,
         known_at: datetime | None = None,
