@@ -95,7 +95,7 @@ class MemOS:
         )
         self.keys = ApiKeys(self.db)
         self.tool_history = ToolHistory(self.db)
-        # each namespace's graph loads on first use
+        # each namespace's graph loads at open(), or on first use
         self.graph = GraphMemory(self.db, GraphPolicy.from_file(self.settings.config_path))
         # the chat model's fact extraction, when configured; the app runs its worker
         self.extraction = ExtractionQueue(self.graph) if self.graph.policy.llm_extract else None

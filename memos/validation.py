@@ -43,6 +43,16 @@ def text(value: str, max_chars: int, field: str = "text") -> str:
     return value
 
 
+def bounded_text(value: Any, limit: int, field: str, allow_blank: bool = False) -> str:
+    """A string of at most ``limit`` characters, not blank unless ``allow_blank``; a
+    longer one is invalid input (422), not a body too large."""
+    if not isinstance(value, str) or (not allow_blank and not value.strip()):
+        raise InvalidInputError(f"{field} must be a non-empty string")
+    if len(value) > limit:
+        raise InvalidInputError(f"{field} is {len(value)} characters long; the limit is {limit}")
+    return value
+
+
 def identifier(value: str | None, field: str) -> str | None:
     if value is None:
         return None

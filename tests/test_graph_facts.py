@@ -156,7 +156,7 @@ def test_namespaces_do_not_share_entities_or_facts(
     [
         ({"object": "A", "value": "x"}, "exactly one of object and value"),
         ({}, "exactly one of object and value"),
-        ({"value": "x", "valid_from": datetime(2026, 1, 1)}, "valid_from must carry a time zone"),
+        ({"value": "x", "valid_from": datetime(2026, 1, 1)}, "valid_from needs a time zone"),
         ({"value": "x", "valid_from": day(2), "valid_until": day(1)}, "valid_until must be later"),
         ({"value": "x" * 5000}, "value is 5000 characters long"),
         ({"object": "  "}, "object must be a non-empty string"),

@@ -57,14 +57,14 @@ def explore(
     stated = [
         f.memory_id for entity_id in focus
         for f in (_known_about(graph, entity_id, walk) if history
-                  else _holding_about(graph, entity_id, walk))
+                  else graph.holding_about(entity_id, walk.world, walk.known_at))
         if f.memory_id is not None
     ]  # fmt: skip
     candidates = list(dict.fromkeys([*seeds, *best, *stated]))
     superseded, facts = set(), {}
     for memory_id in candidates:
         asserted = [f for f in graph.facts_of_memory(memory_id) if f.known_at(walk.known_at)]
-        holding = [f for f in asserted if holds(graph, f, walk.world, walk.known_at)]
+        holding = [f for f in asserted if graph.holds(f, walk.world, walk.known_at)]
         if asserted and not holding:
             superseded.add(memory_id)
         facts[memory_id] = [
@@ -107,15 +107,6 @@ def spread(
     return {node[len(MEMORY) :]: s for node, s in score.items() if node.startswith(MEMORY)}
 
 
-def holds(graph: NamespaceGraph, fact: Fact, world: datetime, known_at: datetime) -> bool:
-    return graph.holds(fact, world, known_at)
-
-
-def _holding_about(graph: NamespaceGraph, entity_id: str, walk: Walk) -> Iterator[Fact]:
-    """The facts that hold for the entity, as subject or as object."""
-    yield from graph.holding_about(entity_id, walk.world, walk.known_at)
-
-
 def _known_about(graph: NamespaceGraph, entity_id: str, walk: Walk) -> Iterator[Fact]:
     """Every fact known about the entity as its subject, in world order."""
     for predicate in graph.predicates(entity_id):
@@ -126,7 +117,7 @@ def _known_about(graph: NamespaceGraph, entity_id: str, walk: Walk) -> Iterator[
 def _focus(graph: NamespaceGraph, named: list[str], walk: Walk) -> dict[str, float]:
     focus: dict[str, float] = {}
     for entity_id in named:
-        for fact in _holding_about(graph, entity_id, walk):
+        for fact in graph.holding_about(entity_id, walk.world, walk.known_at):
             for other in (fact.subject, fact.object):
                 if other is not None:
                     focus.setdefault(other, NEXT_TO_FOCUS)
@@ -144,13 +135,14 @@ def _neighbours(graph: NamespaceGraph, node: str, walk: Walk) -> Iterator[tuple[
             if link.kind == "related":
                 yield link.target, link.weight or 1.0
         for fact in graph.facts_of_memory(memory_id):
-            if holds(graph, fact, walk.world, walk.known_at):
+            if graph.holds(fact, walk.world, walk.known_at):
                 yield entity_node(fact.subject), 1.0
                 if fact.object is not None:
                     yield entity_node(fact.object), 1.0
         return
     entity_id = node[len(ENTITY) :]
-    for fact in _holding_about(graph, entity_id, walk):  # what holds, and who said so
+    # what holds for the entity, and who said so
+    for fact in graph.holding_about(entity_id, walk.world, walk.known_at):
         other = fact.object if fact.subject == entity_id else fact.subject
         if other is not None:
             yield entity_node(other), 1.0

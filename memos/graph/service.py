@@ -17,6 +17,7 @@ from typing import Any
 import networkx as nx
 from sqlalchemy.orm import Session
 
+from memos import validation as check
 from memos.errors import InvalidInputError, NotFoundError
 from memos.memcube.database import Database
 from memos.memcube.graph_rows import (
@@ -103,16 +104,16 @@ def check_fact(fact: FactInput, where: str = "") -> FactInput:
     """``fact`` validated, or an InvalidInputError naming the field."""
     if not isinstance(fact, FactInput):
         raise InvalidInputError(f"{where or 'fact'} must be a FactInput")
-    _check_text(f"{where}subject", fact.subject, MAX_NAME_CHARS)
-    _check_text(f"{where}predicate", fact.predicate, MAX_PREDICATE_CHARS)
+    check.bounded_text(fact.subject, MAX_NAME_CHARS, f"{where}subject")
+    check.bounded_text(fact.predicate, MAX_PREDICATE_CHARS, f"{where}predicate")
     if (fact.object is None) == (fact.value is None):
         raise InvalidInputError(f"a fact has exactly one of {where}object and {where}value")
     if fact.object is not None:
-        _check_text(f"{where}object", fact.object, MAX_NAME_CHARS)
+        check.bounded_text(fact.object, MAX_NAME_CHARS, f"{where}object")
     if fact.value is not None:
-        _check_text(f"{where}value", fact.value, MAX_VALUE_CHARS, strip=False)
-    valid_from = _aware(f"{where}valid_from", fact.valid_from)
-    valid_until = _aware(f"{where}valid_until", fact.valid_until)
+        check.bounded_text(fact.value, MAX_VALUE_CHARS, f"{where}value", allow_blank=True)
+    valid_from = check.aware_datetime(fact.valid_from, f"{where}valid_from")
+    valid_until = check.aware_datetime(fact.valid_until, f"{where}valid_until")
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
         raise InvalidInputError(f"{where}valid_until must be later than {where}valid_from")
     return fact
@@ -155,13 +156,13 @@ class GraphMemory:
         """The entity with this name or alias, made if there is none; ``type`` and
         ``aliases``, when given, are set on it (an entity found in text has the type of
         the rule that found it until told better)."""
-        _check_text("name", name, MAX_NAME_CHARS)
+        check.bounded_text(name, MAX_NAME_CHARS, "name")
         if type is not None:
-            _check_text("type", type, MAX_TYPE_CHARS)
+            check.bounded_text(type, MAX_TYPE_CHARS, "type")
         if len(aliases) > MAX_ALIASES:
             raise InvalidInputError(f"aliases may hold at most {MAX_ALIASES} names")
         for i, alias in enumerate(aliases):
-            _check_text(f"aliases[{i}]", alias, MAX_NAME_CHARS)
+            check.bounded_text(alias, MAX_NAME_CHARS, f"aliases[{i}]")
         with self._lock:
             graph = self.graph(namespace)
             entity, new = _resolve(graph, name, type, aliases)
@@ -267,19 +268,13 @@ class GraphMemory:
     ) -> Callable[[], None]:
         """In the unit of work that changes a memory's text (holding ``lock``): retire its
         links and link its new text (its facts stay as they are)."""
-        graph = self.graph(namespace)
         retired = retire_edges(session, namespace, node.id, now)
-        resolver = _Resolver(graph)
-        links = self._links_of(resolver, node)
-        add_entities(session, [_entity_row(namespace, e, now) for e in resolver.made])
-        add_edges(session, [_edge_row(namespace, link, now) for link in links])
+        link = self.ingest(session, namespace, [replace(node, facts=())], now)
 
         def apply() -> None:
             with self._lock:
-                graph.drop_links(retired)
-                for entity in resolver.made:
-                    graph.add_entity(entity)
-                graph.add_links(links)
+                self.graph(namespace).drop_links(retired)
+                link()
 
         return apply
 
@@ -354,8 +349,8 @@ class GraphMemory:
         """Per predicate, the fact about ``entity`` that held at world time ``as_of``
         (default: now), as the service knew it at ``known_at`` (default: now)."""
         now = utcnow()
-        as_of = _aware("as_of", as_of) or now
-        known_at = _aware("known_at", known_at) or now
+        as_of = check.aware_datetime(as_of, "as_of") or now
+        known_at = check.aware_datetime(known_at, "known_at") or now
         with self._lock:
             graph = self.graph(namespace)
             subject = self._existing(graph, entity)
@@ -379,7 +374,7 @@ class GraphMemory:
         known_at: datetime | None = None,
     ) -> list[Span]:  # fmt: skip
         """The facts about ``entity`` (one predicate's, or all), in world order."""
-        known_at = _aware("known_at", known_at) or utcnow()
+        known_at = check.aware_datetime(known_at, "known_at") or utcnow()
         with self._lock:
             graph = self.graph(namespace)
             subject = self._existing(graph, entity)
@@ -417,7 +412,7 @@ class GraphMemory:
         distance and the edges among them, as the graph stood at ``as_of``."""
         depth = _check_depth("depth", depth)
         kinds = _check_kinds(kinds)
-        as_of = _aware("as_of", as_of)
+        as_of = check.aware_datetime(as_of, "as_of")
         with self._lock:
             graph = self.graph(namespace)
             start = entity_node(self._existing(graph, entity).id)
@@ -442,7 +437,7 @@ class GraphMemory:
         entity, as node, edge, node, ...; None when there is none within ``max_depth``."""
         max_depth = _check_depth("max_depth", max_depth, MAX_PATH)
         kinds = _check_kinds(kinds)
-        as_of = _aware("as_of", as_of)
+        as_of = check.aware_datetime(as_of, "as_of")
         with self._lock:
             graph = self.graph(namespace)
             a = entity_node(self._existing(graph, source).id)
@@ -471,7 +466,7 @@ class GraphMemory:
             raise InvalidInputError(f"entities may name at most {MAX_SUBGRAPH_ENTITIES}")
         depth = _check_depth("depth", depth)
         kinds = _check_kinds(kinds)
-        as_of = _aware("as_of", as_of)
+        as_of = check.aware_datetime(as_of, "as_of")
         with self._lock:
             graph = self.graph(namespace)
             starts = [entity_node(self._existing(graph, e).id) for e in entities]
@@ -600,23 +595,6 @@ def _fact_row(fact: Fact) -> dict[str, Any]:
         retired_at=fact.retired_at, memory_id=fact.memory_id,
         memory_version=fact.memory_version,
     )  # fmt: skip
-
-
-def _check_text(field: str, value: Any, limit: int, strip: bool = True) -> None:
-    if not isinstance(value, str) or (strip and not value.strip()):
-        raise InvalidInputError(f"{field} must be a non-empty string")
-    if len(value) > limit:
-        raise InvalidInputError(f"{field} is {len(value)} characters long; the limit is {limit}")
-
-
-def _aware(field: str, value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise InvalidInputError(f"{field} must be a date and time")
-    if value.tzinfo is None:
-        raise InvalidInputError(f"{field} must carry a time zone (e.g. 2026-03-03T00:00:00Z)")
-    return value
 
 
 def _check_depth(field: str, value: Any, limit: int = MAX_DEPTH) -> int:

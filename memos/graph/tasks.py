@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from memos import validation as check
 from memos.errors import ConflictError, InvalidInputError, NotFoundError
 from memos.memcube.database import Database
 from memos.memcube.filters import MemoryFilter
@@ -164,13 +165,14 @@ def _checked(**fields: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in fields.items():
         if name == "title":
-            _text(name, value, MAX_TITLE_CHARS)
+            check.bounded_text(value, MAX_TITLE_CHARS, name)
         elif name == "status":
             if value not in STATUSES:
                 raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}, "
                                         f"got {value!r}")  # fmt: skip
         elif name in ("owner", "outcome") and value is not None:
-            _text(name, value, MAX_OWNER_CHARS if name == "owner" else MAX_OUTCOME_CHARS)
+            limit = MAX_OWNER_CHARS if name == "owner" else MAX_OUTCOME_CHARS
+            check.bounded_text(value, limit, name)
         elif name == "parent_id" and value is not None and not is_id(value):
             raise InvalidInputError(f"parent_id {value!r} is not a task id")
         elif name in ("depends_on", "memory_ids"):
@@ -186,13 +188,6 @@ def _checked(**fields: Any) -> dict[str, Any]:
             value = list(dict.fromkeys(value))
         out[name] = value
     return out
-
-
-def _text(name: str, value: Any, limit: int) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(f"{name} must be a non-empty string")
-    if len(value) > limit:
-        raise InvalidInputError(f"{name} is {len(value)} characters long; the limit is {limit}")
 
 
 def _check_references(
