@@ -34,6 +34,7 @@ class ChatChunk:
     cached_tokens: int = 0
     program: dict[str, Any] | None = None
     cache: dict[str, Any] | None = None  # whether the semantic cache answered, when asked
+    memory: dict[str, Any] | None = None  # the memories a memory-augmented answer used
 
 
 class ChatBackend(Protocol):
@@ -65,3 +66,13 @@ class ChatBackend(Protocol):
         ...
 
     def stats(self) -> dict[str, float]: ...
+
+    async def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        """The tokens of ``messages`` as the model's chat template renders them (no
+        generation prompt): the prefix every conversation starting with them shares."""
+        ...
+
+    def prefix_held(self, prefix_id: str) -> dict[str, int]:
+        """What keeps a shared prefix (``pinned_blocks``, ``host_blocks``); empty when
+        the backend cannot tell."""
+        ...

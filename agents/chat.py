@@ -20,7 +20,7 @@ from memos.config import Settings
 from memos.errors import InvalidInputError, NotFoundError, UnavailableError
 
 from .backend import ChatBackend, ChatChunk, ChatRequest
-from .pin_hint import InvalidPinHintError
+from .pin_hint import InvalidPinHintError, PinHint
 from .programs import (
     ProgramHintError,
     ProgramRegistry,
@@ -72,13 +72,17 @@ class ChatService:
     def state(self) -> str:
         return self.backend.state
 
-    async def stream(self, request: ChatRequest, namespace: str) -> AsyncIterator[ChatChunk]:
+    async def stream(
+        self, request: ChatRequest, namespace: str, prefix: PinHint | None = None
+    ) -> AsyncIterator[ChatChunk]:
+        """The reply as it is produced. ``prefix`` keeps a shared prefix the prompt starts
+        with (an activation memory's block) for a request of no program."""
         self._check(request)
         if not self.ready:
             raise UnavailableError(f"the language model is {self.state}; retry in a few seconds")
         ticket = self._begin(request.program, namespace)
         chunks = self.backend.stream(
-            request, ticket.hint if ticket else None, ticket.priority if ticket else 0
+            request, ticket.hint if ticket else prefix, ticket.priority if ticket else 0
         )
         self.in_flight += 1
         try:
@@ -92,11 +96,13 @@ class ChatService:
         finally:
             self.in_flight -= 1
 
-    async def complete(self, request: ChatRequest, namespace: str) -> ChatChunk:
+    async def complete(
+        self, request: ChatRequest, namespace: str, prefix: PinHint | None = None
+    ) -> ChatChunk:
         """The whole reply as one chunk."""
         parts: list[str] = []
         last = ChatChunk("")
-        async for last in self.stream(request, namespace):
+        async for last in self.stream(request, namespace, prefix):
             parts.append(last.text)
         last.text = "".join(parts)
         return last
@@ -208,7 +214,8 @@ def build_chat_service(settings: Settings) -> ChatService | None:
     model_dir = prepare_model(settings.chat_model_dir)
     engine = Engine(
         EngineSettings(model_dir, num_blocks=settings.llm_kv_blocks or None,
-                       pin_cap=settings.pin_cap, host_tier_blocks=settings.host_kv_blocks)
+                       pin_cap=settings.pin_cap, activation_cap=settings.activation_cap,
+                       host_tier_blocks=settings.host_kv_blocks)
     )  # fmt: skip
     return ChatService(EmbeddedBackend(engine))
 

@@ -41,6 +41,17 @@ class EmbeddedBackend:
     def stats(self) -> dict[str, float]:
         return self.engine.kv_stats()
 
+    async def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        if not self.ready:
+            raise UnavailableError("the language model is still loading; retry in a few seconds")
+        text = self.engine.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=False
+        )
+        return len(self.engine.tokenizer.encode(text, add_special_tokens=False))
+
+    def prefix_held(self, prefix_id: str) -> dict[str, int]:
+        return self.engine.prefix_held(prefix_id)
+
     async def stream(
         self, request: ChatRequest, hint: PinHint | None, priority: int
     ) -> AsyncIterator[ChatChunk]:

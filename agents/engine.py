@@ -55,6 +55,7 @@ class EngineSettings:
     num_blocks: int | None = None  # caps the KV cache at this many blocks
     pinning: bool = True
     pin_cap: float = 0.5
+    activation_cap: float = 0.25  # share of the KV cache shared prefixes may hold
     program_fcfs: bool = True  # programs in flight go before new ones
     prefix_caching: bool = True
     # KV blocks' worth of host memory under the pins (agents/host_tier.py); 0: none;
@@ -71,6 +72,7 @@ class EngineSettings:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gib))
         os.environ["MEMOS_PIN_CAP"] = str(self.pin_cap)
+        os.environ["MEMOS_ACTIVATION_CAP"] = str(self.activation_cap)
         # vLLM's automatic binding would pin this whole process (API included) to one
         # core and reserve the other; in process, leave the cores to the OS unless told.
         bind = f"0-{self.threads - 1}" if self.threads else "nobind"
@@ -373,9 +375,10 @@ class Engine:
     def _expire_idle_holds(self) -> None:
         """What steps would end on time, ended by an idle engine too: pins past their
         TTL, and host-tier contexts no turn has used for the tier's idle time."""
-        pins = getattr(self.scheduler, "pins", None)
-        if pins is not None:
-            pins.expire()
+        for table in ("pins", "shared"):
+            pins = getattr(self.scheduler, table, None)
+            if pins is not None:
+                pins.expire()
         host_tier = self._host_tier()
         if host_tier is not None:
             host_tier.forget_idle()
@@ -402,6 +405,19 @@ class Engine:
         """What the TTL policy weighs a pin against: the cache's use and what a context
         that is not pinned costs to bring back (a prefill, or the host tier's copy)."""
         return CacheState(usage=min(1.0, max(0.0, self.kv_usage())), miss_cost=self._miss_cost())
+
+    def prefix_held(self, prefix_id: str) -> dict[str, int]:
+        """What keeps a shared prefix now: its blocks pinned in the KV cache and its
+        blocks copied to the host tier."""
+        def read() -> dict[str, int]:
+            pinned = getattr(self.scheduler, "shared_blocks", None)
+            host_tier = self._host_tier()
+            return {
+                "pinned_blocks": pinned(prefix_id) if pinned is not None else 0,
+                "host_blocks": host_tier.context_blocks(prefix_id) if host_tier else 0,
+            }
+
+        return self.call(read) if self.running else {"pinned_blocks": 0, "host_blocks": 0}
 
     def _host_tier(self) -> Any:
         connector = getattr(self.scheduler, "connector", None)

@@ -207,6 +207,10 @@ class HostTierConnector(KVConnectorBase_V1):
             "returns_lost": self.returns_lost,
         }
 
+    def context_blocks(self, program: str) -> int:
+        """The full blocks of ``program``'s context this tier holds copies of."""
+        return len(self._contexts.get(program, ())) // self.block_size
+
     def miss_cost(self, prefill_s_per_token: float | None) -> float:
         """What a returning turn pays for a context it finds only here, as a share of
         prefilling it again: the copy back where the tier kept the context (its measured
@@ -220,14 +224,18 @@ class HostTierConnector(KVConnectorBase_V1):
 
     def _save_computed_blocks(self, request: Request, computed_after_step: int) -> None:
         """Plan copies of the full blocks this step completes for ``request`` (its
-        program's saved context was cut to the blocks they share when the turn came)."""
-        program = _program(request)
-        assert program is not None and self._kv_cache_manager is not None
+        program's saved context was cut to the blocks they share when the turn came; a
+        shared prefix's, to the prefix)."""
+        hint = request_hint(request)
+        assert hint is not None and self._kv_cache_manager is not None
+        program = hint.program_id
         saved = self._contexts.setdefault(program, [])
         self._touch(program)
         tokens = request.all_token_ids
         done = len(saved) // self.block_size
         full = min(computed_after_step, len(tokens)) // self.block_size
+        if hint.shared:  # a shared prefix: the tokens after it are this request's own
+            full = min(full, hint.prefix_tokens // self.block_size)
         if full <= done:
             return
         block_ids = self._kv_cache_manager.get_block_ids(request.request_id)[0]

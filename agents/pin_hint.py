@@ -6,6 +6,11 @@ process boundary unchanged and fits ``vllm serve``'s ``vllm_xargs`` (which takes
 values only): the program, the time to live, and (on a program's last turn only) that
 the program ends with it, so that nothing keeps its context for a turn that will not
 come.
+
+A hint with ``prefix_tokens`` keeps a shared prefix instead (activation memory: a
+rendered memory block many requests start with): only the context's first
+``prefix_tokens`` tokens are kept, under their own share of the cache, and every request
+that carries the same id uses and refreshes them; a time to live of 0 drops them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ log = logging.getLogger(__name__)
 PROGRAM_KEY = "memos_program_id"
 TTL_KEY = "memos_pin_ttl_s"
 ENDS_KEY = "memos_program_ends"
+PREFIX_KEY = "memos_pin_prefix_tokens"
+MAX_PREFIX_TOKENS = 1 << 20
 MAX_TTL_S = 600.0
 MAX_PROGRAM_ID_CHARS = 128  # a caller's program id
 # The scheduler's key for a program: the service scopes a caller's id by namespace
@@ -36,6 +43,7 @@ class PinHint:
     program_id: str
     ttl_s: float
     ends: bool = False  # the program's last turn: no later turn will reuse its context
+    prefix_tokens: int = 0  # > 0: a shared prefix of this many tokens (see above)
 
     def __post_init__(self) -> None:
         if not isinstance(self.program_id, str) or not self.program_id.strip():
@@ -54,6 +62,16 @@ class PinHint:
             raise InvalidPinHintError(f"ttl_s must be between 0 and {MAX_TTL_S:g}, got {ttl!r}")
         if not isinstance(self.ends, bool):
             raise InvalidPinHintError(f"ends must be true or false, got {self.ends!r}")
+        n = self.prefix_tokens
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_PREFIX_TOKENS:
+            raise InvalidPinHintError(
+                f"prefix_tokens must be a whole number from 0 to {MAX_PREFIX_TOKENS}, got {n!r}"
+            )
+
+    @property
+    def shared(self) -> bool:
+        """A shared prefix (activation memory) rather than a program's context."""
+        return self.prefix_tokens > 0
 
     @classmethod
     def parse(cls, extra_args: Any) -> PinHint | None:
@@ -69,12 +87,17 @@ class PinHint:
         ends = extra_args.get(ENDS_KEY, 0)
         if isinstance(ends, bool) or ends not in (0, 1):
             raise InvalidPinHintError(f"{ENDS_KEY} must be 0 or 1, got {ends!r}")
-        return cls(extra_args[PROGRAM_KEY], extra_args[TTL_KEY], ends == 1)
+        prefix = extra_args.get(PREFIX_KEY, 0)
+        if isinstance(prefix, float) and prefix.is_integer():
+            prefix = int(prefix)  # JSON numbers may arrive as floats
+        return cls(extra_args[PROGRAM_KEY], extra_args[TTL_KEY], ends == 1, prefix)
 
     def as_extra_args(self) -> dict[str, Any]:
         args: dict[str, Any] = {PROGRAM_KEY: self.program_id, TTL_KEY: float(self.ttl_s)}
         if self.ends:
             args[ENDS_KEY] = 1  # vllm_xargs carries numbers, not booleans
+        if self.prefix_tokens:
+            args[PREFIX_KEY] = self.prefix_tokens
         return args
 
 

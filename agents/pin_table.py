@@ -30,9 +30,14 @@ class Pin:
     tail_tokens: tuple[int, ...] = ()
 
     @property
-    def keep_order(self) -> tuple[int, float]:
-        """Pins with the largest value here are given up first."""
+    def keep_order(self) -> tuple[float, ...]:
+        """Programs' pins with the largest value here are given up first."""
         return (self.rank, self.expires_at)
+
+    @property
+    def least_recent_first(self) -> tuple[float, ...]:
+        """Shared prefixes' order: the one pinned (refreshed by a use) longest ago first."""
+        return (-self.pinned_at,)
 
 
 @dataclass
@@ -45,6 +50,7 @@ class PinStats:
     refused: int = 0  # never made: not one block would fit under the cap
     trimmed: int = 0  # pins that kept only a prefix of their blocks to fit under the cap
     replaced: int = 0  # superseded by a later turn of the same program
+    released: int = 0  # dropped because their owner asked
     held_block_seconds: float = 0.0
     peak_blocks: int = 0
     blocks: int = 0  # held now
@@ -69,6 +75,8 @@ class PinTable:
     capacity_blocks: int
     release_blocks: Callable[[list[Block]], None]
     clock: Callable[[], float] = time.monotonic
+    # pins with the largest value go first when blocks must be given up
+    give_up_order: Callable[[Pin], tuple[float, ...]] = lambda pin: pin.keep_order
     stats: PinStats = field(default_factory=PinStats)
     _pins: dict[str, Pin] = field(default_factory=dict)
     _holders: Counter[int] = field(default_factory=Counter)
@@ -109,8 +117,8 @@ class PinTable:
         # only room that is free, never another program's blocks.
         claim = blocks[:-1] if tail_tokens else blocks
         while self.held_blocks + self._new_blocks(claim) > self.capacity_blocks:
-            victim = max(self._pins.values(), key=lambda p: p.keep_order, default=None)
-            if victim is None or victim.keep_order <= new.keep_order:
+            victim = max(self._pins.values(), key=self.give_up_order, default=None)
+            if victim is None or self.give_up_order(victim) <= self.give_up_order(new):
                 break
             excess = self.held_blocks + self._new_blocks(claim) - self.capacity_blocks
             if self._trim(victim, excess):
@@ -140,6 +148,14 @@ class PinTable:
         self.stats.taken += 1
         return True
 
+    def release(self, program_id: str) -> bool:
+        """Drop the pin (its owner asked): False when there is none."""
+        if program_id not in self._pins:
+            return False
+        self._release(program_id, self.clock())
+        self.stats.released += 1
+        return True
+
     def candidates(
         self, exclude: Collection[str] = (), ranked_after: int | None = None
     ) -> list[Pin]:
@@ -157,7 +173,7 @@ class PinTable:
         One block at a time: a request short of a block or two leaves the rest of the
         context pinned instead of exposing all of it to the next allocations."""
         victims = self.candidates(exclude, ranked_after)
-        victim = max(victims, key=lambda p: p.keep_order, default=None)
+        victim = max(victims, key=self.give_up_order, default=None)
         if victim is None:
             return False
         self._trim(victim, 1)

@@ -59,6 +59,20 @@ class RemoteBackend:
     def stats(self) -> dict[str, float]:
         return {}
 
+    async def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        body = {"model": self.model_name, "messages": messages, "add_generation_prompt": False}
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=60) as client:
+            try:
+                response = await client.post("/tokenize", json=body)
+            except httpx.HTTPError as exc:
+                raise UnavailableError(f"the vLLM server at {self.base_url} failed: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        return int(response.json()["count"])
+
+    def prefix_held(self, prefix_id: str) -> dict[str, int]:
+        return {}  # the server's scheduler keeps it; /metrics there shows the totals
+
     async def stream(
         self, request: ChatRequest, hint: PinHint | None, priority: int
     ) -> AsyncIterator[ChatChunk]:

@@ -12,6 +12,11 @@ the KV cache pins may hold comes from ``MEMOS_PIN_CAP`` (default 0.5), read in t
 engine process. Pins are a bet on the program coming back; they give their blocks up
 to work with a surer claim: a running request that would otherwise be preempted, the
 turn of a program that arrived earlier, or a step in which nothing could run.
+
+Shared prefixes (activation memory; a hint with ``prefix_tokens``) are kept in a table
+of their own, under ``MEMOS_ACTIVATION_CAP`` (default 0.25): every request carrying the
+prefix's id reuses the blocks and refreshes the pin, none takes it. They give way after
+programs' pins, least recently used first.
 """
 
 from __future__ import annotations
@@ -26,25 +31,27 @@ from vllm.v1.core.sched.output import SchedulerOutput
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
-from .pin_hint import request_hint
+from .pin_hint import PinHint, request_hint
 from .pin_table import Pin, PinTable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PIN_CAP = 0.5
 PIN_CAP_ENV = "MEMOS_PIN_CAP"
+DEFAULT_SHARED_CAP = 0.25
+SHARED_CAP_ENV = "MEMOS_ACTIVATION_CAP"
 RETURNING_PRIORITY = -(2**31)  # vLLM's priority policy runs the lowest value first
 _PINNABLE = (RequestStatus.FINISHED_STOPPED, RequestStatus.FINISHED_LENGTH_CAPPED)
 
 
-def pin_cap_from_env() -> float:
-    raw = os.environ.get(PIN_CAP_ENV, "")
+def pin_cap_from_env(name: str = PIN_CAP_ENV, default: float = DEFAULT_PIN_CAP) -> float:
+    raw = os.environ.get(name, "")
     try:
-        cap = float(raw) if raw else DEFAULT_PIN_CAP
+        cap = float(raw) if raw else default
     except ValueError:
-        raise ValueError(f"{PIN_CAP_ENV} must be a fraction, got {raw!r}") from None
+        raise ValueError(f"{name} must be a fraction, got {raw!r}") from None
     if not 0.0 <= cap <= 0.95:
-        raise ValueError(f"{PIN_CAP_ENV} must be between 0 and 0.95, got {cap}")
+        raise ValueError(f"{name} must be between 0 and 0.95, got {cap}")
     return cap
 
 
@@ -58,18 +65,29 @@ class _Pinning:
         total = self.kv_cache_manager.block_pool.num_gpu_blocks
         self.pin_cap = pin_cap_from_env()
         self.pins = PinTable(int(total * self.pin_cap), self._return_blocks)
+        self.shared_cap = pin_cap_from_env(SHARED_CAP_ENV, DEFAULT_SHARED_CAP)
+        if self.pin_cap + self.shared_cap > 0.95:
+            raise ValueError(
+                f"{PIN_CAP_ENV} and {SHARED_CAP_ENV} together may hold at most 0.95 of the "
+                f"cache, got {self.pin_cap} + {self.shared_cap}"
+            )
+        self.shared = PinTable(
+            int(total * self.shared_cap), self._return_blocks,
+            give_up_order=lambda pin: pin.least_recent_first,
+        )  # fmt: skip
         self._ranks: dict[str, int] = {}  # request id -> the priority its caller gave
         self._allocate_slots = self.kv_cache_manager.allocate_slots
         self.kv_cache_manager.allocate_slots = self._allocate_or_give_way
         log.info(
-            "pinning scheduler: pins may hold %d of %d KV blocks", self.pins.capacity_blocks, total
-        )
+            "pinning scheduler: pins may hold %d and shared prefixes %d of %d KV blocks",
+            self.pins.capacity_blocks, self.shared.capacity_blocks, total,
+        )  # fmt: skip
 
     def add_request(self, request: Request) -> None:
         hint = request_hint(request)
         if hint is not None:
             self._ranks[request.request_id] = request.priority
-        if hint is not None and hint.program_id in self.pins:
+        if hint is not None and not hint.shared and hint.program_id in self.pins:
             # The program is back while its context is pinned: run it before anything
             # else waiting, so that the pin is used rather than held.
             request.priority = RETURNING_PRIORITY
@@ -78,17 +96,29 @@ class _Pinning:
     def schedule(self, *args: Any, **kwargs: Any) -> SchedulerOutput:
         if len(self.pins):
             self.pins.expire(keep=self._waiting_programs())
+        if len(self.shared):
+            self.shared.expire()
         output = super().schedule(*args, **kwargs)
         for new in output.scheduled_new_reqs:
             request = self.requests.get(new.req_id)
             hint = request_hint(request) if request is not None else None
-            if hint is not None:
+            if hint is not None and not hint.shared:
                 # Scheduling touched the blocks it found cached, so the new turn
                 # holds its own references to the pinned prefix by now.
                 self.pins.take(hint.program_id)
-        if output.total_num_scheduled_tokens == 0 and self.waiting and len(self.pins):
+        if output.total_num_scheduled_tokens == 0 and self.waiting and self._any_pins():
             self._make_room()
         return output
+
+    def _any_pins(self) -> bool:
+        return bool(len(self.pins) or len(self.shared))
+
+    def _give_up_block(self, keep: set[str], rank: int | None = None) -> bool:
+        """One block from a program's pin (see ``PinTable.give_up_block``), else from the
+        least recently used shared prefix (a cache: any claim outranks it)."""
+        return self.pins.give_up_block(exclude=keep, ranked_after=rank) or (
+            self.shared.give_up_block(exclude=keep)
+        )
 
     def _allocate_or_give_way(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         """vLLM's ``allocate_slots``, with pins giving up blocks before a request that
@@ -98,7 +128,7 @@ class _Pinning:
         in. The request's own pin stays: its blocks are the prefix this allocation
         reuses."""
         blocks = self._allocate_slots(request, *args, **kwargs)
-        if blocks is not None or not len(self.pins):
+        if blocks is not None or not self._any_pins():
             return blocks
         needed, own = self._blocks_needed(request)
         keep = {own.program_id} if own is not None else set()
@@ -106,15 +136,11 @@ class _Pinning:
         if request.status != RequestStatus.RUNNING:
             rank = self._ranks.get(request.request_id, request.priority)
             # Giving blocks up only ever adds free ones, so one check will do.
-            only_pinned = {
-                b.block_id
-                for pin in self.pins.candidates(keep, rank)
-                for b in pin.blocks
-                if b.ref_cnt == 1
-            }
+            pins = [*self.pins.candidates(keep, rank), *self.shared.candidates(keep)]
+            only_pinned = {b.block_id for pin in pins for b in pin.blocks if b.ref_cnt == 1}
             if self._num_free_blocks() + len(only_pinned) < needed:
                 return None  # giving way would lose pins and still not let it in
-        while blocks is None and self.pins.give_up_block(exclude=keep, ranked_after=rank):
+        while blocks is None and self._give_up_block(keep, rank):
             blocks = self._allocate_slots(request, *args, **kwargs)
         return blocks
 
@@ -123,7 +149,9 @@ class _Pinning:
         a token, less its program's pinned prefix; other prefix hits only lower it),
         and that pin."""
         hint = request_hint(request)
-        own = self.pins.get(hint.program_id) if hint is not None else None
+        own = None
+        if hint is not None:
+            own = (self.shared if hint.shared else self.pins).get(hint.program_id)
         needed = -(-(request.num_tokens + 1) // self.block_size)
         if own is None:
             return needed, own
@@ -148,12 +176,15 @@ class _Pinning:
         scheduled on the next step). Pins never stall work that is ready to run."""
         needed, own = self._blocks_needed(self.waiting.peek_request())
         keep = {own.program_id} if own is not None else set()
-        while self._num_free_blocks() < needed and self.pins.give_up_block(exclude=keep):
+        while self._num_free_blocks() < needed and self._give_up_block(keep):
             pass
 
     def _free_request_blocks(self, request: Request) -> None:
         rank = self._ranks.pop(request.request_id, request.priority)
         hint = request_hint(request)
+        if hint is not None and hint.shared:
+            self._keep_shared_prefix(request, hint)
+            return
         if hint is None or hint.ttl_s <= 0 or request.status not in _PINNABLE:
             super()._free_request_blocks(request)
             return
@@ -171,6 +202,21 @@ class _Pinning:
         self._return_blocks([b for b in blocks if id(b) not in kept])
         self.pins.pin(hint.program_id, reusable, hint.ttl_s, rank, tail)
 
+    def _keep_shared_prefix(self, request: Request, hint: PinHint) -> None:
+        """Pin the full blocks of the request's first ``prefix_tokens`` tokens under the
+        prefix's id (refreshing the pin another request made); a TTL of 0 drops it."""
+        if hint.ttl_s <= 0 or request.status not in _PINNABLE:
+            if hint.ttl_s <= 0:
+                self.shared.release(hint.program_id)
+            super()._free_request_blocks(request)
+            return
+        blocks = self.kv_cache_manager.pop_blocks_for_free(request)
+        full = min(hint.prefix_tokens, request.num_computed_tokens) // self.block_size
+        prefix = [b for b in blocks[:full] if b.block_hash is not None and not b.is_null]
+        kept = {id(b) for b in prefix}
+        self._return_blocks([b for b in blocks if id(b) not in kept])
+        self.shared.pin(hint.program_id, prefix, hint.ttl_s)
+
     def _get_local_prefix_cache_hit(self, request: Request) -> Any:
         """vLLM's prefix-cache lookup, extended into the program's pinned partial block
         when the prompt carries the tokens it holds: the next turn then recomputes none
@@ -179,7 +225,7 @@ class _Pinning:
         hit = super()._get_local_prefix_cache_hit(request)
         blocks, num_local = hit[0], hit[1]
         hint = request_hint(request)
-        pin = self.pins.get(hint.program_id) if hint is not None else None
+        pin = self.pins.get(hint.program_id) if hint is not None and not hint.shared else None
         if (
             pin is None
             or not pin.tail_tokens
@@ -210,11 +256,13 @@ class _Pinning:
 
     def reset_prefix_cache(self, *args: Any, **kwargs: Any) -> bool:
         self.pins.release_all()
+        self.shared.release_all()
         self._drain_deferred_frees()
         return super().reset_prefix_cache(*args, **kwargs)
 
     def shutdown(self) -> None:
         self.pins.release_all()
+        self.shared.release_all()
         super().shutdown()
 
     def pin_stats(self) -> dict[str, float]:
@@ -222,7 +270,14 @@ class _Pinning:
             **self.pins.stats.as_dict(),
             "capacity_blocks": self.pins.capacity_blocks,
             "total_blocks": self.kv_cache_manager.block_pool.num_gpu_blocks,
+            **{f"shared_{k}": v for k, v in self.shared.stats.as_dict().items()},
+            "shared_capacity_blocks": self.shared.capacity_blocks,
         }
+
+    def shared_blocks(self, prefix_id: str) -> int:
+        """The blocks a shared prefix holds pinned now (0 when it holds none)."""
+        pin = self.shared.get(prefix_id)
+        return len(pin.blocks) if pin is not None else 0
 
 
 class PinningScheduler(_Pinning, Scheduler):

@@ -135,15 +135,23 @@ class SemanticCache:
 
     # lookup --------------------------------------------------------------------------
 
-    def lookup(self, namespace: str, query: str, category: str | None = None) -> Lookup:
+    def lookup(
+        self, namespace: str, query: str, category: str | None = None,
+        memory_ids: Sequence[str] | None = None,
+    ) -> Lookup:  # fmt: skip
+        """The cached answer to ``query``, if one is close enough. Given ``memory_ids``
+        (the memories a memory-augmented answer is given), only an answer given exactly
+        those memories is served: the same question over other memories is another."""
         query = self._check_query(query)
         self._check_category(category)
+        if memory_ids is not None:
+            memory_ids = _check_memory_ids(memory_ids)
         vector = self.embedder.embed([query])[0]
-        return self.lookup_vector(namespace, vector, category, query)
+        return self.lookup_vector(namespace, vector, category, query, memory_ids)
 
     def lookup_vector(
         self, namespace: str, vector: np.ndarray, category: str | None = None,
-        query: str | None = None,
+        query: str | None = None, memory_ids: Sequence[str] | None = None,
     ) -> Lookup:  # fmt: skip
         """A lookup by an embedding already computed (and the query's text, which a
         pair scorer needs)."""
@@ -156,7 +164,7 @@ class SemanticCache:
         best, score = self._best(candidates, vector, query)
         answer = None
         if best is not None and score >= threshold:
-            answer = self._read_hit(namespace, best.entry_id)
+            answer = self._read_hit(namespace, best.entry_id, memory_ids)
             if answer is not None:
                 index.touch(best.entry_id, now)  # type: ignore[union-attr]
         ms = 1000 * (time.perf_counter() - started)
@@ -183,9 +191,16 @@ class SemanticCache:
         i = int(np.argmax(scores))
         return candidates[i], float(scores[i])
 
-    def _read_hit(self, namespace: str, entry_id: str) -> CachedAnswer | None:
+    def _read_hit(
+        self, namespace: str, entry_id: str, memory_ids: Sequence[str] | None = None
+    ) -> CachedAnswer | None:
         with self.db.unit_of_work() as session:
-            entry = CacheRepository(session).hit(namespace, entry_id, self._now())
+            repo = CacheRepository(session)
+            if memory_ids is not None:
+                entry = repo.get(namespace, entry_id)
+                if entry is None or set(entry.memory_ids or ()) != set(memory_ids):
+                    return None  # an answer given other memories
+            entry = repo.hit(namespace, entry_id, self._now())
             return _answer(entry) if entry is not None else None
 
     # store ---------------------------------------------------------------------------

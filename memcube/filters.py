@@ -7,7 +7,7 @@ from datetime import datetime
 
 from memos.errors import InvalidInputError
 
-from .models import Kind
+from .models import KEPT_STATES, LIVE_STATES, Kind
 
 MAX_FILTER_TAGS = 64  # a memory holds at most this many tags, so more can match nothing
 MAX_FILTER_TAG_CHARS = 128
@@ -30,6 +30,12 @@ class MemoryFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     valid_at: datetime | None = None  # true in the world then (see ``valid_at`` below)
+    states: tuple[str, ...] = ()  # lifecycle states; none given: the served ones
+
+    @property
+    def lifecycle(self) -> tuple[str, ...]:
+        """The lifecycle states asked for: by default those served (generated, activated)."""
+        return self.states or LIVE_STATES
 
     def __post_init__(self) -> None:
         tags = tuple(dict.fromkeys(self.tags))
@@ -43,6 +49,14 @@ class MemoryFilter:
                     f"filter tags must be strings of 1 to {MAX_FILTER_TAG_CHARS} characters"
                 )
         object.__setattr__(self, "tags", tags)
+        if isinstance(self.states, str) or not isinstance(self.states, tuple | list):
+            raise InvalidInputError("filter states must be a list of lifecycle states")
+        for state in self.states:
+            if state not in KEPT_STATES:
+                raise InvalidInputError(
+                    f"filter states must name states among {list(KEPT_STATES)}, got {state!r}"
+                )
+        object.__setattr__(self, "states", tuple(dict.fromkeys(self.states)))
         if self.kind is not None and self.kind not in {k.value for k in Kind}:
             raise InvalidInputError(
                 f"filter kind must be one of {sorted(k.value for k in Kind)}, got {self.kind!r}"

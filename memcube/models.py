@@ -69,11 +69,17 @@ class State(enum.StrEnum):
 
 
 LIVE_STATES = (State.GENERATED.value, State.ACTIVATED.value)
+# Archived memories leave default search but stay indexed: a search naming them finds them.
+INDEXED_STATES = (*LIVE_STATES, State.ARCHIVED.value)
+# The states a filter may ask for (list takes merged too: merged memories are not indexed).
+KEPT_STATES = (*INDEXED_STATES, State.MERGED.value)
 
 
-def is_served(state: str, expires_at: datetime | None, now: datetime) -> bool:
+def is_served(
+    state: str, expires_at: datetime | None, now: datetime, states: tuple[str, ...] = LIVE_STATES
+) -> bool:
     """The rule CubeRepository.live_condition states in SQL, for a row already loaded."""
-    return state in LIVE_STATES and (expires_at is None or expires_at > now)
+    return state in states and (expires_at is None or expires_at > now)
 
 
 class Source(enum.StrEnum):
@@ -83,6 +89,7 @@ class Source(enum.StrEnum):
     TOOL = "tool"
     IMPORT = "import"
     SCHEDULER = "scheduler"
+    CHAT = "chat"  # an exchange memory-augmented chat stored
 
 
 class Operation(enum.StrEnum):
@@ -95,6 +102,9 @@ class Operation(enum.StrEnum):
     FUSE = "fuse"
     MIGRATE = "migrate"
     PROMOTE = "promote"
+    ACTIVATE = "activate"
+    ARCHIVE = "archive"
+    MERGE = "merge"
 
 
 class Base(DeclarativeBase):

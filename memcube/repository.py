@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session, defer
 
 from .filters import MemoryFilter
 from .lexical import lexical_search
-from .models import LIVE_STATES, CubeTag, CubeVersion, MemCube, Namespace, State
+from .models import (
+    INDEXED_STATES,
+    LIVE_STATES,
+    CubeTag,
+    CubeVersion,
+    Kind,
+    MemCube,
+    Namespace,
+    State,
+)
 
 
 class CubeRepository:
@@ -43,9 +52,10 @@ class CubeRepository:
 
     # cubes ----------------------------------------------------------------------
 
-    def live_condition(self, now: datetime):
+    def live_condition(self, now: datetime, states: Sequence[str] = LIVE_STATES):
+        """In one of ``states`` (by default those served) and not past its TTL."""
         return and_(
-            MemCube.state.in_(LIVE_STATES),
+            MemCube.state.in_(list(states)),
             (MemCube.expires_at.is_(None)) | (MemCube.expires_at > now),
         )
 
@@ -65,10 +75,11 @@ class CubeRepository:
         )
         return list(self.session.scalars(stmt))
 
-    def count_access(self, cube_id: str, now: datetime) -> None:
+    def count_access(self, cube_ids: str | Sequence[str], now: datetime) -> None:
+        ids = [cube_ids] if isinstance(cube_ids, str) else list(cube_ids)
         self.session.execute(
             update(MemCube)
-            .where(MemCube.id == cube_id)
+            .where(MemCube.id.in_(ids))
             .values(access_count=MemCube.access_count + 1, last_accessed_at=now)
         )
 
@@ -93,7 +104,9 @@ class CubeRepository:
 
     def filtered(self, namespace: str, flt: MemoryFilter, now: datetime) -> Select[tuple[MemCube]]:
         """Served cubes matching ``flt``; the embedding blob is left unloaded."""
-        stmt = select(MemCube).where(MemCube.namespace == namespace, self.live_condition(now))
+        stmt = select(MemCube).where(
+            MemCube.namespace == namespace, self.live_condition(now, flt.lifecycle)
+        )
         return self._apply(stmt.options(defer(MemCube.embedding)), flt)
 
     def _apply(self, stmt: Select, flt: MemoryFilter) -> Select:
@@ -140,7 +153,8 @@ class CubeRepository:
         self, namespace: str, query: str, flt: MemoryFilter, now: datetime, limit: int
     ) -> list[tuple[str, float]]:
         """Served cubes matching ``flt`` whose text best matches ``query``, with scores."""
-        where = self.filtered(namespace, flt, now).whereclause
+        stmt = self.filtered(namespace, flt, now).where(MemCube.kind == Kind.PLAINTEXT.value)
+        where = stmt.whereclause
         assert where is not None
         return lexical_search(self.session, namespace, query, where, limit)
 
@@ -158,10 +172,11 @@ class CubeRepository:
         stmt = self.filtered(namespace, flt, now).where(MemCube.id.in_(list(ids)))
         return {cube.id: cube for cube in self.session.scalars(stmt)}
 
-    def live_embeddings(
+    def indexed_embeddings(
         self, namespace: str, now: datetime, batch: int = 5_000
     ) -> Iterator[list[tuple[str, bytes]]]:
-        """Every served cube's stored embedding, in id order, a batch at a time."""
+        """Every indexed cube's stored embedding (served or archived), in id order, a
+        batch at a time."""
         last = ""
         while True:
             rows = self.session.execute(
@@ -170,7 +185,7 @@ class CubeRepository:
                     MemCube.namespace == namespace,
                     MemCube.id > last,
                     MemCube.embedding.is_not(None),
-                    self.live_condition(now),
+                    self.live_condition(now, INDEXED_STATES),
                 )
                 .order_by(MemCube.id)
                 .limit(batch)
@@ -180,21 +195,116 @@ class CubeRepository:
             yield [(row[0], row[1]) for row in rows]
             last = rows[-1][0]
 
-    def count_live(self, namespace: str, now: datetime) -> int:
+    def count_live(
+        self, namespace: str, now: datetime, states: Sequence[str] = LIVE_STATES
+    ) -> int:
         stmt = (
             select(func.count())
             .select_from(MemCube)
-            .where(MemCube.namespace == namespace, self.live_condition(now))
+            .where(MemCube.namespace == namespace, self.live_condition(now, states))
         )
         return int(self.session.scalar(stmt) or 0)
 
-    def due_to_expire(self, now: datetime, limit: int) -> list[MemCube]:
+    def due_to_expire(
+        self, now: datetime, limit: int, namespace: str | None = None
+    ) -> list[MemCube]:
         stmt = (
             select(MemCube)
-            .where(MemCube.state.in_(LIVE_STATES), MemCube.expires_at <= now)
+            .where(MemCube.state.in_(INDEXED_STATES), MemCube.expires_at <= now)
             .limit(limit)
         )
-        return list(self.session.scalars(stmt))
+        return list(self.session.scalars(_in(stmt, namespace)))
+
+    def due_to_activate(
+        self, namespace: str | None, now: datetime, min_accesses: int, read_since: datetime,
+        limit: int,
+    ) -> list[MemCube]:
+        """Generated or archived plaintext read at least ``min_accesses`` times, last
+        since ``read_since`` and after its last change."""
+        stmt = (
+            select(MemCube)
+            .where(
+                MemCube.state.in_([State.GENERATED.value, State.ARCHIVED.value]),
+                MemCube.kind == Kind.PLAINTEXT.value,
+                MemCube.access_count >= min_accesses,
+                MemCube.last_accessed_at >= read_since,
+                MemCube.last_accessed_at > MemCube.updated_at,
+                (MemCube.expires_at.is_(None)) | (MemCube.expires_at > now),
+            )
+            .order_by(MemCube.namespace, MemCube.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(_in(stmt, namespace)))
+
+    def due_to_archive(
+        self, namespace: str | None, now: datetime, cold_before: datetime, limit: int
+    ) -> list[MemCube]:
+        """Served plaintext neither read nor changed since ``cold_before``."""
+        stmt = (
+            select(MemCube)
+            .where(
+                self.live_condition(now),
+                MemCube.kind == Kind.PLAINTEXT.value,
+                func.coalesce(MemCube.last_accessed_at, MemCube.created_at) < cold_before,
+                MemCube.updated_at < cold_before,
+            )
+            .order_by(MemCube.namespace, MemCube.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(_in(stmt, namespace)))
+
+    def changed_since(
+        self, namespace: str | None, now: datetime, after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[MemCube]:
+        """Served plaintext changed after ``after`` (a change time and an id, the last
+        row of the previous batch), oldest change first."""
+        stmt = select(MemCube).where(
+            self.live_condition(now), MemCube.kind == Kind.PLAINTEXT.value
+        )
+        if after is not None:
+            at, last_id = after
+            stmt = stmt.where(
+                (MemCube.updated_at > at) | ((MemCube.updated_at == at) & (MemCube.id > last_id))
+            )
+        stmt = stmt.options(defer(MemCube.embedding)).order_by(MemCube.updated_at, MemCube.id)
+        return list(self.session.scalars(_in(stmt, namespace).limit(limit)))
+
+    def hottest(
+        self, namespace: str, flt: MemoryFilter, now: datetime, limit: int
+    ) -> list[MemCube]:
+        """Plaintext matching ``flt``, most read first, then most recently read."""
+        stmt = self.filtered(namespace, flt, now).where(MemCube.kind == Kind.PLAINTEXT.value)
+        stmt = stmt.order_by(
+            MemCube.access_count.desc(),
+            func.coalesce(MemCube.last_accessed_at, MemCube.created_at).desc(),
+            MemCube.id.desc(),
+        )
+        return list(self.session.scalars(stmt.limit(limit)))
+
+    def hot_scopes(
+        self, namespace: str | None, now: datetime, read_since: datetime, min_memories: int
+    ) -> list[tuple[str, str | None, str | None]]:
+        """(namespace, user_id, agent_id) of owners with at least ``min_memories``
+        activated plaintext memories read since ``read_since``."""
+        stmt = (
+            select(MemCube.namespace, MemCube.user_id, MemCube.agent_id)
+            .where(
+                self.live_condition(now, (State.ACTIVATED.value,)),
+                MemCube.kind == Kind.PLAINTEXT.value,
+                MemCube.last_accessed_at >= read_since,
+            )
+            .group_by(MemCube.namespace, MemCube.user_id, MemCube.agent_id)
+            .having(func.count() >= min_memories)
+        )
+        return [(row[0], row[1], row[2]) for row in self.session.execute(_in(stmt, namespace))]
+
+    def of_kind(self, namespace: str | None, kind: str, states: Sequence[str]) -> list[MemCube]:
+        """Cubes of ``kind`` in ``states`` (of every namespace when none is given)."""
+        stmt = select(MemCube).where(MemCube.kind == kind, MemCube.state.in_(list(states)))
+        if namespace is not None:
+            stmt = stmt.where(MemCube.namespace == namespace)
+        return list(self.session.scalars(stmt.order_by(MemCube.namespace, MemCube.id)))
 
     def due_to_purge(self, deleted_before: datetime, limit: int) -> list[MemCube]:
         stmt = (
@@ -250,3 +360,8 @@ class CubeRepository:
             .where(CubeVersion.cube_id == cube_id)
             .values(payload=None, content_hash=None, meta={})
         )
+
+
+def _in(stmt: Select, namespace: str | None) -> Select:
+    """``stmt`` kept to one namespace, when one is given."""
+    return stmt if namespace is None else stmt.where(MemCube.namespace == namespace)

@@ -67,6 +67,7 @@ class Settings:
     llm_model: str = "SmolLM2-135M-Instruct"  # remote: the model name it serves
     llm_kv_blocks: int = 0  # 0: the KV cache vLLM sizes itself (VLLM_CPU_KVCACHE_SPACE)
     pin_cap: float = 0.5  # share of the KV cache program pins may hold
+    activation_cap: float = 0.25  # share activation memories' pinned prefixes may hold
     # host-memory tier under the pins, in KV blocks; 0: none; "auto": up to a quarter of
     # the memory free when the engine starts
     host_kv_blocks: int | Literal["auto"] = "auto"
@@ -84,6 +85,11 @@ class Settings:
             raise ValueError("MEMOS_LLM=remote needs MEMOS_LLM_URL (a `vllm serve` base URL)")
         if not 0 <= self.pin_cap <= 0.95:
             raise ValueError(f"MEMOS_PIN_CAP must be between 0 and 0.95, got {self.pin_cap}")
+        if not 0 <= self.activation_cap <= 0.95 - self.pin_cap:
+            raise ValueError(
+                "MEMOS_ACTIVATION_CAP must be between 0 and 0.95 less MEMOS_PIN_CAP, "
+                f"got {self.activation_cap}"
+            )
         blocks = self.host_kv_blocks
         if blocks != "auto" and (isinstance(blocks, bool) or not isinstance(blocks, int)
                                  or blocks < 0):  # fmt: skip
@@ -127,6 +133,7 @@ class Settings:
             llm_model=os.environ.get("MEMOS_LLM_MODEL", "SmolLM2-135M-Instruct"),
             llm_kv_blocks=_env_number("MEMOS_LLM_KV_BLOCKS", 0),
             pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
+            activation_cap=_env_number("MEMOS_ACTIVATION_CAP", 0.25),
             host_kv_blocks=_host_kv_blocks(os.environ.get("MEMOS_HOST_KV_BLOCKS", "auto")),
             config_path=Path(config) if (config := os.environ.get("MEMOS_CONFIG")) else None,
             metrics_token=os.environ.get("MEMOS_METRICS_TOKEN", ""),

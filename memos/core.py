@@ -18,7 +18,8 @@ from memos.memcube.database import Database
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.ids import is_id, new_id
 from memos.memcube.models import (
-    LIVE_STATES,
+    INDEXED_STATES,
+    KEPT_STATES,
     CubeVersion,
     Kind,
     MemCube,
@@ -228,7 +229,7 @@ class MemOS:
                     if i in existing:
                         continue
                     cube_id = (ids[i] if ids is not None else None) or new_id()
-                    stored[i] = self._new_cube(
+                    stored[i] = self.new_cube_row(
                         cube_id, namespace, items[i], hashes[i], embedded[row], now
                     )
                     rows.append(row)
@@ -342,25 +343,26 @@ class MemOS:
         found = {i: twins.get(_dedupe_key(item, hashes[i])) for i, item in enumerate(items)}
         return {i: cube_id for i, cube_id in found.items() if cube_id is not None}
 
-    def _new_cube(
-        self, cube_id: str, namespace: str, item: NewMemory, digest: str, vector: np.ndarray,
-        now: datetime,
+    def new_cube_row(
+        self, cube_id: str, namespace: str, item: NewMemory, digest: str,
+        vector: np.ndarray | None, now: datetime, kind: Kind = Kind.PLAINTEXT,
     ) -> SimpleNamespace:  # fmt: skip
-        """The column values of a new cube (inserted in bulk: no ORM object per row)."""
+        """The column values of a new cube (inserted in bulk: no ORM object per row); a
+        cube without ``vector`` is not searched by meaning."""
         return SimpleNamespace(
             id=cube_id,
             namespace=namespace,
             user_id=item.user_id,
             agent_id=item.agent_id,
             session_id=item.session_id,
-            kind=Kind.PLAINTEXT.value,
+            kind=kind.value,
             payload=item.text,
             category=item.category,
             tags=list(item.tags),
             meta=item.metadata,
             importance=item.importance,
-            embedding=encode_vector(vector),
-            embedding_model=self.embedder.model_id,
+            embedding=encode_vector(vector) if vector is not None else None,
+            embedding_model=self.embedder.model_id if vector is not None else None,
             content_hash=digest,
             valid_from=item.valid_from,
             valid_to=item.valid_to,
@@ -378,11 +380,13 @@ class MemOS:
     # read -----------------------------------------------------------------------
 
     def get(self, memory_id: str, *, namespace: str = "default") -> Memory:
-        """A served memory; counts the access. Deleted or expired memories are not found."""
+        """A memory (served, archived or merged into another); counts the access. Deleted or
+        expired memories are not found."""
         check.namespace(namespace)
         now = utcnow()
         with self.db.reader() as session:
-            memory = memory_of(self._live(CubeRepository(session), namespace, memory_id, now))
+            repo = CubeRepository(session)
+            memory = memory_of(self._live(repo, namespace, memory_id, now, states=KEPT_STATES))
         try:
             with self.db.unit_of_work() as session:
                 CubeRepository(session).count_access(memory_id, now)
@@ -440,6 +444,11 @@ class MemOS:
         flt = filters or MemoryFilter()
         if not isinstance(flt, MemoryFilter):
             raise InvalidInputError("filters must be a MemoryFilter")
+        if State.MERGED.value in flt.states:
+            raise InvalidInputError(
+                "filter states: merged memories are not searched (list them, or search the "
+                "memory they were merged into)"
+            )
         as_of = check.aware_datetime(as_of, "as_of")
         if as_of is not None:
             flt = replace(flt, valid_at=as_of)
@@ -507,6 +516,7 @@ class MemOS:
                 repo = CubeRepository(session)
                 now = utcnow()
                 cube = self._live(repo, namespace, memory_id, now, for_update=True)
+                _check_plaintext(cube)
                 if ttl is not UNSET:
                     changes["expires_at"] = now + timedelta(seconds=ttl) if ttl else None
                 changed = {k: v for k, v in changes.items() if getattr(cube, k) != v}
@@ -550,6 +560,7 @@ class MemOS:
                 repo = CubeRepository(session)
                 now = utcnow()
                 cube = self._live(repo, namespace, memory_id, now, for_update=True)
+                _check_plaintext(cube)
                 cube.state = State.DELETED.value
                 cube.deleted_at = now
                 cube.updated_at = now
@@ -581,6 +592,7 @@ class MemOS:
             cube = repo.get(namespace, memory_id)
             if cube is None:
                 raise NotFoundError(f"memory {memory_id!r} not found")
+            _check_plaintext(cube)
             target = repo.version(memory_id, version)
         if target is None:
             raise NotFoundError(f"memory {memory_id!r} has no version {version}")
@@ -637,9 +649,9 @@ class MemOS:
 
     # lifecycle jobs -------------------------------------------------------------
 
-    def expire_due(self, batch: int = 1_000) -> int:
+    def expire_due(self, batch: int = 1_000, namespace: str | None = None) -> int:
         """Move memories whose TTL has passed to ``expired``, with provenance; returns how many."""
-        return lifecycle.expire_due(self, batch)
+        return lifecycle.expire_due(self, batch, namespace)
 
     def purge_deleted(self, older_than_s: float | None = None, batch: int = 1_000) -> int:
         """Erase the content of memories deleted at least ``older_than_s`` seconds ago
@@ -654,7 +666,10 @@ class MemOS:
         memory_id: str,
         now: datetime,
         for_update: bool = False,
+        states: tuple[str, ...] = INDEXED_STATES,
     ) -> MemCube:
+        """The memory, if it is in one of ``states`` and not past its TTL (by default those
+        a write may change: served or archived)."""
         cube = (
             repo.get(namespace, memory_id, for_update=for_update)
             if isinstance(memory_id, str)
@@ -662,10 +677,20 @@ class MemOS:
         )
         if cube is None:
             raise NotFoundError(f"memory {memory_id!r} not found")
-        if not is_served(cube.state, cube.expires_at, now):
-            state = State.EXPIRED.value if cube.state in LIVE_STATES else cube.state
+        if not is_served(cube.state, cube.expires_at, now, states):
+            state = State.EXPIRED.value if cube.state in states else cube.state
             raise NotFoundError(f"memory {memory_id!r} is {state}")
         return cube
+
+
+def _check_plaintext(cube: MemCube) -> None:
+    """The memory verbs change plaintext memories; the other kinds have their own."""
+    if cube.kind == Kind.ACTIVATION.value:
+        raise ConflictError(
+            f"memory {cube.id!r} is an activation memory: change it through /v1/activations"
+        )
+    if cube.kind != Kind.PLAINTEXT.value:
+        raise ConflictError(f"memory {cube.id!r} is a {cube.kind} memory, not plaintext")
 
 
 def _dedupe_key(item: NewMemory, digest: str) -> tuple:

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from memos.memcube.database import Database
-from memos.memcube.models import utcnow
+from memos.memcube.models import INDEXED_STATES, utcnow
 from memos.memcube.repository import CubeRepository
 
 from .vector_index import VectorIndex, decode_vector
@@ -85,14 +85,14 @@ class IndexRegistry:
         with self._db.reader() as session:
             repo = CubeRepository(session)
             index.revision = repo.revision(namespace)
-            total = repo.count_live(namespace, utcnow())
+            total = repo.count_live(namespace, utcnow(), INDEXED_STATES)
             with tqdm(
                 total=total,
                 desc=f"indexing {namespace}",
                 unit="mem",
                 disable=total < PROGRESS_FROM,
             ) as progress:
-                for batch in repo.live_embeddings(namespace, utcnow()):
+                for batch in repo.indexed_embeddings(namespace, utcnow()):
                     ids = [memory_id for memory_id, _ in batch]
                     vectors = np.stack([decode_vector(blob, self._dim) for _, blob in batch])
                     index.upsert(ids, vectors)

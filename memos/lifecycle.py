@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from memos.memcube.models import LIVE_STATES, CubeVersion, MemCube, Operation, Source, State, utcnow
+from memos.memcube.models import (
+    INDEXED_STATES,
+    CubeVersion,
+    MemCube,
+    Operation,
+    Source,
+    State,
+    utcnow,
+)
 from memos.memcube.repository import CubeRepository
 
 from .provenance import Origin, version_row
@@ -17,10 +25,12 @@ TTL = Origin(Source.SCHEDULER.value, "ttl")
 PURGE = Origin(Source.SCHEDULER.value, "purge")
 
 
-def expire_due(memos: MemOS, batch: int = 1_000) -> int:
-    """Move served memories whose TTL has passed to ``expired``; returns how many."""
+def expire_due(memos: MemOS, batch: int = 1_000, namespace: str | None = None) -> int:
+    """Move served (or archived) memories whose TTL has passed to ``expired`` (in one
+    namespace, when given); returns how many."""
     with memos.db.reader() as session:
-        due = [(c.namespace, c.id) for c in CubeRepository(session).due_to_expire(utcnow(), batch)]
+        rows = CubeRepository(session).due_to_expire(utcnow(), batch, namespace)
+        due = [(c.namespace, c.id) for c in rows]
     total = 0
     for namespace in sorted({ns for ns, _ in due}):
         ids = [cube_id for ns, cube_id in due if ns == namespace]
@@ -31,7 +41,7 @@ def expire_due(memos: MemOS, batch: int = 1_000) -> int:
                 now = utcnow()
                 for cube_id in ids:
                     cube = repo.get(namespace, cube_id, for_update=True)
-                    if cube is None or cube.state not in LIVE_STATES:
+                    if cube is None or cube.state not in INDEXED_STATES:
                         continue
                     cube.state = State.EXPIRED.value
                     cube.updated_at = now

@@ -31,8 +31,8 @@ def export_jsonl(memos: MemOS, namespace: str, out: IO[str], progress: bool = Tr
         with tqdm(total=total, desc=f"export {namespace}", unit="mem", disable=not progress) as bar:
             for rows in repo.export_rows(namespace):
                 for cube in rows:
-                    if not is_served(cube.state, cube.expires_at, now):
-                        continue
+                    if not is_served(cube.state, cube.expires_at, now) or cube.kind != "plaintext":
+                        continue  # activation memories are rebuilt from plaintext
                     out.write(json.dumps(_record(cube)) + "\n")
                     written += 1
                     bar.update(1)

@@ -113,19 +113,19 @@ def ttl(value: float | None) -> float | None:
     return float(value)
 
 
-def top_k(value: int, limit: int) -> int:
+def top_k(value: int, limit: int, field: str = "top_k") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"top_k must be a positive integer, got {value!r}")
+        raise InvalidInputError(f"{field} must be a positive integer, got {value!r}")
     if value > limit:
-        raise InvalidInputError(f"top_k must be at most {limit}, got {value}")
+        raise InvalidInputError(f"{field} must be at most {limit}, got {value}")
     return value
 
 
-def min_score(value: float | None) -> float | None:
+def min_score(value: float | None, field: str = "min_score") -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
-        raise InvalidInputError(f"min_score must be a number from -1 to 1, got {value!r}")
+        raise InvalidInputError(f"{field} must be a number from -1 to 1, got {value!r}")
     return float(value)
 
 

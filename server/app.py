@@ -15,16 +15,19 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from memos.agents.chat import ChatRequest, ChatService
 from memos.core import MemOS
+from memos.kernel import Kernel
 
+from .activations import ActivationController
 from .allow import allow_header_fix
 from .auth import provide_tenant, require_metrics_token
 from .cache import CacheController
 from .chat import ChatController
 from .graph import GraphController
-from .health import HealthController, watch, watch_chat
+from .health import HealthController, watch, watch_chat, watch_scheduler
 from .keys import KeyController
 from .memories import MemoryController
 from .problems import HANDLERS
+from .scheduler import SchedulerController
 from .strict import strict_input
 from .tasks import TaskController
 
@@ -37,34 +40,6 @@ class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
     guards = [require_metrics_token]
-
-
-async def _maintenance(memos: MemOS, chat: ChatService | None) -> None:
-    """Expire memories and cached answers past their TTL, purge tombstones, save the tool
-    durations chat learned, and snapshot changed indexes."""
-    interval = memos.settings.maintenance_interval_s
-    since_snapshot = 0.0
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            expired = await anyio.to_thread.run_sync(memos.expire_due)
-            purged = await anyio.to_thread.run_sync(memos.purge_deleted)
-            uncached = await anyio.to_thread.run_sync(memos.cache.expire_due)
-            if chat is not None:
-                await anyio.to_thread.run_sync(_save_tool_calls, memos, chat)
-            if expired or purged or uncached:
-                log.info("maintenance: %d expired, %d purged, %d cached answers expired",
-                         expired, purged, uncached)  # fmt: skip
-            since_snapshot += interval
-            if since_snapshot >= memos.settings.snapshot_interval_s:
-                since_snapshot = 0.0
-                await anyio.to_thread.run_sync(memos.indexes.save_changed)
-        except Exception:
-            log.exception("maintenance pass failed; retrying next interval")
-
-
-def _save_tool_calls(memos: MemOS, chat: ChatService) -> None:
-    memos.tool_history.save_from(chat.registry.predictor)
 
 
 def _completer(chat: ChatService) -> Callable[[list[dict[str, str]]], Awaitable[str]]:
@@ -90,7 +65,9 @@ def create_app(
     memos: MemOS, *, background_jobs: bool = True, chat: ChatService | None = None
 ) -> Litestar:
     """An app serving ``memos`` (and chat completions when ``chat`` is given); the caller
-    owns both. The chat engine starts in the background: memories are served at once."""
+    owns both. The chat engine starts in the background: memories are served at once.
+    With ``background_jobs`` the MemScheduler runs its passes (memos/scheduler/)."""
+    kernel = Kernel(memos, chat)
 
     def provide_chat() -> ChatService:
         assert chat is not None  # the chat routes are mounted only with a chat service
@@ -102,7 +79,7 @@ def create_app(
         if chat is not None:
             await anyio.to_thread.run_sync(memos.tool_history.load_into, chat.registry.predictor)
         app.state.ready = True
-        tasks = [asyncio.create_task(_maintenance(memos, chat))] if background_jobs else []
+        tasks = [asyncio.create_task(kernel.scheduler.run_forever())] if background_jobs else []
         if chat is not None and not chat.ready:
             tasks.append(asyncio.create_task(_start_engine(chat)))
         if memos.extraction is not None:
@@ -118,15 +95,15 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if chat is not None:
-                try:
-                    await anyio.to_thread.run_sync(_save_tool_calls, memos, chat)
-                except Exception:
-                    log.exception("the tool durations learned since the last save are lost")
+            try:
+                await anyio.to_thread.run_sync(kernel.save_tool_durations)
+            except Exception:
+                log.exception("the tool durations learned since the last save are lost")
             await anyio.to_thread.run_sync(memos.indexes.save_changed)
 
     watch(memos)
     watch_chat(chat)
+    watch_scheduler(kernel.scheduler)
     prometheus = PrometheusConfig(app_name="memos", prefix="memos", group_path=True)
     app = Litestar(
         # Without a language model (MEMOS_LLM=off) the chat routes are not served, and
@@ -136,6 +113,8 @@ def create_app(
             GraphController,
             TaskController,
             CacheController,
+            ActivationController,
+            SchedulerController,
             *([ChatController] if chat is not None else []),
             KeyController,
             HealthController,
@@ -143,6 +122,7 @@ def create_app(
         ],
         dependencies={
             "memos": Provide(lambda: memos, use_cache=True, sync_to_thread=False),
+            "kernel": Provide(lambda: kernel, use_cache=True, sync_to_thread=False),
             "chat": Provide(provide_chat, sync_to_thread=False),
             "tenant": Provide(provide_tenant, sync_to_thread=False),
         },
@@ -161,5 +141,6 @@ def create_app(
     app.state.memos = memos
     app.state.metrics_token = memos.settings.metrics_token
     app.state.chat = chat
+    app.state.kernel = kernel
     app.state.ready = False
     return app

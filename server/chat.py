@@ -8,7 +8,9 @@ this backend does not use are accepted and ignored, as OpenAI-compatible servers
 A plain question (one user message, nothing else, no program) goes through the
 semantic cache: answered from it on a hit, stored in it after the model answers; the
 response's ``cache`` field says which (``"cache": false`` in the request opts out,
-``cache_category`` names the category).
+``cache_category`` names the category). ``memory`` answers from the caller's memories
+and reports the ones used (``memory.used``). The kernel decides all of it
+(memos/memory_chat.py); this module only translates HTTP.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
-import anyio
 import msgspec
 from litestar import Request, get, post
 from litestar.response import Stream
@@ -41,12 +42,15 @@ from memos.agents.chat import (
 from memos.agents.pin_hint import MAX_PROGRAM_ID_CHARS
 from memos.agents.pin_hint import MAX_TTL_S as MAX_PIN_TTL_S
 from memos.agents.programs import MAX_TOOL_NAME_CHARS, MAX_TOOL_SECONDS, MAX_TURN
-from memos.cache import MAX_NAME_CHARS, Lookup
-from memos.core import MemOS
+from memos.cache import MAX_NAME_CHARS
+from memos.core import DEFAULT_SEARCH_MODE
 from memos.errors import InvalidInputError, MemOSError
+from memos.kernel import Kernel
+from memos.memory_chat import DEFAULT_MEMORY_TOP_K, MAX_MEMORY_TOP_K, ChatOptions, MemoryUse
 
 from .auth import Tenant, TenantController
 from .problems import problems, status_of
+from .schemas import Name, Strict
 
 StopText = Annotated[str, Meta(min_length=1, max_length=MAX_STOP_CHARS)]
 _TURN_HEADER = re.compile(r"[0-9]{1,9}")
@@ -69,6 +73,19 @@ class MessageIn(msgspec.Struct, kw_only=True):
         return self.content or ""
 
 
+class MemorySpec(Strict):
+    user_id: Name | None = None
+    agent_id: Name | None = None
+    session_id: Name | None = None
+    top_k: Annotated[int, Meta(ge=1, le=MAX_MEMORY_TOP_K)] = DEFAULT_MEMORY_TOP_K
+    mode: Literal["vector", "hybrid", "graph"] = DEFAULT_SEARCH_MODE
+    min_score: Annotated[float, Meta(ge=-1, le=1)] | None = None
+    store: bool = False  # keep the exchange as a memory (provenance: chat, the model)
+
+    def to_use(self) -> MemoryUse:
+        return MemoryUse(**msgspec.structs.asdict(self))
+
+
 class ChatCompletionIn(msgspec.Struct, kw_only=True):
     messages: Annotated[list[MessageIn], Meta(min_length=1, max_length=MAX_MESSAGES)]
     model: Annotated[str, Meta(max_length=MAX_NAME_CHARS)] | None = None
@@ -87,6 +104,7 @@ class ChatCompletionIn(msgspec.Struct, kw_only=True):
     tool_seconds: Annotated[float, Meta(ge=0, le=MAX_TOOL_SECONDS)] | None = None
     cache: bool = True
     cache_category: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)] | None = None
+    memory: MemorySpec | None = None  # answer from the caller's memories (memory_chat.py)
 
 
 class ToolOut(msgspec.Struct):
@@ -167,27 +185,6 @@ def _chat_request(data: ChatCompletionIn, request: Request) -> ChatRequest:
     )
 
 
-def _cacheable_query(
-    data: ChatCompletionIn, chat_request: ChatRequest, max_chars: int
-) -> str | None:
-    """The question to look up, for a request that is one plain question the cache can
-    hold (a longer one goes to the model alone)."""
-    messages = chat_request.messages
-    if not data.cache or chat_request.program is not None or len(messages) != 1:
-        return None
-    question = messages[0]["content"]
-    if messages[0]["role"] != "user" or not question.strip() or len(question) > max_chars:
-        return None
-    return question
-
-
-def _cache_field(found: Lookup) -> dict[str, Any]:
-    field: dict[str, Any] = {"hit": found.hit, "category": found.category}
-    if found.answer is not None:
-        field.update(entry_id=found.answer.id, similarity=found.similarity)
-    return field
-
-
 def _usage(chunk: ChatChunk) -> dict[str, Any]:
     return {
         "prompt_tokens": chunk.prompt_tokens,
@@ -207,44 +204,24 @@ class ChatController(TenantController):
         responses=problems(),
     )
     async def complete(
-        self, data: ChatCompletionIn, request: Request, tenant: Tenant, chat: ChatService,
-        memos: MemOS,
-    ) -> Any:  # fmt: skip
+        self, data: ChatCompletionIn, request: Request, tenant: Tenant, kernel: Kernel
+    ) -> Any:
+        assert kernel.memory_chat is not None  # the route is mounted only with a model
         chat_request = _chat_request(data, request)
-        model = data.model or chat.model_name
+        options = ChatOptions(
+            memory=data.memory.to_use() if data.memory is not None else None,
+            cache=data.cache,
+            cache_category=data.cache_category,
+            model=data.model,
+        )
+        model = data.model or kernel.memory_chat.chat.model_name
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        namespace = tenant.namespace
-        query = _cacheable_query(data, chat_request, memos.cache.policy.max_query_chars)
-        found: Lookup | None = None
-        if query is not None:
-            memos.cache.observe_load(chat.in_flight)
-            found = await anyio.to_thread.run_sync(
-                memos.cache.lookup, namespace, query, data.cache_category
-            )
-            if found.answer is not None:
-                cached = ChatChunk(found.answer.response, finished=True, finish_reason="stop")
-                cached.cache = _cache_field(found)
-                if data.stream:
-                    return Stream(_sse(cached, _nothing(), completion_id, model),
-                                  media_type="text/event-stream")  # fmt: skip
-                return _body(cached, completion_id, model)
-
-        def remember(text: str, finish_reason: str | None) -> None:
-            if query is None or found is None or finish_reason != "stop" or not text.strip():
-                return
-            memos.cache.store(namespace, query, text, category=found.category, model=model)
-
         if data.stream:
-            chunks = chat.stream(chat_request, namespace)
+            chunks = kernel.memory_chat.stream(chat_request, tenant.namespace, options)
             first = await anext(chunks)  # errors before the first token are still a 4xx
-            if found is not None:
-                first.cache = _cache_field(found)
-            return Stream(_sse(first, chunks, completion_id, model, remember),
+            return Stream(_sse(first, chunks, completion_id, model),
                           media_type="text/event-stream")  # fmt: skip
-        result = await chat.complete(chat_request, namespace)
-        if found is not None:
-            result.cache = _cache_field(found)
-            await anyio.to_thread.run_sync(remember, result.text, result.finish_reason)
+        result = await kernel.memory_chat.complete(chat_request, tenant.namespace, options)
         return _body(result, completion_id, model)
 
     @get(
@@ -283,6 +260,8 @@ def _body(result: ChatChunk, completion_id: str, model: str) -> dict[str, Any]:
         body["program"] = result.program
     if result.cache is not None:
         body["cache"] = result.cache
+    if result.memory is not None:
+        body["memory"] = result.memory
     return body
 
 
@@ -292,12 +271,11 @@ async def _nothing() -> AsyncIterator[ChatChunk]:
 
 
 async def _sse(
-    first: ChatChunk, rest: AsyncIterator[ChatChunk], completion_id: str, model: str,
-    on_done: Callable[[str, str | None], None] | None = None,
-) -> AsyncIterator[bytes]:  # fmt: skip
+    first: ChatChunk, rest: AsyncIterator[ChatChunk], completion_id: str, model: str
+) -> AsyncIterator[bytes]:
     created = created_now()
     cache_field = first.cache
-    text: list[str] = []
+    memory_field = first.memory
 
     def event(chunk: ChatChunk, role: bool) -> bytes:
         delta: dict[str, Any] = {"content": chunk.text}
@@ -317,22 +295,19 @@ async def _sse(
                 body["program"] = chunk.program
             if cache_field is not None:
                 body["cache"] = cache_field
+            memory = chunk.memory or memory_field
+            if memory is not None:
+                body["memory"] = memory
         return f"data: {json.dumps(body)}\n\n".encode()
 
-    last = first
-    text.append(first.text)
     yield event(first, True)
     try:
         async for chunk in rest:
-            text.append(chunk.text)
-            last = chunk
             yield event(chunk, False)
     except MemOSError as exc:  # the status line is sent: the stream ends with the error
         yield _error_event(exc)
         return
     yield b"data: [DONE]\n\n"
-    if on_done is not None and last.finished:
-        await anyio.to_thread.run_sync(on_done, "".join(text), last.finish_reason)
 
 
 def _error_event(exc: MemOSError) -> bytes:

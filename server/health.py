@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from litestar import Controller, Request, Response, get
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import REGISTRY, Collector
 
 from memos.agents.chat import ChatService
 from memos.core import MemOS
 from memos.errors import STORAGE_RETRY_AFTER_S
+from memos.scheduler import MemScheduler
 
 from .problems import problem
 
@@ -104,3 +109,40 @@ REGISTRY.register(_pins)
 
 def watch_chat(chat: ChatService | None) -> None:
     _pins.chat = chat
+
+
+class SchedulerCollector(Collector):
+    """The MemScheduler's passes, and per rule its runs, memories moved and failures."""
+
+    def __init__(self) -> None:
+        self.scheduler: MemScheduler | None = None
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        if self.scheduler is None:
+            return
+        yield CounterMetricFamily(
+            "memos_scheduler_passes", "MemScheduler passes run", value=self.scheduler.passes
+        )
+        families = {
+            "runs": CounterMetricFamily(
+                "memos_scheduler_rule_runs", "Times each rule ran", labels=["rule"]
+            ),
+            "moved": CounterMetricFamily(
+                "memos_scheduler_rule_moved", "Memories each rule moved", labels=["rule"]
+            ),
+            "failures": CounterMetricFamily(
+                "memos_scheduler_rule_failures", "Times each rule failed", labels=["rule"]
+            ),
+        }
+        for name, counters in sorted(self.scheduler.counters.items()):
+            for field, family in families.items():
+                family.add_metric([name], getattr(counters, field))
+        yield from families.values()
+
+
+_scheduler = SchedulerCollector()
+REGISTRY.register(_scheduler)
+
+
+def watch_scheduler(scheduler: MemScheduler) -> None:
+    _scheduler.scheduler = scheduler

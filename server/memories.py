@@ -32,6 +32,7 @@ from .schemas import (
     RollbackIn,
     SearchIn,
     SearchOut,
+    StateName,
     VersionOut,
 )
 
@@ -59,7 +60,7 @@ def _filter(f: FiltersIn | None) -> MemoryFilter:
     return MemoryFilter(
         user_id=f.user_id, agent_id=f.agent_id, session_id=f.session_id, category=f.category,
         kind=f.kind, tags=tuple(f.tags), created_after=f.created_after,
-        created_before=f.created_before,
+        created_before=f.created_before, states=tuple(f.states),
     )  # fmt: skip
 
 
@@ -119,13 +120,16 @@ class MemoryController(TenantController):
         ] = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        states: Annotated[
+            list[StateName] | None, Parameter(query="state", max_items=4)
+        ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 100,
         cursor: Annotated[str | None, Parameter(pattern=check.ID_PATTERN)] = None,
     ) -> ListOut:
         flt = FiltersIn(
             user_id=user_id, agent_id=agent_id, session_id=session_id, category=category,
             kind=kind, tags=tags or [], created_after=created_after,
-            created_before=created_before,
+            created_before=created_before, states=states or [],
         )  # fmt: skip
         page = memos.list(
             namespace=tenant.namespace, filters=_filter(flt), limit=limit, cursor=cursor

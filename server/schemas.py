@@ -34,6 +34,7 @@ Ttl = Annotated[float, Meta(gt=0, le=check.MAX_TTL_S)]
 Moment = Annotated[datetime, Meta(tz=True)]
 MemoryId = Annotated[str, Meta(pattern=check.ID_PATTERN)]
 Version = Annotated[int, Meta(ge=1, le=check.MAX_INT32)]
+StateName = Literal["generated", "activated", "archived", "merged"]
 
 
 class FactSpec(Strict):
@@ -91,6 +92,8 @@ class FiltersIn(Strict):
     tags: FilterTags = msgspec.field(default_factory=list)
     created_after: Moment | None = None
     created_before: Moment | None = None
+    # lifecycle states to include; none given: the served ones (generated, activated)
+    states: Annotated[list[StateName], Meta(max_length=4)] = msgspec.field(default_factory=list)
 
 
 class SearchIn(Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,6 +98,7 @@ class NewNode:
     valid_from: datetime | None = None
     facts: tuple[FactInput, ...] = ()
     related: tuple[tuple[str, float], ...] = ()  # (memory id, cosine similarity)
+    derived_from: tuple[str, ...] = ()  # the memories it was made from (a fuse)
 
 
 def check_fact(fact: FactInput, where: str = "") -> FactInput:
@@ -268,15 +269,7 @@ class GraphMemory:
     ) -> Callable[[], None]:
         """In the unit of work that changes a memory's text (holding ``lock``): retire its
         links and link its new text (its facts stay as they are)."""
-        retired = retire_edges(session, namespace, node.id, now)
-        link = self.ingest(session, namespace, [replace(node, facts=())], now)
-
-        def apply() -> None:
-            with self._lock:
-                self.graph(namespace).drop_links(retired)
-                link()
-
-        return apply
+        return self._link_instead(session, namespace, node, [node.id], now)
 
     def _links_of(self, resolver: _Resolver, node: NewNode) -> list[Link]:
         source = memory_node(node.id)
@@ -294,7 +287,33 @@ class GraphMemory:
         for other, score in node.related:
             links.append(Link(str(uuid.uuid4()), "related", source, memory_node(other),
                               round(float(score), 4), node.id))  # fmt: skip
+        for origin in node.derived_from:
+            links.append(Link(str(uuid.uuid4()), "derived_from", source, memory_node(origin),
+                              None, node.id))  # fmt: skip
         return links
+
+    def fuse(
+        self, session: Session, namespace: str, node: NewNode, now: datetime
+    ) -> Callable[[], None]:
+        """In the unit of work that fuses ``node.derived_from`` into ``node`` (holding
+        ``lock``): the sources' links are retired and the new memory linked, derived
+        from each. The facts the sources assert stay as they were."""
+        return self._link_instead(session, namespace, node, node.derived_from, now)
+
+    def _link_instead(
+        self, session: Session, namespace: str, node: NewNode, retiring: Iterable[str],
+        now: datetime,
+    ) -> Callable[[], None]:  # fmt: skip
+        """Retire the links of the memories ``retiring`` and link ``node``."""
+        retired = [link for i in retiring for link in retire_edges(session, namespace, i, now)]
+        link = self.ingest(session, namespace, [replace(node, facts=())], now)
+
+        def apply() -> None:
+            with self._lock:
+                self.graph(namespace).drop_links(retired)
+                link()
+
+        return apply
 
     def retire_memory(
         self, session: Session, namespace: str, memory_id: str, now: datetime

@@ -1,0 +1,54 @@
+"""The kernel's services over one memory store and (optionally) one chat model: the
+MemScheduler, activation memory and memory-augmented chat. The server builds one and
+routes to it; the services share the store, the model and the scheduler's policy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .activation import ActivationMemory
+from .memory_chat import MemoryChat
+from .scheduler import MemScheduler, SchedulerPolicy
+
+if TYPE_CHECKING:
+    from memos.agents.chat import ChatService
+
+    from .core import MemOS
+
+
+class Kernel:
+    def __init__(self, memos: MemOS, chat: ChatService | None = None) -> None:
+        self.memos = memos
+        self.chat = chat
+        settings = memos.settings
+        self.policy = SchedulerPolicy.from_file(
+            settings.config_path, float(settings.maintenance_interval_s)
+        )
+        self.activations = ActivationMemory(memos, chat, self.policy)
+        self.scheduler = MemScheduler(memos, self.policy, self.activations, self._upkeep())
+        self.memory_chat = (
+            MemoryChat(memos, chat, self.activations, self.scheduler.note_used)
+            if chat is not None
+            else None
+        )
+        self._snapshot_at = time.monotonic()
+
+    def save_tool_durations(self) -> None:
+        """Keep the tool durations chat learned (the TTL policy's input) across restarts."""
+        if self.chat is not None:
+            self.memos.tool_history.save_from(self.chat.registry.predictor)
+
+    def _upkeep(self) -> list[tuple[str, Callable[[], Any]]]:
+        jobs: list[tuple[str, Callable[[], Any]]] = [("snapshots", self._snapshot_when_due)]
+        if self.chat is not None:
+            jobs.insert(0, ("tool_durations", self.save_tool_durations))
+        return jobs
+
+    def _snapshot_when_due(self) -> int:
+        """Snapshot the changed indexes once ``snapshot_interval_s`` has passed."""
+        if time.monotonic() - self._snapshot_at < self.memos.settings.snapshot_interval_s:
+            return 0
+        self._snapshot_at = time.monotonic()
+        return self.memos.indexes.save_changed()

@@ -1,0 +1,135 @@
+"""The MemScheduler: one background worker that runs the lifecycle rules (rules.py) in
+turn, every ``interval_s``, and the service's upkeep beside them (the tool durations
+chat learned, index snapshots). A rule that fails is logged and counted; the others
+still run, and it is tried again the next pass."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+
+from memos.activation import ActivationMemory
+
+from .policy import SchedulerPolicy
+from .rules import (
+    ActivateRule,
+    ActivationRule,
+    ArchiveRule,
+    ExpireRule,
+    MergeRule,
+    PurgeRule,
+    UsedMemories,
+)
+
+if TYPE_CHECKING:
+    from memos.core import MemOS
+
+log = logging.getLogger(__name__)
+
+
+class Rule(Protocol):
+    name: str
+
+    def run(self, namespace: str | None) -> Any:
+        """How many memories it moved (a coroutine for rules that await the engine)."""
+
+
+@dataclass
+class RuleCounters:
+    runs: int = 0
+    moved: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class PassReport:
+    moved: dict[str, int]  # per rule that ran
+    failed: dict[str, str]  # per rule that failed: why
+
+
+class MemScheduler:
+    def __init__(
+        self, memos: MemOS, policy: SchedulerPolicy, activations: ActivationMemory,
+        upkeep: list[tuple[str, Callable[[], Any]]] | None = None,
+    ) -> None:  # fmt: skip
+        self.memos = memos
+        self.policy = policy
+        self.used = UsedMemories()
+        every: dict[str, Rule] = {
+            "expire": ExpireRule(memos),
+            "purge": PurgeRule(memos),
+            "activate": ActivateRule(memos, policy, self.used),
+            "archive": ArchiveRule(memos, policy),
+            "merge": MergeRule(memos, policy),
+            "activation": ActivationRule(memos, policy, activations),
+        }
+        self.rules: list[Rule] = [every[name] for name in policy.rules]
+        self.upkeep = upkeep or []  # service-wide jobs run after the rules: (name, job)
+        self.counters = {name: RuleCounters() for name in
+                         [*(r.name for r in self.rules), *(n for n, _ in self.upkeep)]}  # fmt: skip
+        self.passes = 0
+        self._lock = asyncio.Lock()
+
+    def note_used(self, namespace: str, memory_ids: list[str]) -> None:
+        """Memories an answer used: the activate rule activates them on its next pass."""
+        self.used.add(namespace, memory_ids)
+
+    async def run_pass(self, namespace: str | None = None) -> PassReport:
+        """Run every rule once (on one namespace when given; the upkeep only on a
+        service-wide pass). Passes do not overlap."""
+        async with self._lock:
+            moved: dict[str, int] = {}
+            failed: dict[str, str] = {}
+            for rule in self.rules:
+                outcome = await self._run(rule.name, rule.run, namespace)
+                _record(rule.name, outcome, moved, failed)
+            if namespace is None:
+                for name, job in self.upkeep:
+                    _record(name, await self._run(name, job), moved, failed)
+            self.passes += 1
+            return PassReport(moved, failed)
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.interval_s)
+            report = await self.run_pass()
+            if any(report.moved.values()):
+                log.info("scheduler pass: %s", report.moved)
+
+    async def _run(self, name: str, job: Callable[..., Any], *args: Any) -> int | BaseException:
+        """Run one rule or job (a coroutine function on the loop, any other in a worker
+        thread) and count the outcome; a failure is returned, not raised."""
+        counters = self.counters[name]
+        began = time.perf_counter()
+        try:
+            if inspect.iscoroutinefunction(job):
+                result = await job(*args)
+            else:
+                result = await anyio.to_thread.run_sync(job, *args)
+        except Exception as exc:
+            counters.failures += 1
+            counters.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            log.exception("scheduler rule %r failed; the others go on", name)
+            return exc
+        finally:
+            counters.runs += 1
+            counters.seconds += time.perf_counter() - began
+        moved = int(result or 0)
+        counters.moved += moved
+        return moved
+
+
+def _record(name: str, outcome: int | BaseException, moved: dict, failed: dict) -> None:
+    if isinstance(outcome, BaseException):
+        failed[name] = f"{type(outcome).__name__}: {outcome}"[:500]
+    else:
+        moved[name] = outcome
