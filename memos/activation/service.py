@@ -169,9 +169,9 @@ class ActivationMemory:
             CubeRepository(session).count_access(activation_id, utcnow())
 
     def stale(self, activation: Activation) -> list[BlockMemory] | None:
-        """The memories the activation should render now, when they differ from what it
-        renders (a source changed or left, or, for the scheduler's, the owner's hottest
-        changed); None when it is up to date."""
+        """The memories the activation should render now, when the block they render
+        differs from its own (a source's text changed or it left, or, for the
+        scheduler's, the owner's hottest changed); None when it is up to date."""
         namespace, memory = activation.memory.namespace, activation.memory
         with self.memos.db.reader() as session:
             repo = CubeRepository(session)
@@ -184,9 +184,8 @@ class ActivationMemory:
                 rows = list(repo.live_by_ids(namespace, activation.memory_ids, MemoryFilter(),
                                              now).values())  # fmt: skip
             wanted = fit([_block_memory(c) for c in rows], self.policy.activation_max_chars)
-        now_rendered = {(m.id, m.version) for m in wanted}
-        if now_rendered == {(s["id"], s["version"]) for s in activation.sources}:
-            return None
+        if render_block(wanted) == activation.memory.text:
+            return None  # a source's new version that changed no text (its state) is no change
         return wanted
 
     def rebuild(self, activation: Activation, memories: list[BlockMemory], origin: Origin) -> bool:
