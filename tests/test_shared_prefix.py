@@ -64,8 +64,8 @@ def test_shared_prefixes_hold_no_more_than_their_share(engine: Engine) -> None:
     capacity = engine.call(lambda: shared(engine).capacity_blocks)
     assert capacity == SHARED_CAP_BLOCKS
     first, second = tokens(4 * BLOCK + 1, seed=10), tokens(4 * BLOCK + 1, seed=11)
-    ask(engine, first + [7], PinHint("act-old", 60, prefix_tokens=len(first)))
-    ask(engine, second + [7], PinHint("act-new", 60, prefix_tokens=len(second)))
+    ask(engine, [*first, 7], PinHint("act-old", 60, prefix_tokens=len(first)))
+    ask(engine, [*second, 7], PinHint("act-new", 60, prefix_tokens=len(second)))
     assert engine.call(lambda: shared(engine).held_blocks) <= capacity
     # the least recently used prefix gave up its tail blocks; the newer one is whole
     assert held(engine, "act-new") == 4
@@ -78,7 +78,7 @@ def test_a_shared_prefix_gives_way_to_running_requests_under_pressure(
     from vllm import SamplingParams
 
     block = tokens(5 * BLOCK + 3, seed=20)
-    ask(engine, block + [9], PinHint("act-p", 60, prefix_tokens=len(block)))
+    ask(engine, [*block, 9], PinHint("act-p", 60, prefix_tokens=len(block)))
     assert held(engine, "act-p") == 5
     before = engine.kv_stats()
     # Three requests of 6 blocks take the 18 blocks left; each one's 68th output token
@@ -108,9 +108,9 @@ def test_a_shared_prefix_gives_way_to_running_requests_under_pressure(
 
 def test_a_ttl_of_zero_drops_the_shared_prefix(engine: Engine) -> None:
     block = tokens(2 * BLOCK + 5, seed=30)
-    ask(engine, block + [1], PinHint("act-z", 60, prefix_tokens=len(block)))
+    ask(engine, [*block, 1], PinHint("act-z", 60, prefix_tokens=len(block)))
     assert held(engine, "act-z") == 2
-    ask(engine, block + [1], PinHint("act-z", 0, ends=True, prefix_tokens=len(block)))
+    ask(engine, [*block, 1], PinHint("act-z", 0, ends=True, prefix_tokens=len(block)))
     assert held(engine, "act-z") == 0
     assert engine.prefix_held("act-z") == {"pinned_blocks": 0, "host_blocks": 0}
 
