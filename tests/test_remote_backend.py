@@ -95,3 +95,37 @@ def test_remote_errors_are_clear(vllm_server: str) -> None:
     backend.start()
     with pytest.raises(InvalidInputError, match="rejected"):
         _ask(ChatService(backend), [{"role": "user", "content": "x " * 3000}])
+
+
+def test_remote_activation_memory_keeps_its_block(
+    vllm_server: str, sqlite_url: str, tmp_path: Path, embedder
+) -> None:
+    """The same hints drive a remote server: the block's tokens are counted by its
+    /tokenize, its prefix is pinned by the server's scheduler and survives a burst."""
+    from memos.config import Settings
+    from memos.core import MemOS
+    from memos.kernel import Kernel
+    from memos.memory_chat import ChatOptions, MemoryUse
+    from memos.provenance import SDK
+    from tests.test_memory_chat import ALICE
+
+    backend = RemoteBackend(vllm_server, MODEL_NAME)
+    backend.start()
+    chat = ChatService(backend)
+    with MemOS(Settings(data_dir=tmp_path, database_url=sqlite_url), embedder=embedder) as store:
+        ids = [store.add(t, namespace="remote", user_id="alice").memory.id for t in ALICE]
+        kernel = Kernel(store, chat)
+        activation, created = kernel.activations.build(
+            "remote", user_id="alice", memory_ids=ids, origin=SDK
+        )
+        assert created
+        activation = asyncio.run(kernel.activations.warm(activation))
+        assert activation.prefix_tokens > 2 * 128
+        for n in range(3):  # evicts whatever the device cache does not pin
+            _ask(chat, [{"role": "user", "content": long_prompt(f"remote-act-noise{n}")}])
+        question = ChatRequest([{"role": "user", "content": "What is my cat called?"}],
+                               max_tokens=4, temperature=0.0)  # fmt: skip
+        options = ChatOptions(memory=MemoryUse(user_id="alice", top_k=2), cache=False)
+        answer = asyncio.run(kernel.memory_chat.complete(question, "remote", options))
+        assert answer.memory is not None and answer.memory["activation"] == activation.id
+        assert answer.cached_tokens >= activation.prefix_tokens // 128 * 128
