@@ -72,6 +72,11 @@ class ChatBackend(Protocol):
         generation prompt): the prefix every conversation starting with them shares."""
         ...
 
+    def kv_block_size(self) -> int | None:
+        """Tokens a KV cache block holds (what a cached prefix is counted in), None when
+        the backend cannot tell."""
+        ...
+
     def prefix_held(self, prefix_id: str) -> dict[str, int]:
         """What keeps a shared prefix (``pinned_blocks``, ``host_blocks``); empty when
         the backend cannot tell."""

@@ -213,10 +213,17 @@ def build_chat_service(settings: Settings) -> ChatService | None:
 
     model_dir = prepare_model(settings.chat_model_dir)
     engine = Engine(
-        EngineSettings(model_dir, num_blocks=settings.llm_kv_blocks or None,
-                       pin_cap=settings.pin_cap, activation_cap=settings.activation_cap,
-                       host_tier_blocks=settings.host_kv_blocks)
-    )  # fmt: skip
+        EngineSettings(
+            model_dir,
+            max_model_len=settings.llm_max_model_len,
+            num_blocks=settings.llm_kv_blocks or None,
+            pinning=settings.llm_pinning,
+            pin_cap=settings.pin_cap,
+            activation_cap=settings.activation_cap,
+            prefix_caching=settings.llm_prefix_caching,
+            host_tier_blocks=settings.host_kv_blocks,
+        )
+    )
     return ChatService(EmbeddedBackend(engine))
 
 

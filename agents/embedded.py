@@ -49,6 +49,9 @@ class EmbeddedBackend:
         )
         return len(self.engine.tokenizer.encode(text, add_special_tokens=False))
 
+    def kv_block_size(self) -> int | None:
+        return int(self.engine.scheduler.block_size) if self.ready else None
+
     def prefix_held(self, prefix_id: str) -> dict[str, int]:
         return self.engine.prefix_held(prefix_id)
 

@@ -70,6 +70,9 @@ class RemoteBackend:
             raise _error(response)
         return int(response.json()["count"])
 
+    def kv_block_size(self) -> int | None:
+        return None  # the server's; a block then ends mid-way, which costs a part-block
+
     def prefix_held(self, prefix_id: str) -> dict[str, int]:
         return {}  # the server's scheduler keeps it; /metrics there shows the totals
 

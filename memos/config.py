@@ -24,6 +24,17 @@ def _env_number(name: str, default: N) -> N:
         raise ValueError(f"{name} must be {what}, got {raw!r}") from exc
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false (1 or 0), got {raw!r}")
+
+
 def _host_kv_blocks(raw: str) -> int | Literal["auto"]:
     if raw.strip().lower() in ("", "auto"):
         return "auto"
@@ -66,6 +77,10 @@ class Settings:
     llm_url: str = ""  # remote: the base URL of a `vllm serve`
     llm_model: str = "SmolLM2-135M-Instruct"  # remote: the model name it serves
     llm_kv_blocks: int = 0  # 0: the KV cache vLLM sizes itself (VLLM_CPU_KVCACHE_SPACE)
+    llm_max_model_len: int = 2048  # the embedded model's context, in tokens
+    # vLLM as shipped, for baselines: no prefix cache, or no pinning scheduler
+    llm_prefix_caching: bool = True
+    llm_pinning: bool = True
     pin_cap: float = 0.5  # share of the KV cache program pins may hold
     activation_cap: float = 0.25  # share activation memories' pinned prefixes may hold
     # host-memory tier under the pins, in KV blocks; 0: none; "auto": up to a quarter of
@@ -83,6 +98,11 @@ class Settings:
             raise ValueError(f"MEMOS_LLM must be auto, embedded, remote or off, got {self.llm!r}")
         if self.llm == "remote" and not self.llm_url:
             raise ValueError("MEMOS_LLM=remote needs MEMOS_LLM_URL (a `vllm serve` base URL)")
+        if not 256 <= self.llm_max_model_len <= 8192:
+            raise ValueError(
+                "MEMOS_LLM_MAX_MODEL_LEN must be from 256 to 8192 (the model's context), "
+                f"got {self.llm_max_model_len}"
+            )
         if not 0 <= self.pin_cap <= 0.95:
             raise ValueError(f"MEMOS_PIN_CAP must be between 0 and 0.95, got {self.pin_cap}")
         if not 0 <= self.activation_cap <= 0.95 - self.pin_cap:
@@ -132,6 +152,9 @@ class Settings:
             llm_url=os.environ.get("MEMOS_LLM_URL", ""),
             llm_model=os.environ.get("MEMOS_LLM_MODEL", "SmolLM2-135M-Instruct"),
             llm_kv_blocks=_env_number("MEMOS_LLM_KV_BLOCKS", 0),
+            llm_max_model_len=_env_number("MEMOS_LLM_MAX_MODEL_LEN", 2048),
+            llm_prefix_caching=_env_flag("MEMOS_LLM_PREFIX_CACHING", True),
+            llm_pinning=_env_flag("MEMOS_LLM_PINNING", True),
             pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
             activation_cap=_env_number("MEMOS_ACTIVATION_CAP", 0.25),
             host_kv_blocks=_host_kv_blocks(os.environ.get("MEMOS_HOST_KV_BLOCKS", "auto")),

@@ -197,7 +197,7 @@ class MemoryChat:
         if activation is not None and activation.memory.text:
             held = set(activation.memory_ids)
             extra = [m for m in found if m.id not in held]
-            system = extend_block(activation.memory.text, extra)
+            system = extend_block(activation.prompt_text, extra)
             used = [*activation.memory_ids, *(m.id for m in extra)]
             prefix = self.activations.hint(activation) if request.program is None else None
         elif found:

@@ -48,6 +48,7 @@ class ActivationOut(msgspec.Struct):
     memory_ids: list[str]
     sources: list[dict[str, Any]]  # the memory versions the block renders
     prefix_tokens: int  # the block's tokens the engine keeps (0 until counted)
+    pad_tokens: int  # filler after the text that ends the block on a KV block's edge
     selection: str  # "ids" (chosen by a caller) or "hot" (kept by the scheduler)
     version: int
     state: str
@@ -63,6 +64,7 @@ class ActivationOut(msgspec.Struct):
         return cls(
             id=m.id, user_id=m.user_id, agent_id=m.agent_id, text=m.text,
             memory_ids=a.memory_ids, sources=list(a.sources), prefix_tokens=a.prefix_tokens,
+            pad_tokens=a.pad_tokens,
             selection=a.selection, version=m.version, state=m.state, uses=m.access_count,
             last_used_at=m.last_accessed_at, created_at=m.created_at, updated_at=m.updated_at,
             engine=engine,

@@ -148,6 +148,17 @@ def test_readme_chat_example_answers_as_shown(tmp_path: Path, chat_model_dir: Pa
             assert time.monotonic() < deadline, "the chat engine did not start"
             time.sleep(1)
         lines = _run_readme_example("readme-chat-example", base, tmp_path)
+        memory_lines = _run_readme_example("readme-memory-chat-example", base, tmp_path)
+    added, answer, activation, scheduled = (json.loads(line) for line in memory_lines)
+    assert answer["memory"]["used"] and set(answer["memory"]["used"]) <= set(added["ids"])
+    assert answer["memory"]["stored"] is None and answer["memory"]["activation"] is None
+    assert sorted(activation["memory_ids"]) == sorted(added["ids"])
+    assert activation["prefix_tokens"] > 0 and set(activation["engine"]) == {
+        "pinned_blocks", "host_blocks",
+    }  # fmt: skip
+    assert scheduled["failed"] == {} and scheduled["moved"]["activate"] == len(
+        answer["memory"]["used"]
+    )
     reply, program = [json.loads(line) for line in lines]
     assert reply["choices"][0]["message"]["content"]
     assert reply["program"] == {"turn": 0, "pin_ttl_s": 2.0}  # a tool not seen yet: 2 s

@@ -58,5 +58,11 @@ def extend_block(block: str, extra: Sequence[BlockMemory]) -> str:
     return "\n".join([block, EXTRA_HEADER, *(_line(m) for m in canonical(extra))])
 
 
+def padding(tokens: int) -> str:
+    """Text of ``tokens`` tokens that means nothing (a newline, then " ." each): what
+    makes a block end where a KV cache block does, so none of it is recomputed."""
+    return "" if tokens <= 0 else "\n" + " ." * (tokens - 1)
+
+
 def _line(memory: BlockMemory) -> str:
     return "- " + " ".join(memory.text.split())

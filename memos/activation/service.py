@@ -34,7 +34,7 @@ from memos.memcube.repository import CubeRepository
 from memos.provenance import Origin, content_hash, version_row
 from memos.records import Memory, NewMemory, memory_of
 
-from .render import BlockMemory, fit, render_block
+from .render import BlockMemory, fit, padding, render_block
 
 if TYPE_CHECKING:
     from memos.agents.chat import ChatService
@@ -58,6 +58,7 @@ class Activation:
     sources: tuple[dict[str, Any], ...]  # the memory versions it renders: {id, version}
     prefix_tokens: int  # of the block's rendering; 0 until a model has counted them
     selection: str
+    pad_tokens: int = 0  # filler after the text that ends the block on a KV block's edge
 
     @property
     def id(self) -> str:
@@ -70,6 +71,11 @@ class Activation:
     @property
     def prefix_id(self) -> str:
         return prefix_id(self.memory.namespace, self.memory.id)
+
+    @property
+    def prompt_text(self) -> str:
+        """The block as the prompt carries it: the text and its filler."""
+        return (self.memory.text or "") + padding(self.pad_tokens)
 
 
 def prefix_id(namespace: str, activation_id: str) -> str:
@@ -202,19 +208,39 @@ class ActivationMemory:
     # the engine -----------------------------------------------------------------------
 
     async def warm(self, activation: Activation) -> Activation:
-        """Compute the block's KV cache and pin it (counting its tokens first if no model
-        has yet); returns the activation with its token count."""
+        """Compute the block's KV cache and pin it (counting its tokens first, and the
+        filler that ends it on a KV block's edge, if no model has yet); returns the
+        activation with its token count."""
         chat = self.require_model()
-        block = [{"role": "system", "content": activation.memory.text or ""}]
-        tokens = await chat.backend.count_tokens(block)
-        prefix = max(1, tokens - END_MARKER_TOKENS)
-        if prefix != activation.prefix_tokens:
-            activation = self._set_prefix_tokens(activation, prefix)
-        request = ChatRequest([*block, {"role": "user", "content": WARM_QUESTION}],
-                              max_tokens=1, temperature=0.0, seed=0)  # fmt: skip
+        prefix, pad = await self._measure(chat, activation.memory.text or "")
+        if (prefix, pad) != (activation.prefix_tokens, activation.pad_tokens):
+            activation = self._set_prefix(activation, prefix, pad)
+        request = ChatRequest(
+            [{"role": "system", "content": activation.prompt_text},
+             {"role": "user", "content": WARM_QUESTION}],
+            max_tokens=1, temperature=0.0, seed=0,
+        )  # fmt: skip
         async for _ in chat.backend.stream(request, self.hint(activation), 0):
             pass
         return activation
+
+    @staticmethod
+    async def _measure(chat: ChatService, text: str) -> tuple[int, int]:
+        """The tokens of the block's prefix, and the filler tokens after ``text`` that
+        make them a whole number of KV blocks (0 when the block size is unknown or the
+        filler does not land exactly)."""
+
+        async def prefix_of(content: str) -> int:
+            tokens = await chat.backend.count_tokens([{"role": "system", "content": content}])
+            return max(1, tokens - END_MARKER_TOKENS)
+
+        prefix = await prefix_of(text)
+        size = chat.backend.kv_block_size()
+        if not size or prefix % size == 0:
+            return prefix, 0
+        pad = size - prefix % size
+        padded = await prefix_of(text + padding(pad))
+        return (padded, pad) if padded % size == 0 else (prefix, 0)
 
     async def release(self, activation: Activation) -> None:
         """Drop the block's pin and host copies (a one-token request with a TTL of 0)."""
@@ -222,7 +248,7 @@ class ActivationMemory:
             return
         hint = PinHint(activation.prefix_id, 0.0, ends=True,
                        prefix_tokens=activation.prefix_tokens)  # fmt: skip
-        request = ChatRequest([{"role": "system", "content": activation.memory.text or ""},
+        request = ChatRequest([{"role": "system", "content": activation.prompt_text},
                                {"role": "user", "content": WARM_QUESTION}],
                               max_tokens=1, temperature=0.0, seed=0)  # fmt: skip
         async for _ in self.chat.backend.stream(request, hint, 0):
@@ -300,15 +326,15 @@ class ActivationMemory:
             )
             return Activation(memory_of(cube), tuple(sources), 0, selection), False
 
-    def _set_prefix_tokens(self, activation: Activation, tokens: int) -> Activation:
-        """Record the block's token count on the cube (no new version: it is derived from
-        the text and the model, not a change)."""
+    def _set_prefix(self, activation: Activation, tokens: int, pad: int) -> Activation:
+        """Record the block's token count and filler on the cube (no new version: they
+        follow from the text and the model, they change nothing)."""
         with self.memos.db.unit_of_work() as session:
             cube = CubeRepository(session).get(activation.memory.namespace, activation.id,
                                                for_update=True)  # fmt: skip
             if cube is not None and cube.payload == activation.memory.text:
-                cube.meta = {**cube.meta, "prefix_tokens": tokens}
-        return replace(activation, prefix_tokens=tokens)
+                cube.meta = {**cube.meta, "prefix_tokens": tokens, "pad_tokens": pad}
+        return replace(activation, prefix_tokens=tokens, pad_tokens=pad)
 
     @staticmethod
     def _owned(
@@ -335,8 +361,10 @@ class ActivationMemory:
     def _of(session: Any, cube: MemCube) -> Activation:
         latest = CubeRepository(session).version(cube.id, cube.version)
         sources = tuple(latest.derived_from) if latest is not None else ()
-        return Activation(memory_of(cube), sources, int(cube.meta.get("prefix_tokens", 0)),
-                          str(cube.meta.get("selection", SELECTED_BY_IDS)))  # fmt: skip
+        meta = cube.meta
+        return Activation(memory_of(cube), sources, int(meta.get("prefix_tokens", 0)),
+                          str(meta.get("selection", SELECTED_BY_IDS)),
+                          int(meta.get("pad_tokens", 0)))  # fmt: skip
 
 
 def _block_memory(cube: MemCube) -> BlockMemory:
