@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python benchmarks/cache_bench.py --json bench-results/cache.json
 	$(BIN)/python benchmarks/reliability_bench.py --json bench-results/reliability.json
 	$(BIN)/python benchmarks/graph_bench.py --json bench-results/graph.json
+	$(BIN)/python benchmarks/activation_bench.py --json bench-results/activation.json
 
 bench-quick: install
 	$(BIN)/python benchmarks/search_bench.py --quick --json bench-results/search-quick.json
@@ -47,6 +48,7 @@ bench-quick: install
 	$(BIN)/python benchmarks/agent_jct_bench.py --quick --json bench-results/agent-jct-quick.json
 	$(BIN)/python benchmarks/cache_bench.py --quick --json bench-results/cache-quick.json
 	$(BIN)/python benchmarks/graph_bench.py --quick --json bench-results/graph-quick.json
+	$(BIN)/python benchmarks/activation_bench.py --quick --json bench-results/activation-quick.json
 	$(BIN)/python benchmarks/reliability_bench.py --quick --json bench-results/reliability-quick.json
 
 clean:

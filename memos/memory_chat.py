@@ -9,8 +9,9 @@ cache, and the memories retrieved that it lacks follow it. The answer reports th
 it was given (``memory.used``); with ``store`` the exchange is saved as a memory whose
 provenance is chat and the model.
 
-A plain question (one user message, no program) goes through the semantic cache; with
-memory, only an answer given exactly the same memories is served from it.
+A plain question (one user message, no program) goes through the semantic cache, and
+only an answer given exactly the same memories is served from it: a memory-augmented
+answer serves nobody whose memories differ, nor a request without memory.
 """
 
 from __future__ import annotations
@@ -115,9 +116,9 @@ class MemoryChat:
         found: Lookup | None = None
         if query is not None:
             self.memos.cache.observe_load(self.chat.in_flight)
-            given = context.used if memory is not None else None
+            # an answer serves a request given the same memories (a plain one: none)
             lookup = partial(self.memos.cache.lookup, namespace, query, options.cache_category)
-            found = await anyio.to_thread.run_sync(lookup, given)
+            found = await anyio.to_thread.run_sync(lookup, context.used)
             if found.answer is not None:
                 cached = ChatChunk(found.answer.response, finished=True, finish_reason="stop")
                 cached.cache = _cache_field(found)

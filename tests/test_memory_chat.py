@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,8 +142,10 @@ def test_the_cache_serves_an_answer_only_for_the_same_memories(client: TestClien
     assert used in ids
     client.patch(f"/v1/memories/{used}", json={"text": ALICE[ids.index(used)] + " Really."})
     assert ask(client, "What am I allergic to?", memory)["cache"]["hit"] is False
-    # another user asking the same gets an answer from their own (no) memories
+    # another user asking the same gets an answer from their own (no) memories, and a
+    # request without memory never gets an answer that was given someone's memories
     assert ask(client, "What am I allergic to?", {"user_id": "carol"})["cache"]["hit"] is False
+    assert ask(client, "What am I allergic to?", None)["cache"]["hit"] is False
 
 
 def test_streaming_carries_the_memories_used(client: TestClient) -> None:
@@ -251,6 +254,7 @@ def test_activation_input_is_checked(client: TestClient) -> None:
         ({"user_id": "alice", "memory_ids": ids, "filters": {}}, 422, "either"),
         ({"user_id": "carol", "filters": {"category": "none"}}, 422, "no served memory"),
         ({"user_id": "alice", "memory_ids": ids, "extra": 1}, 422, "extra"),
+        ({"memory_ids": ids}, 422, "user_id or agent_id"),
     ]
     for body, status, words in cases:
         response = client.post("/v1/activations", json=body)
@@ -261,3 +265,32 @@ def test_activation_input_is_checked(client: TestClient) -> None:
 
 def _secret(client: TestClient) -> str:
     return client.headers["Authorization"].removeprefix("Bearer ")
+
+
+def test_a_cold_activation_is_demoted_and_let_go(
+    tmp_path: Path, sqlite_url: str, embedder, engine, ns: str
+) -> None:
+    config = tmp_path / "memos.toml"
+    config.write_text("[scheduler]\nactivation_cold_after_s = 0.2\n")
+    settings = Settings(data_dir=tmp_path / "data", database_url=sqlite_url, config_path=config)
+    with MemOS(settings, embedder=embedder) as memos:
+        app = create_app(memos, background_jobs=False,
+                         chat=ChatService(EmbeddedBackend(engine)))  # fmt: skip
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {api_key(memos, ns)}"
+            ids = add_all(client, ALICE, "alice")
+            made = client.post("/v1/activations", json={"user_id": "alice", "memory_ids": ids})
+            activation = made.json()
+            assert activation["engine"]["pinned_blocks"] > 0
+            time.sleep(0.3)
+            assert client.post("/v1/scheduler/run").json()["moved"]["activation"] == 1
+            assert client.get("/v1/activations").json()["items"] == []
+            last = client.get(f"/v1/memories/{activation['id']}/history").json()["versions"][-1]
+            assert (last["state"], last["source"], last["actor"]) == (
+                "archived", "scheduler", "activation.cold",
+            )  # fmt: skip
+            prefix = f"activation:{ns}:{activation['id']}"
+            assert engine.prefix_held(prefix) == {"pinned_blocks": 0, "host_blocks": 0}
+            # chat no longer starts with it
+            reply = ask(client, "What is my cat called?", {"user_id": "alice", "top_k": 2})
+            assert reply["memory"]["activation"] is None

@@ -128,6 +128,8 @@ class ActivationMemory:
         check.namespace(namespace)
         user_id = check.identifier(user_id, "user_id")
         agent_id = check.identifier(agent_id, "agent_id")
+        if user_id is None and agent_id is None:
+            raise InvalidInputError("an activation is an owner's: give user_id or agent_id")
         if (memory_ids is None) == (filters is None):
             raise InvalidInputError("give either memory_ids or filters")
         with self.memos.db.reader() as session:

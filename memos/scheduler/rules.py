@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from memos.activation import ActivationMemory
+import anyio
+
+from memos.activation import Activation, ActivationMemory
 from memos.activation.service import SELECTED_HOT
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.models import LIVE_STATES, Kind, MemCube, Operation, State, utcnow
@@ -167,8 +169,6 @@ class ActivationRule:
         self.memos, self.policy, self.activations = memos, policy, activations
 
     async def run(self, namespace: str | None) -> int:
-        import anyio
-
         chat = self.activations.chat
         if chat is None or not chat.ready:
             return 0
@@ -216,13 +216,15 @@ class ActivationRule:
             await self.activations.warm(activation)
         return changed
 
-    def _live(self, namespace: str | None) -> list:
+    def _live(self, namespace: str | None) -> list[Activation]:
         with self.memos.db.reader() as session:
             cubes = CubeRepository(session).of_kind(namespace, Kind.ACTIVATION.value, LIVE_STATES)
             names = [(c.namespace, c.id) for c in cubes]
         return [self.activations.get(ns, i) for ns, i in names]
 
-    def _promote(self, namespace: str, user_id: str | None, agent_id: str | None):
+    def _promote(
+        self, namespace: str, user_id: str | None, agent_id: str | None
+    ) -> tuple[Activation, bool]:
         hot = MemoryFilter(states=(State.ACTIVATED.value,))
         return self.activations.build(
             namespace, user_id=user_id, agent_id=agent_id, filters=hot,
