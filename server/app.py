@@ -106,16 +106,15 @@ def create_app(
     watch_scheduler(kernel.scheduler)
     prometheus = PrometheusConfig(app_name="memos", prefix="memos", group_path=True)
     app = Litestar(
-        # Without a language model (MEMOS_LLM=off) the chat routes are not served, and
-        # the OpenAPI document does not list them.
+        # Without a language model (MEMOS_LLM=off) the chat and activation routes are
+        # not served, and the OpenAPI document does not list them.
         route_handlers=[
             MemoryController,
             GraphController,
             TaskController,
             CacheController,
-            ActivationController,
             SchedulerController,
-            *([ChatController] if chat is not None else []),
+            *([ChatController, ActivationController] if chat is not None else []),
             KeyController,
             HealthController,
             MetricsController,
