@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .activation import ActivationMemory
+from .idempotency import IdempotencyKeys
 from .memory_chat import MemoryChat
 from .scheduler import MemScheduler, SchedulerPolicy
 
@@ -27,6 +28,7 @@ class Kernel:
             settings.config_path, float(settings.maintenance_interval_s)
         )
         self.activations = ActivationMemory(memos, chat, self.policy)
+        self.idempotency = IdempotencyKeys(memos.db)
         self.scheduler = MemScheduler(memos, self.policy, self.activations, self._upkeep())
         self.memory_chat = (
             MemoryChat(memos, chat, self.activations, self.scheduler.note_used)
@@ -41,7 +43,10 @@ class Kernel:
             self.memos.tool_history.save_from(self.chat.registry.predictor)
 
     def _upkeep(self) -> list[tuple[str, Callable[[], Any]]]:
-        jobs: list[tuple[str, Callable[[], Any]]] = [("snapshots", self._snapshot_when_due)]
+        jobs: list[tuple[str, Callable[[], Any]]] = [
+            ("idempotency_keys", self.idempotency.forget_expired),
+            ("snapshots", self._snapshot_when_due),
+        ]
         if self.chat is not None:
             jobs.insert(0, ("tool_durations", self.save_tool_durations))
         return jobs

@@ -6,17 +6,19 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Response, delete, get, patch, post
+from litestar import Request, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from memos import validation as check
 from memos.core import MAX_PAGE, MemOS, Origin
+from memos.kernel import Kernel
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.models import Source
 from memos.records import NewMemory
 
 from .auth import Tenant, TenantController
+from .idempotent import IdempotencyKey, once
 from .problems import problems
 from .schemas import (
     AddOut,
@@ -70,7 +72,6 @@ class MemoryController(TenantController):
 
     @post(
         "/",
-        sync_to_thread=True,
         summary="Add a memory",
         responses={
             **problems(),
@@ -79,30 +80,43 @@ class MemoryController(TenantController):
             ),
         },
     )
-    def add(self, data: MemoryIn, tenant: Tenant, memos: MemOS) -> Response[AddOut]:
+    async def add(
+        self, data: MemoryIn, request: Request, tenant: Tenant, memos: MemOS, kernel: Kernel,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[AddOut]:  # fmt: skip
         """201 with the new memory; 200 with the existing one when identical content is
-        already stored for the same user and agent (unless ``dedupe`` is false)."""
-        result = memos.add_batch(
-            [_new(data)], namespace=tenant.namespace, dedupe=data.dedupe, origin=_origin(tenant)
-        )[0]
-        body = AddOut(**msgspec.structs.asdict(MemoryOut.of(result.memory)), created=result.created)
-        return Response(body, status_code=201 if result.created else 200)
+        already stored for the same user and agent (unless ``dedupe`` is false). A retry
+        with the same ``Idempotency-Key`` gets the first answer again."""
 
-    @post(
-        "/batch",
-        status_code=201,
-        sync_to_thread=True,
-        summary="Add many memories at once",
-        responses=problems(409),
-    )
-    def add_batch(self, data: BatchIn, tenant: Tenant, memos: MemOS) -> BatchOut:
-        results = memos.add_batch(
-            [_new(item) for item in data.items],
-            namespace=tenant.namespace,
-            dedupe=data.dedupe,
-            origin=_origin(tenant),
-        )
-        return BatchOut([r.memory.id for r in results], [r.created for r in results])
+        def write() -> Response[AddOut]:
+            result = memos.add_batch(
+                [_new(data)], namespace=tenant.namespace, dedupe=data.dedupe,
+                origin=_origin(tenant),
+            )[0]  # fmt: skip
+            out = MemoryOut.of(result.memory)
+            body = AddOut(**msgspec.structs.asdict(out), created=result.created)
+            return Response(body, status_code=201 if result.created else 200)
+
+        return await once(request, tenant, kernel, idempotency_key, write)
+
+    @post("/batch", summary="Add many memories at once", responses=problems(409))
+    async def add_batch(
+        self, data: BatchIn, request: Request, tenant: Tenant, memos: MemOS, kernel: Kernel,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[BatchOut]:  # fmt: skip
+        """201; a retry with the same ``Idempotency-Key`` gets the first answer again."""
+
+        def write() -> Response[BatchOut]:
+            results = memos.add_batch(
+                [_new(item) for item in data.items],
+                namespace=tenant.namespace,
+                dedupe=data.dedupe,
+                origin=_origin(tenant),
+            )
+            body = BatchOut([r.memory.id for r in results], [r.created for r in results])
+            return Response(body, status_code=201)
+
+        return await once(request, tenant, kernel, idempotency_key, write)
 
     @get("/", sync_to_thread=True, summary="List memories, newest first", responses=problems())
     def list_memories(
