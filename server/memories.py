@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
@@ -42,8 +42,15 @@ NAME = Parameter(min_length=1, max_length=check.MAX_ID_CHARS)
 KIND_PATTERN = "^(plaintext|activation|parametric)$"
 
 
-def _origin(tenant: Tenant) -> Origin:
-    return Origin(Source.API.value, tenant.actor)
+def _origin(tenant: Tenant, source: str | None = None) -> Origin:
+    return Origin(source or Source.API.value, tenant.actor)
+
+
+# Who made a memory, as the client says: the SDK, an agent, a tool (default: the API).
+SourceHeader = Annotated[
+    Literal["api", "sdk", "agent", "tool"] | None,
+    Parameter(header="X-Memos-Source", description="Provenance source of what is added"),
+]
 
 
 def _new(item: MemoryIn) -> NewMemory:
@@ -82,7 +89,7 @@ class MemoryController(TenantController):
     )
     async def add(
         self, data: MemoryIn, request: Request, tenant: Tenant, memos: MemOS, kernel: Kernel,
-        idempotency_key: IdempotencyKey = None,
+        idempotency_key: IdempotencyKey = None, source: SourceHeader = None,
     ) -> Response[AddOut]:  # fmt: skip
         """201 with the new memory; 200 with the existing one when identical content is
         already stored for the same user and agent (unless ``dedupe`` is false). A retry
@@ -91,7 +98,7 @@ class MemoryController(TenantController):
         def write() -> Response[AddOut]:
             result = memos.add_batch(
                 [_new(data)], namespace=tenant.namespace, dedupe=data.dedupe,
-                origin=_origin(tenant),
+                origin=_origin(tenant, source),
             )[0]  # fmt: skip
             out = MemoryOut.of(result.memory)
             body = AddOut(**msgspec.structs.asdict(out), created=result.created)
@@ -102,7 +109,7 @@ class MemoryController(TenantController):
     @post("/batch", summary="Add many memories at once", responses=problems(409))
     async def add_batch(
         self, data: BatchIn, request: Request, tenant: Tenant, memos: MemOS, kernel: Kernel,
-        idempotency_key: IdempotencyKey = None,
+        idempotency_key: IdempotencyKey = None, source: SourceHeader = None,
     ) -> Response[BatchOut]:  # fmt: skip
         """201; a retry with the same ``Idempotency-Key`` gets the first answer again."""
 
@@ -111,7 +118,7 @@ class MemoryController(TenantController):
                 [_new(item) for item in data.items],
                 namespace=tenant.namespace,
                 dedupe=data.dedupe,
-                origin=_origin(tenant),
+                origin=_origin(tenant, source),
             )
             body = BatchOut([r.memory.id for r in results], [r.created for r in results])
             return Response(body, status_code=201)
