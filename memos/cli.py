@@ -246,3 +246,39 @@ def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+# mcp ---------------------------------------------------------------------------
+
+
+@main.command("mcp")
+@click.option(
+    "--url",
+    envvar="MEMOS_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The MemOS service (env MEMOS_URL).",
+)
+@click.option(
+    "--key",
+    envvar="MEMOS_API_KEY",
+    required=True,
+    help="The API key whose namespace the tools see (env MEMOS_API_KEY).",
+)
+@click.option(
+    "--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="http: where to listen")
+@click.option("--port", default=8765, show_default=True, type=int, help="http: the port")
+def mcp(url: str, key: str, transport: str, host: str, port: int) -> None:
+    """Serve the memory tools to MCP clients, over stdio or streamable HTTP (at /mcp)."""
+    from memos.client import AsyncMemOSClient
+
+    from .mcp_server import build_server
+
+    logging.getLogger().setLevel(logging.WARNING)  # stdio: stdout carries the protocol
+    server = build_server(AsyncMemOSClient(base_url=url, api_key=key))
+    if transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host=host, port=port)
