@@ -164,7 +164,7 @@ def make_plan(w: Workload) -> dict[str, Any]:
 
 
 def start_engine(mode: str, w: Workload) -> Any:
-    from memos.agents.engine import Engine, EngineSettings
+    from memos.llm.engine import Engine, EngineSettings
 
     return Engine(EngineSettings(
         MODEL_DIR, num_blocks=w.kv_blocks, pinning=mode in PINNING_MODES,
@@ -197,8 +197,8 @@ def run_no_tools(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_child(mode: str, plan: dict[str, Any]) -> dict[str, Any]:
-    from memos.agents.programs import ProgramRegistry
-    from memos.agents.runtime import AgentRuntime, ProgramSpec, ToolCall
+    from memos.llm.programs import ProgramRegistry
+    from memos.llm.runtime import AgentRuntime, ProgramSpec, ToolCall
 
     w = Workload(**plan["workload"])
     pinning = mode in PINNING_MODES

@@ -110,7 +110,7 @@ def llm_call_ms(model_dir: Path, questions: list[str], max_tokens: int) -> float
     one request at a time after a warm-up."""
     from vllm import SamplingParams
 
-    from memos.agents.engine import Engine, EngineSettings
+    from memos.llm.engine import Engine, EngineSettings
 
     engine = Engine(EngineSettings(model_dir, pinning=False)).start()
     try:

@@ -146,9 +146,9 @@ def run_engine_failures(failures: int) -> dict:
     request can fail it any more), driven over HTTP by uvicorn."""
     import uvicorn
 
-    from memos.agents.chat import build_chat_service
     from memos.config import Settings
     from memos.core import MemOS
+    from memos.llm.chat import build_chat_service
     from memos.memcube import keys
     from memos.migrate import upgrade
     from memos.server.app import create_app
@@ -241,7 +241,7 @@ def main() -> None:
     from memos.embeddings import load_embedder
 
     load_embedder(MODEL_DIR, "auto")  # export the ONNX model once, before servers start
-    from memos.agents.model import prepare_model
+    from memos.llm.model import prepare_model
 
     prepare_model(MODEL_DIR / "SmolLM2-135M-Instruct")
 

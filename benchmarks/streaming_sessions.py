@@ -59,8 +59,8 @@ def run_sessions(plan: dict[str, Any], model_dir: Path) -> dict[str, Any]:
     from vllm.sampling_params import RequestOutputKind
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    from memos.agents.engine import EngineSettings
-    from memos.agents.prefill_meter import PrefillMeter
+    from memos.llm.engine import EngineSettings
+    from memos.llm.prefill_meter import PrefillMeter
 
     w = plan["workload"]
     settings = EngineSettings(

@@ -153,7 +153,7 @@ def models() -> None:
 @models.command("prepare")
 def models_prepare() -> None:
     """Convert the bundled SmolLM2 GGUF into a folder vLLM loads (once)."""
-    from memos.agents.model import ModelUnavailableError, is_prepared, prepare_model
+    from memos.llm.model import ModelUnavailableError, is_prepared, prepare_model
 
     target = _settings().chat_model_dir
     if is_prepared(target):
@@ -177,7 +177,7 @@ def serve(host: str, port: int) -> None:
     """Upgrade the schema, load the embedder and indexes, and serve the REST API."""
     import uvicorn
 
-    from memos.agents.chat import build_chat_service
+    from memos.llm.chat import build_chat_service
     from memos.server.app import create_app
 
     from .core import MemOS

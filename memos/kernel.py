@@ -14,7 +14,7 @@ from .memory_chat import MemoryChat
 from .scheduler import MemScheduler, SchedulerPolicy
 
 if TYPE_CHECKING:
-    from memos.agents.chat import ChatService
+    from memos.llm.chat import ChatService
 
     from .core import MemOS
 

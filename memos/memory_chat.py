@@ -27,10 +27,10 @@ import anyio
 from memos import validation as check
 from memos.activation import Activation, ActivationMemory
 from memos.activation.render import BlockMemory, extend_block, render_block
-from memos.agents.backend import ChatChunk, ChatRequest
-from memos.agents.pin_hint import PinHint
 from memos.cache import Lookup
 from memos.errors import InvalidInputError
+from memos.llm.backend import ChatChunk, ChatRequest
+from memos.llm.pin_hint import PinHint
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.models import Source, utcnow
 from memos.memcube.repository import CubeRepository
@@ -39,8 +39,8 @@ from memos.records import SearchHit
 from memos.retrieval import SearchMode
 
 if TYPE_CHECKING:
-    from memos.agents.chat import ChatService
     from memos.core import MemOS
+    from memos.llm.chat import ChatService
 
 log = logging.getLogger(__name__)
 

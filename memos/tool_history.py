@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from memos.agents.tool_durations import WINDOW, ToolDurationPredictor
+from memos.llm.tool_durations import WINDOW, ToolDurationPredictor
 from memos.memcube.database import Database
 from memos.memcube.models import utcnow
 from memos.memcube.tool_calls import add_calls, prune_calls, recent_calls

@@ -13,9 +13,9 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from memos.agents.chat import ChatRequest, ChatService
 from memos.core import MemOS
 from memos.kernel import Kernel
+from memos.llm.chat import ChatRequest, ChatService
 
 from .activations import ActivationController
 from .allow import allow_header_fix

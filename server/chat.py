@@ -27,7 +27,11 @@ from litestar import Request, get, post
 from litestar.response import Stream
 from msgspec import Meta
 
-from memos.agents.chat import (
+from memos.cache import MAX_NAME_CHARS
+from memos.core import DEFAULT_SEARCH_MODE
+from memos.errors import InvalidInputError, MemOSError
+from memos.kernel import Kernel
+from memos.llm.chat import (
     MAX_MESSAGES,
     MAX_SEED,
     MAX_STOP,
@@ -39,13 +43,9 @@ from memos.agents.chat import (
     ProgramTurn,
     created_now,
 )
-from memos.agents.pin_hint import MAX_PROGRAM_ID_CHARS
-from memos.agents.pin_hint import MAX_TTL_S as MAX_PIN_TTL_S
-from memos.agents.programs import MAX_TOOL_NAME_CHARS, MAX_TOOL_SECONDS, MAX_TURN
-from memos.cache import MAX_NAME_CHARS
-from memos.core import DEFAULT_SEARCH_MODE
-from memos.errors import InvalidInputError, MemOSError
-from memos.kernel import Kernel
+from memos.llm.pin_hint import MAX_PROGRAM_ID_CHARS
+from memos.llm.pin_hint import MAX_TTL_S as MAX_PIN_TTL_S
+from memos.llm.programs import MAX_TOOL_NAME_CHARS, MAX_TOOL_SECONDS, MAX_TURN
 from memos.memory_chat import DEFAULT_MEMORY_TOP_K, MAX_MEMORY_TOP_K, ChatOptions, MemoryUse
 
 from .auth import Tenant, TenantController

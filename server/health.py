@@ -12,9 +12,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import REGISTRY, Collector
 
-from memos.agents.chat import ChatService
 from memos.core import MemOS
 from memos.errors import STORAGE_RETRY_AFTER_S
+from memos.llm.chat import ChatService
 from memos.scheduler import MemScheduler
 
 from .problems import problem

@@ -129,14 +129,14 @@ TEST_HOST_BLOCKS = 32  # the host tier under the pins: 4 contexts of 7-8 blocks
 
 @pytest.fixture(scope="session")
 def chat_model_dir() -> Path:
-    from memos.agents.model import prepare_model
+    from memos.llm.model import prepare_model
 
     return prepare_model(MODEL_CACHE / "SmolLM2-135M-Instruct")
 
 
 @pytest.fixture(scope="session")
 def engine(chat_model_dir: Path):
-    from memos.agents.engine import Engine, EngineSettings
+    from memos.llm.engine import Engine, EngineSettings
 
     running = Engine(
         EngineSettings(

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from memos.agents.engine import Engine
-from memos.agents.pin_hint import PROGRAM_KEY, TTL_KEY, PinHint
+from memos.llm.engine import Engine
+from memos.llm.pin_hint import PROGRAM_KEY, TTL_KEY, PinHint
 from tests.conftest import TEST_KV_BLOCKS, TEST_PIN_CAP, assert_same_reply
 
 BLOCK = 128

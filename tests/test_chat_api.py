@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from memos.agents.chat import ChatService
-from memos.agents.embedded import EmbeddedBackend
-from memos.agents.model import MODEL_NAME
 from memos.config import Settings
 from memos.core import MemOS
+from memos.llm.chat import ChatService
+from memos.llm.embedded import EmbeddedBackend
+from memos.llm.model import MODEL_NAME
 from memos.server.app import create_app
 from tests.conftest import api_key
 from tests.test_agents_pinning import long_prompt

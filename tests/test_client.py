@@ -338,10 +338,10 @@ def test_the_chat_verb_answers_from_memory(
     """chat() against the real engine, through the in-process app (an httpx client)."""
     from litestar.testing import TestClient
 
-    from memos.agents.chat import ChatService
-    from memos.agents.embedded import EmbeddedBackend
     from memos.config import Settings
     from memos.core import MemOS
+    from memos.llm.chat import ChatService
+    from memos.llm.embedded import EmbeddedBackend
     from memos.server.app import create_app
     from tests.conftest import api_key
 

@@ -10,9 +10,9 @@ import time
 import pytest
 from litestar.testing import TestClient
 
-from memos.agents.chat import ChatService
-from memos.agents.embedded import EmbeddedBackend
-from memos.agents.engine import Engine, EngineFailedError
+from memos.llm.chat import ChatService
+from memos.llm.embedded import EmbeddedBackend
+from memos.llm.engine import Engine, EngineFailedError
 from memos.server.app import create_app
 from tests.conftest import api_key
 
@@ -105,7 +105,7 @@ def test_over_http_the_seed_is_refused_and_a_restart_answers_503(
 
 
 def test_an_engine_that_never_started_says_failed(tmp_path) -> None:
-    from memos.agents.engine import EngineSettings, EngineUnavailableError
+    from memos.llm.engine import EngineSettings, EngineUnavailableError
 
     engine = Engine(EngineSettings(tmp_path / "no-model"))
     assert engine.state == "loading"

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from memos.agents.chat import ChatRequest, ChatService
-from memos.agents.embedded import EmbeddedBackend
 from memos.config import Settings
 from memos.core import MemOS
 from memos.graph.llm_extract import ExtractionQueue, Pending, parse_facts
 from memos.graph.service import FactInput, MemoryRef
+from memos.llm.chat import ChatRequest, ChatService
+from memos.llm.embedded import EmbeddedBackend
 from memos.server.app import create_app
 from tests.conftest import api_key
 

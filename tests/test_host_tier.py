@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from memos.agents.engine import Engine
-from memos.agents.host_tier import capacity_blocks
-from memos.agents.pin_hint import PinHint
-from memos.agents.prefill_meter import PrefillMeter
+from memos.llm.engine import Engine
+from memos.llm.host_tier import capacity_blocks
+from memos.llm.pin_hint import PinHint
+from memos.llm.prefill_meter import PrefillMeter
 from tests.conftest import TEST_HOST_BLOCKS, assert_same_reply
 
 BLOCK = 128

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from memos.agents.chat import ChatService
-from memos.agents.embedded import EmbeddedBackend
 from memos.config import Settings
 from memos.core import MemOS
+from memos.llm.chat import ChatService
+from memos.llm.embedded import EmbeddedBackend
 from memos.server.app import create_app
 from tests.conftest import api_key
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from memos.agents.pin_hint import ENDS_KEY, PROGRAM_KEY, TTL_KEY, InvalidPinHintError, PinHint
-from memos.agents.pin_table import PinTable
-from memos.agents.programs import ProgramHintError, ProgramRegistry, UnknownProgramError
-from memos.agents.tool_durations import ToolDurationPredictor
-from memos.agents.ttl_policy import CacheState, TtlPolicy
+from memos.llm.pin_hint import ENDS_KEY, PROGRAM_KEY, TTL_KEY, InvalidPinHintError, PinHint
+from memos.llm.pin_table import PinTable
+from memos.llm.programs import ProgramHintError, ProgramRegistry, UnknownProgramError
+from memos.llm.tool_durations import ToolDurationPredictor
+from memos.llm.ttl_policy import CacheState, TtlPolicy
 
 
 @dataclass

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memos.agents.backend import ChatRequest
-from memos.agents.chat import ChatService, ProgramTurn
-from memos.agents.model import MODEL_NAME
-from memos.agents.remote import RemoteBackend
 from memos.errors import InvalidInputError
+from memos.llm.backend import ChatRequest
+from memos.llm.chat import ChatService, ProgramTurn
+from memos.llm.model import MODEL_NAME
+from memos.llm.remote import RemoteBackend
 from memos.serve_process import free_port
 from tests.conftest import TEST_KV_BLOCKS
 from tests.test_agents_pinning import long_prompt
@@ -36,7 +36,7 @@ def vllm_server(chat_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         "--served-model-name", MODEL_NAME, "--port", str(port), "--dtype", "float32",
         "--enforce-eager", "--max-model-len", "2048",
         "--num-gpu-blocks-override", str(TEST_KV_BLOCKS),
-        "--scheduler-cls", "memos.agents.scheduler.PinningScheduler",
+        "--scheduler-cls", "memos.llm.scheduler.PinningScheduler",
         "--scheduling-policy", "priority", "--enable-prompt-tokens-details",
     ]  # fmt: skip
     # The CPU build sizes its KV cache from this (GiB), not from --gpu-memory-utilization.

@@ -10,8 +10,8 @@ import random
 
 import pytest
 
-from memos.agents.engine import Engine
-from memos.agents.pin_hint import PinHint
+from memos.llm.engine import Engine
+from memos.llm.pin_hint import PinHint
 from tests.conftest import TEST_KV_BLOCKS
 
 BLOCK = 128
@@ -116,7 +116,7 @@ def test_a_ttl_of_zero_drops_the_shared_prefix(engine: Engine) -> None:
 
 
 def test_a_bad_prefix_length_is_refused() -> None:
-    from memos.agents.pin_hint import InvalidPinHintError
+    from memos.llm.pin_hint import InvalidPinHintError
 
     for bad in (-1, 1.5, True, "3"):
         with pytest.raises(InvalidPinHintError, match="prefix_tokens"):

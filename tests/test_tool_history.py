@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from memos.agents.tool_durations import ToolDurationPredictor
 from memos.core import MemOS
 from memos.errors import StorageRefusedError
+from memos.llm.tool_durations import ToolDurationPredictor
 from memos.memcube.database import Database
 from memos.migrate import upgrade
 from memos.tool_history import ToolHistory

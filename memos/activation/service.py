@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from memos import validation as check
-from memos.agents.backend import ChatRequest
-from memos.agents.pin_hint import PinHint
 from memos.errors import InvalidInputError, NotFoundError, UnavailableError
+from memos.llm.backend import ChatRequest
+from memos.llm.pin_hint import PinHint
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.ids import is_id, new_id
 from memos.memcube.models import (
@@ -37,8 +37,8 @@ from memos.records import Memory, NewMemory, memory_of
 from .render import BlockMemory, fit, padding, render_block
 
 if TYPE_CHECKING:
-    from memos.agents.chat import ChatService
     from memos.core import MemOS
+    from memos.llm.chat import ChatService
     from memos.scheduler.policy import SchedulerPolicy
 
 log = logging.getLogger(__name__)

@@ -65,7 +65,7 @@ class EngineSettings:
     seed: int = 0
 
     def scheduler_cls(self) -> str | None:
-        return "memos.agents.scheduler.PinningScheduler" if self.pinning else None
+        return "memos.llm.scheduler.PinningScheduler" if self.pinning else None
 
     def apply_environment(self) -> None:
         """The process-wide settings vLLM reads from the environment."""
@@ -100,7 +100,7 @@ class EngineSettings:
             return None
         return {
             "kv_connector": "HostTierConnector",
-            "kv_connector_module_path": "memos.agents.host_tier",
+            "kv_connector_module_path": "memos.llm.host_tier",
             "kv_role": "kv_both",
             "kv_connector_extra_config": {"capacity_blocks": self.host_tier_blocks},
         }

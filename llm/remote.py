@@ -2,7 +2,7 @@
 
 Start the server with the pinning scheduler so that the hints this backend sends act:
 
-    vllm serve MODEL --scheduler-cls memos.agents.scheduler.PinningScheduler \\
+    vllm serve MODEL --scheduler-cls memos.llm.scheduler.PinningScheduler \\
         --scheduling-policy priority --enable-prompt-tokens-details
 
 The pin hint goes in ``vllm_xargs`` (it reaches the scheduler as

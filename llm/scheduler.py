@@ -3,8 +3,8 @@ request until the program's next turn is scheduled or the pin's time to live end
 
 Plug it in without touching vLLM's files:
 
-    LLM(..., scheduler_cls="memos.agents.scheduler.PinningScheduler")
-    vllm serve MODEL --scheduler-cls memos.agents.scheduler.PinningScheduler
+    LLM(..., scheduler_cls="memos.llm.scheduler.PinningScheduler")
+    vllm serve MODEL --scheduler-cls memos.llm.scheduler.PinningScheduler
 
 (``AsyncPinningScheduler`` when async scheduling is on.) A turn asks for a pin with
 ``SamplingParams(extra_args=PinHint(program_id, ttl_s).as_extra_args())``. The share of

@@ -6,7 +6,7 @@ Plug it in as a vLLM KV connector (no vLLM file is changed):
 
     LLM(..., kv_transfer_config={
         "kv_connector": "HostTierConnector", "kv_role": "kv_both",
-        "kv_connector_module_path": "memos.agents.host_tier",
+        "kv_connector_module_path": "memos.llm.host_tier",
         "kv_connector_extra_config": {"capacity_blocks": 512}})
 
 (``"capacity_blocks": "auto"`` takes up to a quarter of the memory free at start.)
