@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -53,52 +54,99 @@ def user() -> str:
     return f"u{time.monotonic_ns()}"
 
 
-def test_every_memory_verb_round_trips(client: MemOSClient) -> None:
-    who = user()
-    added = client.add(
-        "Alice prefers window seats.",
-        user_id=who,
-        tags=["travel"],
-        metadata={"from": "test"},
-        importance=0.8,
-    )
-    assert added.created and added.text == "Alice prefers window seats." and added.user_id == who
-    again = client.add("Alice prefers window seats.", user_id=who)
-    assert again.created is False and again.id == added.id
-    ids = client.add_batch(
-        ["Bob likes aisle seats.", {"text": "Carol flies on Fridays."}], user_id=who
-    )
-    assert len(ids) == 2
-    hits = client.search("who likes the window?", user_id=who, top_k=2, mode="vector")
-    assert hits[0].id == added.id and hits[0].score > 0 and hits[0].text == added.text
-    assert client.get(added.id).tags == ("travel",)
-    listed = list(client.list(user_id=who, page_size=1))  # walks three pages
-    assert {m.id for m in listed} == {added.id, *ids}
-    changed = client.update(added.id, text="Alice prefers aisle seats now.")
-    assert changed.version == 2
-    history = client.history(added.id)
-    assert [v.operation for v in history] == ["create", "update"]
-    assert history[0].source == "sdk"  # the client's adds are the SDK's
-    assert client.rollback(added.id, 1).text == "Alice prefers window seats."
-    client.delete(ids[0])
-    with pytest.raises(NotFoundError, match="deleted"):
-        client.get(ids[0])
+class Driver:
+    """One client of either kind, its verbs run the same way: ``do(client.add(...))``."""
+
+    def __init__(self, kind: str, url: str, key: str) -> None:
+        self.loop = asyncio.new_event_loop() if kind == "async" else None
+        cls = AsyncMemOSClient if kind == "async" else MemOSClient
+        self.client = cls(base_url=url, api_key=key)
+
+    def __call__(self, value: Any) -> Any:
+        return self.loop.run_until_complete(value) if self.loop is not None else value
+
+    def all(self, items: Any) -> list[Any]:
+        if self.loop is None:
+            return list(items)
+
+        async def collect() -> list[Any]:
+            return [item async for item in items]
+
+        return self.loop.run_until_complete(collect())
+
+    def close(self) -> None:
+        if self.loop is not None:
+            self.loop.run_until_complete(self.client.close())
+            self.loop.close()
+        else:
+            self.client.close()
 
 
-def test_cache_graph_and_scheduler_verbs(client: MemOSClient) -> None:
-    entry = client.cache_store("What is the capital of France?", "Paris.")
-    found = client.cache_lookup("What's the capital of France?")
-    assert found.hit and found.entry_id == entry and found.response == "Paris."
-    client.cache_invalidate(entry)
-    assert not client.cache_lookup("What's the capital of France?").hit
-    name = f"Svc{time.monotonic_ns()}"
-    client.add_fact(name, "owner", object="Alice", valid_from=datetime(2026, 1, 1, tzinfo=UTC))
-    client.add_fact(name, "owner", object="Bob", valid_from=datetime(2026, 3, 1, tzinfo=UTC))
-    assert client.entity_state(name)["facts"]["owner"]["object"] == "Bob"
-    then = client.entity_state(name, as_of=datetime(2026, 2, 1, tzinfo=UTC))
-    assert then["facts"]["owner"]["object"] == "Alice"
-    assert [f["object"] for f in client.entity_timeline(name)["facts"]] == ["Alice", "Bob"]
-    assert client.run_scheduler()["failed"] == {}
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_every_verb_of_both_clients(service: tuple[str, str], kind: str) -> None:
+    do = Driver(kind, *service)
+    c, who = do.client, user()
+    try:
+        added = do(
+            c.add(
+                "Alice prefers window seats.",
+                user_id=who,
+                tags=["travel"],
+                metadata={"from": "test"},
+                importance=0.8,
+            )
+        )
+        assert added.created and added.text == "Alice prefers window seats."
+        again = do(c.add("Alice prefers window seats.", user_id=who))
+        assert again.created is False and again.id == added.id
+        ids = do(
+            c.add_batch(
+                ["Bob likes aisle seats.", {"text": "Carol flies on Fridays."}], user_id=who
+            )
+        )
+        assert len(ids) == 2
+        hits = do(c.search("who likes the window?", user_id=who, top_k=2, mode="vector"))
+        assert hits[0].id == added.id and hits[0].score > 0 and hits[0].text == added.text
+        assert do(c.get(added.id)).tags == ("travel",)
+        listed = do.all(c.list(user_id=who, page_size=1))  # walks three pages
+        assert {m.id for m in listed} == {added.id, *ids}
+        assert len(do(c.page(user_id=who, limit=2)).items) == 2
+        assert do(c.update(added.id, text="Alice prefers aisle seats now.")).version == 2
+        history = do(c.history(added.id))
+        assert [v.operation for v in history] == ["create", "update"]
+        assert history[0].source == "sdk"  # the client's adds are the SDK's
+        assert do(c.rollback(added.id, 1)).text == "Alice prefers window seats."
+        do(c.delete(ids[0]))
+        with pytest.raises(NotFoundError, match="deleted"):
+            do(c.get(ids[0]))
+
+        question = f"What is the capital of France ({kind})?"
+        entry = do(c.cache_store(question, "Paris."))
+        found = do(c.cache_lookup(question))
+        assert found.hit and found.entry_id == entry and found.response == "Paris."
+        do(c.cache_invalidate(entry))
+        assert not do(c.cache_lookup(question)).hit
+        do(c.cache_store(question, "Paris."))
+        assert do(c.cache_invalidate_category("general")) >= 1
+        do(c.cache_store(question, "Paris."))
+        assert do(c.cache_clear()) >= 1
+        assert do(c.cache_stats())["hits"] >= 1
+
+        name = f"Svc{time.monotonic_ns()}"
+        assert do(c.entity(name, type="service"))["name"] == name
+        do(c.add_fact(name, "owner", object="Alice", valid_from=datetime(2026, 1, 1, tzinfo=UTC)))
+        do(c.add_fact(name, "owner", object="Bob", valid_from=datetime(2026, 3, 1, tzinfo=UTC)))
+        assert do(c.entity_state(name))["facts"]["owner"]["object"] == "Bob"
+        then = do(c.entity_state(name, as_of=datetime(2026, 2, 1, tzinfo=UTC)))
+        assert then["facts"]["owner"]["object"] == "Alice"
+        assert [f["object"] for f in do(c.entity_timeline(name))["facts"]] == ["Alice", "Bob"]
+        near = do(c.neighbours(name, types=["owner"]))
+        assert "Bob" in {n.get("name") for n in near["nodes"]}
+        assert do(c.path(name, "Bob"))["found"] is True
+        assert do(c.subgraph([name]))["nodes"]
+        assert do(c.run_scheduler())["failed"] == {}
+    finally:
+        do.close()
 
 
 def test_errors_are_typed_and_carry_the_servers_message(client: MemOSClient) -> None:
@@ -110,31 +158,6 @@ def test_errors_are_typed_and_carry_the_servers_message(client: MemOSClient) -> 
         client.get("01a2b3c4-0000-7000-8000-000000000000")
     with pytest.raises(TypeError, match="unexpected keyword"):
         client.add_batch(["x"], colour="red")
-
-
-def test_the_async_client_does_the_same(service: tuple[str, str]) -> None:
-    url, key = service
-    who = user()
-
-    async def scenario() -> None:
-        async with AsyncMemOSClient(base_url=url, api_key=key) as c:
-            added = await c.add("Dana runs the payments service.", user_id=who)
-            ids = await c.add_batch(["Eve runs billing.", "Finn runs search."], user_id=who)
-            hits = await c.search("who runs payments?", user_id=who, top_k=1)
-            assert hits[0].id == added.id
-            assert (await c.get(added.id)).text == added.text
-            assert {m.id async for m in c.list(user_id=who, page_size=2)} == {added.id, *ids}
-            assert (await c.update(added.id, importance=0.9)).importance == 0.9
-            assert len(await c.history(added.id)) == 2
-            assert (await c.rollback(added.id, 1)).version == 3
-            await c.delete(added.id)
-            with pytest.raises(NotFoundError):
-                await c.get(added.id)
-            entry = await c.cache_store("Ping?", "Pong.")
-            assert (await c.cache_lookup("Ping?")).entry_id == entry
-            assert "moved" in await c.run_scheduler()
-
-    asyncio.run(scenario())
 
 
 # a faulty network in front of the service --------------------------------------------
@@ -332,7 +355,7 @@ def test_with_the_service_down_the_function_runs_unless_strict(
         memory(async_down)(lambda q: q)
 
 
-def test_the_chat_verb_answers_from_memory(
+def test_the_chat_and_activation_verbs(
     sqlite_url: str, tmp_path: Path, embedder, engine
 ) -> None:
     """chat() against the real engine, through the in-process app (an httpx client)."""
@@ -357,3 +380,8 @@ def test_the_chat_verb_answers_from_memory(
                 temperature=0,
             )
             assert reply.memory_used == [added.id] and reply.text
+            made = c.activate(user_id="alice", memory_ids=[added.id])
+            assert made["memory_ids"] == [added.id] and made["prefix_tokens"] > 0
+            assert [a["id"] for a in c.activations()] == [made["id"]]
+            c.deactivate(made["id"])
+            assert c.activations() == []

@@ -325,7 +325,56 @@ class Verbs:
     def cache_invalidate(self, entry_id: str) -> None:
         return self._run(Call("DELETE", f"/v1/cache/entries/{_id(entry_id)}", _nothing))
 
+    def cache_invalidate_category(self, category: str) -> int:
+        """Drop a category's cached answers; returns how many."""
+        path = f"/v1/cache/categories/{_id(category)}"
+        return self._run(Call("DELETE", path, lambda b: b["deleted"]))
+
+    def cache_clear(self) -> int:
+        """Drop every cached answer of the key's namespace; returns how many."""
+        return self._run(Call("DELETE", "/v1/cache", lambda b: b["deleted"]))
+
+    def cache_stats(self) -> dict[str, Any]:
+        return self._run(Call("GET", "/v1/cache/stats", _same))
+
     # graph ---------------------------------------------------------------------------
+
+    def entity(
+        self, name: str, *, type: str | None = None, aliases: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """The entity of that name (or alias), made if new."""
+        body = _given(name=name, type=type, aliases=list(aliases))
+        return self._run(Call("POST", "/v1/graph/entities", _same, json=body))
+
+    def neighbours(
+        self,
+        entity: str,
+        *,
+        depth: int = 1,
+        types: Sequence[str] = (),
+        as_of: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The nodes within ``depth`` edges of ``entity``, as node-link JSON."""
+        params = _given(entity=entity, depth=depth, type=list(types) or None, as_of=as_of)
+        return self._run(Call("GET", "/v1/graph/neighbours", _same, params=params))
+
+    def path(
+        self,
+        source: str,
+        target: str,
+        *,
+        types: Sequence[str] = (),
+        as_of: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A shortest chain of edges between two entities: ``{found, chain}``."""
+        params = {"from": source, "to": target, **_given(type=list(types) or None, as_of=as_of)}
+        return self._run(Call("GET", "/v1/graph/path", _same, params=params))
+
+    def subgraph(
+        self, entities: Sequence[str] = (), *, depth: int = 1, as_of: datetime | None = None
+    ) -> dict[str, Any]:
+        params = _given(entity=list(entities) or None, depth=depth, as_of=as_of)
+        return self._run(Call("GET", "/v1/graph/subgraph", _same, params=params))
 
     def add_fact(
         self,
@@ -378,6 +427,32 @@ class Verbs:
         return self._run(
             Call("POST", "/v1/chat/completions", ChatAnswer.of, json=body, resend_safe=False)
         )
+
+    def activate(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        memory_ids: Sequence[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Keep a user's or agent's memories as an activation memory (the KV cache of
+        their rendered block): the chosen ids, or the most read that ``filters`` match."""
+        body = _given(
+            user_id=user_id,
+            agent_id=agent_id,
+            memory_ids=list(memory_ids) if memory_ids is not None else None,
+            filters=dict(filters) if filters is not None else None,
+        )
+        if memory_ids is None and filters is None:
+            body["filters"] = {}
+        return self._run(Call("POST", "/v1/activations", _same, json=body, resend_safe=False))
+
+    def activations(self) -> list[dict[str, Any]]:
+        return self._run(Call("GET", "/v1/activations", lambda b: list(b["items"])))
+
+    def deactivate(self, activation_id: str) -> None:
+        return self._run(Call("DELETE", f"/v1/activations/{_id(activation_id)}", _nothing))
 
     def run_scheduler(self) -> dict[str, Any]:
         """One MemScheduler pass over the key's namespace: ``{moved, failed}``."""
