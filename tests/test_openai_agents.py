@@ -35,3 +35,32 @@ def test_the_session_keeps_items_in_order(service: tuple[str, str]) -> None:  # 
             assert [i["content"] for i in await other.get_items()] == ["elsewhere"]
 
     asyncio.run(scenario())
+
+
+def test_the_memory_tools_as_the_sdk_invokes_them(service: tuple[str, str]) -> None:  # noqa: F811
+    import json
+
+    from agents.tool_context import ToolContext
+
+    from memos.integrations.openai_agents import memory_tools
+
+    url, key = service
+    who = f"t{time.monotonic_ns()}"
+
+    async def scenario() -> None:
+        async with AsyncMemOSClient(base_url=url, api_key=key) as client:
+            search, add = memory_tools(client, user_id=who)
+            assert (search.name, add.name) == ("search_memories", "add_memory")
+            assert search.params_json_schema["required"] == ["query"]
+
+            async def invoke(tool, arguments: dict) -> str:
+                raw = json.dumps(arguments)
+                context = ToolContext(
+                    None, tool_name=tool.name, tool_call_id="c1", tool_arguments=raw
+                )
+                return await tool.on_invoke_tool(context, raw)
+
+            assert (await invoke(add, {"text": "My desk is D412."})).startswith("remembered")
+            assert await invoke(search, {"query": "where is my desk?"}) == "- My desk is D412."
+
+    asyncio.run(scenario())
