@@ -1,37 +1,43 @@
 """Writes a client may retry: with an ``Idempotency-Key`` header, the first answer is
 kept and a retry with the same key gets it again (``Idempotent-Replayed: true``)
-instead of a second write (memos/idempotency.py)."""
+instead of a second write (memos/idempotency.py). The header is read here, as the chat
+route reads its program headers: every client sends headers a route does not declare,
+and only these two mean something."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 import msgspec
 from litestar import Request, Response
-from litestar.params import Parameter
 
+from memos.errors import InvalidInputError
 from memos.idempotency import Answer
 from memos.kernel import Kernel
 
 from .auth import Tenant
 
-IdempotencyKey = Annotated[
-    str | None,
-    Parameter(
-        header="Idempotency-Key",
-        pattern=r"^[\x21-\x7e]{1,255}$",
-        description="Send the same key when retrying: the write happens once",
-    ),
-]
+SOURCES = ("api", "sdk", "agent", "tool")
+
+
+def source_of(request: Request) -> str | None:
+    """The provenance source the client names in ``X-Memos-Source`` (default: api)."""
+    source = request.headers.get("x-memos-source")
+    if source is not None and source not in SOURCES:
+        raise InvalidInputError(
+            f"X-Memos-Source must be one of {', '.join(SOURCES)}, got {source[:40]!r}"
+        )
+    return source
 
 
 async def once(
-    request: Request, tenant: Tenant, kernel: Kernel, key: str | None,
-    write: Callable[[], Response[Any]],
+    request: Request, tenant: Tenant, kernel: Kernel, write: Callable[[], Response[Any]]
 ) -> Response[Any]:  # fmt: skip
-    """``write()`` (in a worker thread), or the answer it gave for ``key`` before."""
+    """``write()`` (in a worker thread), or the answer it gave before to the request's
+    ``Idempotency-Key``."""
+    key = request.headers.get("idempotency-key")
     if key is None:
         return await anyio.to_thread.run_sync(write)
     keys = kernel.idempotency

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
@@ -18,7 +18,7 @@ from memos.memcube.models import Source
 from memos.records import NewMemory
 
 from .auth import Tenant, TenantController
-from .idempotent import IdempotencyKey, once
+from .idempotent import once, source_of
 from .problems import problems
 from .schemas import (
     AddOut,
@@ -45,12 +45,6 @@ KIND_PATTERN = "^(plaintext|activation|parametric)$"
 def _origin(tenant: Tenant, source: str | None = None) -> Origin:
     return Origin(source or Source.API.value, tenant.actor)
 
-
-# Who made a memory, as the client says: the SDK, an agent, a tool (default: the API).
-SourceHeader = Annotated[
-    Literal["api", "sdk", "agent", "tool"] | None,
-    Parameter(header="X-Memos-Source", description="Provenance source of what is added"),
-]
 
 
 def _new(item: MemoryIn) -> NewMemory:
@@ -89,11 +83,12 @@ class MemoryController(TenantController):
     )
     async def add(
         self, data: MemoryIn, request: Request, tenant: Tenant, memos: MemOS, kernel: Kernel,
-        idempotency_key: IdempotencyKey = None, source: SourceHeader = None,
     ) -> Response[AddOut]:  # fmt: skip
         """201 with the new memory; 200 with the existing one when identical content is
         already stored for the same user and agent (unless ``dedupe`` is false). A retry
-        with the same ``Idempotency-Key`` gets the first answer again."""
+        with the same ``Idempotency-Key`` header gets the first answer again;
+        ``X-Memos-Source`` (api, sdk, agent, tool) is the provenance source."""
+        source = source_of(request)
 
         def write() -> Response[AddOut]:
             result = memos.add_batch(
@@ -104,14 +99,15 @@ class MemoryController(TenantController):
             body = AddOut(**msgspec.structs.asdict(out), created=result.created)
             return Response(body, status_code=201 if result.created else 200)
 
-        return await once(request, tenant, kernel, idempotency_key, write)
+        return await once(request, tenant, kernel, write)
 
     @post("/batch", summary="Add many memories at once", responses=problems(409))
     async def add_batch(
         self, data: BatchIn, request: Request, tenant: Tenant, memos: MemOS, kernel: Kernel,
-        idempotency_key: IdempotencyKey = None, source: SourceHeader = None,
     ) -> Response[BatchOut]:  # fmt: skip
-        """201; a retry with the same ``Idempotency-Key`` gets the first answer again."""
+        """201; a retry with the same ``Idempotency-Key`` header gets the first answer
+        again; ``X-Memos-Source`` (api, sdk, agent, tool) is the provenance source."""
+        source = source_of(request)
 
         def write() -> Response[BatchOut]:
             results = memos.add_batch(
@@ -123,7 +119,7 @@ class MemoryController(TenantController):
             body = BatchOut([r.memory.id for r in results], [r.created for r in results])
             return Response(body, status_code=201)
 
-        return await once(request, tenant, kernel, idempotency_key, write)
+        return await once(request, tenant, kernel, write)
 
     @get("/", sync_to_thread=True, summary="List memories, newest first", responses=problems())
     def list_memories(

@@ -36,7 +36,12 @@ def test_a_key_reused_with_another_request_is_refused(client: TestClient) -> Non
     other = client.post("/v1/memories", json={"text": "b"}, headers=headers)
     assert other.status_code == 422 and "different request" in other.json()["detail"]
     bad = client.post("/v1/memories", json={"text": "c"}, headers={"Idempotency-Key": "has space"})
-    assert bad.status_code == 422 and "idempotency_key" in bad.json()["detail"]
+    assert bad.status_code == 422 and "Idempotency-Key" in bad.json()["detail"]
+    odd = client.post("/v1/memories", json={"text": "d"}, headers={"X-Memos-Source": "me"})
+    assert odd.status_code == 422 and "X-Memos-Source" in odd.json()["detail"]
+    made = client.post("/v1/memories", json={"text": "e"}, headers={"X-Memos-Source": "agent"})
+    history = client.get(f"/v1/memories/{made.json()['id']}/history").json()["versions"]
+    assert history[0]["source"] == "agent"
 
 
 def test_keys_are_per_namespace_and_expire(
