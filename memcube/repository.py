@@ -302,9 +302,22 @@ class CubeRepository:
     def of_kind(self, namespace: str | None, kind: str, states: Sequence[str]) -> list[MemCube]:
         """Cubes of ``kind`` in ``states`` (of every namespace when none is given)."""
         stmt = select(MemCube).where(MemCube.kind == kind, MemCube.state.in_(list(states)))
-        if namespace is not None:
-            stmt = stmt.where(MemCube.namespace == namespace)
-        return list(self.session.scalars(stmt.order_by(MemCube.namespace, MemCube.id)))
+        stmt = _in(stmt, namespace).order_by(MemCube.namespace, MemCube.id)
+        return list(self.session.scalars(stmt))
+
+    def owned(
+        self, namespace: str, kind: str, states: Sequence[str], user_id: str | None,
+        agent_id: str | None, *, for_update: bool = False,
+    ) -> MemCube | None:  # fmt: skip
+        """The first cube of ``kind`` in ``states`` whose owner is exactly this user and
+        agent (None matches only None)."""
+        stmt = select(MemCube).where(
+            MemCube.namespace == namespace, MemCube.kind == kind,
+            MemCube.state.in_(list(states)),
+            MemCube.user_id.is_(None) if user_id is None else MemCube.user_id == user_id,
+            MemCube.agent_id.is_(None) if agent_id is None else MemCube.agent_id == agent_id,
+        ).order_by(MemCube.id).limit(1)  # fmt: skip
+        return self.session.scalar(stmt.with_for_update() if for_update else stmt)
 
     def due_to_purge(self, deleted_before: datetime, limit: int) -> list[MemCube]:
         stmt = (

@@ -16,8 +16,6 @@ from memos.activation import Activation
 from memos.activation.service import MAX_ACTIVATION_IDS
 from memos.kernel import Kernel
 from memos.memcube.filters import MemoryFilter
-from memos.memcube.models import Source
-from memos.provenance import Origin
 
 from .auth import Tenant, TenantController
 from .problems import problems
@@ -75,10 +73,6 @@ class ActivationsOut(msgspec.Struct):
     items: list[ActivationOut]
 
 
-def _origin(tenant: Tenant) -> Origin:
-    return Origin(Source.API.value, tenant.actor)
-
-
 class ActivationController(TenantController):
     path = "/v1/activations"
     tags = ["activations"]
@@ -117,7 +111,7 @@ class ActivationController(TenantController):
         def build() -> tuple[Activation, bool]:
             return kernel.activations.build(
                 tenant.namespace, user_id=data.user_id, agent_id=data.agent_id,
-                memory_ids=data.memory_ids, filters=flt, origin=_origin(tenant),
+                memory_ids=data.memory_ids, filters=flt, origin=tenant.origin(),
             )  # fmt: skip
 
         activation, created = await anyio.to_thread.run_sync(build)
@@ -130,7 +124,7 @@ class ActivationController(TenantController):
     async def delete_activation(self, activation_id: str, tenant: Tenant, kernel: Kernel) -> None:
         """204; the engine lets the block's KV cache go."""
         activation = await anyio.to_thread.run_sync(
-            kernel.activations.delete, tenant.namespace, activation_id, _origin(tenant)
+            kernel.activations.delete, tenant.namespace, activation_id, tenant.origin()
         )
         await kernel.activations.release(activation)
 

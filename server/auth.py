@@ -16,6 +16,8 @@ from litestar.handlers import BaseRouteHandler
 
 from memos.core import MemOS
 from memos.errors import UnauthorizedError
+from memos.memcube.models import Source
+from memos.provenance import Origin
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class Tenant:
     @property
     def actor(self) -> str:
         return f"key:{self.key_prefix}"
+
+    def origin(self, source: str | None = None) -> Origin:
+        """The provenance of a change this key asks for (source: the API, unless the
+        client names another)."""
+        return Origin(source or Source.API.value, self.actor)
 
 
 def bearer_secret(connection: ASGIConnection) -> str:

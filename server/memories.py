@@ -11,10 +11,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from memos import validation as check
-from memos.core import MAX_PAGE, MemOS, Origin
+from memos.core import MAX_PAGE, MemOS
 from memos.kernel import Kernel
 from memos.memcube.filters import MemoryFilter
-from memos.memcube.models import Source
 from memos.records import NewMemory
 
 from .auth import Tenant, TenantController
@@ -41,9 +40,6 @@ from .schemas import (
 NAME = Parameter(min_length=1, max_length=check.MAX_ID_CHARS)
 KIND_PATTERN = "^(plaintext|activation|parametric)$"
 
-
-def _origin(tenant: Tenant, source: str | None = None) -> Origin:
-    return Origin(source or Source.API.value, tenant.actor)
 
 
 
@@ -93,7 +89,7 @@ class MemoryController(TenantController):
         def write() -> Response[AddOut]:
             result = memos.add_batch(
                 [_new(data)], namespace=tenant.namespace, dedupe=data.dedupe,
-                origin=_origin(tenant, source),
+                origin=tenant.origin(source),
             )[0]  # fmt: skip
             out = MemoryOut.of(result.memory)
             body = AddOut(**msgspec.structs.asdict(out), created=result.created)
@@ -114,7 +110,7 @@ class MemoryController(TenantController):
                 [_new(item) for item in data.items],
                 namespace=tenant.namespace,
                 dedupe=data.dedupe,
-                origin=_origin(tenant, source),
+                origin=tenant.origin(source),
             )
             body = BatchOut([r.memory.id for r in results], [r.created for r in results])
             return Response(body, status_code=201)
@@ -186,7 +182,7 @@ class MemoryController(TenantController):
     def update(self, memory_id: str, data: MemoryPatch, tenant: Tenant, memos: MemOS) -> MemoryOut:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         memory = memos.update(
-            memory_id, namespace=tenant.namespace, origin=_origin(tenant), **changes
+            memory_id, namespace=tenant.namespace, origin=tenant.origin(), **changes
         )
         return MemoryOut.of(memory)
 
@@ -201,7 +197,7 @@ class MemoryController(TenantController):
     ) -> None:
         """204. With ``erase=true`` the text and embedding are removed for good at once;
         otherwise the purge job removes them after the configured grace period."""
-        memos.delete(memory_id, namespace=tenant.namespace, erase=erase, origin=_origin(tenant))
+        memos.delete(memory_id, namespace=tenant.namespace, erase=erase, origin=tenant.origin())
 
     @get(
         "/{memory_id:str}/history",
@@ -219,6 +215,6 @@ class MemoryController(TenantController):
     )  # fmt: skip
     def rollback(self, memory_id: str, data: RollbackIn, tenant: Tenant, memos: MemOS) -> MemoryOut:
         memory = memos.rollback(
-            memory_id, data.version, namespace=tenant.namespace, origin=_origin(tenant)
+            memory_id, data.version, namespace=tenant.namespace, origin=tenant.origin()
         )
         return MemoryOut.of(memory)

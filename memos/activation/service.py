@@ -92,6 +92,10 @@ class ActivationMemory:
 
     def list(self, namespace: str) -> list[Activation]:
         check.namespace(namespace)
+        return self.served(namespace)
+
+    def served(self, namespace: str | None) -> list[Activation]:
+        """The served activations of a namespace, or of every namespace (the scheduler's)."""
         with self.memos.db.reader() as session:
             cubes = CubeRepository(session).of_kind(namespace, Kind.ACTIVATION.value, LIVE_STATES)
             return [self._of(session, c) for c in cubes]
@@ -343,10 +347,8 @@ class ActivationMemory:
         repo: CubeRepository, namespace: str, user_id: str | None, agent_id: str | None,
         for_update: bool = False,
     ) -> MemCube | None:  # fmt: skip
-        for cube in repo.of_kind(namespace, Kind.ACTIVATION.value, LIVE_STATES):
-            if cube.user_id == user_id and cube.agent_id == agent_id:
-                return repo.get(namespace, cube.id, for_update=True) if for_update else cube
-        return None
+        return repo.owned(namespace, Kind.ACTIVATION.value, LIVE_STATES, user_id, agent_id,
+                          for_update=for_update)  # fmt: skip
 
     @staticmethod
     def _cube(

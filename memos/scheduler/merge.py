@@ -71,9 +71,10 @@ def fuse_duplicates(memos: MemOS, namespace: str, ids: Sequence[str], origin: Or
                 return None
             live: list[MemCube] = [c for c in sources if c is not None]
             newest = max(live, key=lambda c: (c.updated_at, c.id))
+            vector = index.vectors_of([newest.id])  # the fused text is the newest's
             fused = memos.new_cube_row(
                 new_id(), namespace, _merged(live, newest, now), newest.content_hash or "",
-                index.vectors_of([newest.id])[0], now,
+                vector[0], now,
             )  # fmt: skip
             if any(c.state == State.ACTIVATED.value for c in live):
                 fused.state = State.ACTIVATED.value
@@ -90,7 +91,6 @@ def fuse_duplicates(memos: MemOS, namespace: str, ids: Sequence[str], origin: Or
                 )
             revision = repo.bump_revision(namespace)
             uncache = memos.cache.invalidate_memories(session, namespace, list(ids))
-            vector = index.vectors_of([newest.id])
             near = [
                 (n.id, n.score) for n in index.search(vector[0], len(ids) + 3)
                 if n.id not in ids and n.score >= memos.graph.policy.related_min_score

@@ -27,7 +27,7 @@ import anyio
 from memos.activation import Activation, ActivationMemory
 from memos.activation.service import SELECTED_HOT
 from memos.memcube.filters import MemoryFilter
-from memos.memcube.models import LIVE_STATES, Kind, MemCube, Operation, State, utcnow
+from memos.memcube.models import LIVE_STATES, MemCube, Operation, State, utcnow
 from memos.memcube.repository import CubeRepository
 
 from .merge import duplicate_groups, fuse_duplicates
@@ -175,7 +175,7 @@ class ActivationRule:
         changed = 0
         now = utcnow()
         cold_before = now - timedelta(seconds=self.policy.activation_cold_after_s)
-        live = await anyio.to_thread.run_sync(self._live, namespace)
+        live = await anyio.to_thread.run_sync(self.activations.served, namespace)
         warm = []
         for activation in live:
             memory = activation.memory
@@ -215,12 +215,6 @@ class ActivationRule:
             activation = await anyio.to_thread.run_sync(self.activations.get, ns, activation_id)
             await self.activations.warm(activation)
         return changed
-
-    def _live(self, namespace: str | None) -> list[Activation]:
-        with self.memos.db.reader() as session:
-            cubes = CubeRepository(session).of_kind(namespace, Kind.ACTIVATION.value, LIVE_STATES)
-            names = [(c.namespace, c.id) for c in cubes]
-        return [self.activations.get(ns, i) for ns, i in names]
 
     def _promote(
         self, namespace: str, user_id: str | None, agent_id: str | None
