@@ -14,6 +14,7 @@ import click
 from memos.memcube.database import Database
 
 from .config import Settings
+from .eval.commands import eval_group
 
 BOOTSTRAP_LABEL = "bootstrap"
 
@@ -282,3 +283,8 @@ def mcp(url: str, key: str, transport: str, host: str, port: int) -> None:
         server.run("stdio")
     else:
         server.run("streamable-http", host=host, port=port)
+
+
+# eval --------------------------------------------------------------------------
+
+main.add_command(eval_group)

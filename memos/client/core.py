@@ -228,8 +228,10 @@ class Verbs:
         mode: str | None = None,
         min_score: float | None = None,
         as_of: datetime | None = None,
+        include_superseded: bool | None = None,
     ) -> list[SearchResult]:
-        """The memories that best answer ``query``, best first."""
+        """The memories that best answer ``query``, best first (graph mode leaves out
+        memories whose facts no longer hold unless ``include_superseded``)."""
         flt = _given(
             **{
                 **(filters or {}),
@@ -243,6 +245,7 @@ class Verbs:
             mode=mode,
             min_score=min_score,
             as_of=as_of,
+            include_superseded=include_superseded,
         )
         return self._run(
             Call(

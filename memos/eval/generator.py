@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from .dataset import Dataset, Event, Question
 from .truth import IssueTruth
 
-PEOPLE = ["ana", "bo", "chen", "dara", "eli", "fatima", "goran", "hana", "ivan", "jun"]
+PEOPLE = ["Ana", "Bo", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana", "Ivan", "Jun"]
 STATUSES = ["open", "in progress", "in review", "done"]
 PRIORITIES = ["P0", "P1", "P2", "P3"]
 TOPICS = [
@@ -114,7 +114,7 @@ def generate(events: int = 1000, seed: int = 7, questions: int | None = None) ->
             issues[key] = issue
             emit(
                 "issues",
-                f"{key} created: {issue.topic} is broken ({issue.priority}), "
+                f"{key} created (open, {issue.priority}): {issue.topic} is broken, "
                 f"assigned to {issue.assignee}",
                 rng.choice(PEOPLE),
                 (key,),
@@ -136,15 +136,27 @@ def generate(events: int = 1000, seed: int = 7, questions: int | None = None) ->
             if rng.random() < 0.1:  # seen late: it happened a while before it arrived
                 room = (clock - issue.created) // timedelta(minutes=1) - 1
                 late = timedelta(minutes=rng.randint(1, min(240, room))) if room >= 1 else None
-            emit(
+            author = rng.choice(PEOPLE)
+            change = emit(
                 "issues",
                 f"{issue.key} {field} changed to {value}",
-                rng.choice(PEOPLE),
+                author,
                 (issue.key,),
                 {field: value},
                 late,
                 channel="ENG",
             )
+            if rng.random() < 0.05:  # the tracker's webhook delivers it again, later
+                clock += timedelta(minutes=rng.randint(1, 30))
+                emit(
+                    "issues",
+                    change.text,
+                    author,
+                    change.refs,
+                    dict(change.changes),
+                    clock - (change.happened_at or change.time),
+                    channel="ENG",
+                )
         elif roll < 0.65:
             issue = issues[rng.choice(sorted(issues))]
             sha = f"{rng.getrandbits(28):07x}"

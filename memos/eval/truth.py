@@ -3,7 +3,8 @@
 Only structured changes on the issue tracker (``platform == "issues"``, ``changes``)
 set a field; chat messages and commits are talk about it. A change takes effect at the
 time it happened (``happened_at``, else when it was seen) and is known from when it was
-seen: ``value(issue, field, world=t, known=k)`` is the value the tracker held at ``t``
+seen (a change delivered twice counts once, from its first delivery):
+``value(issue, field, world=t, known=k)`` is the value the tracker held at ``t``
 as far as the events seen by ``k`` tell, with the event that set it (the evidence).
 """
 
@@ -36,11 +37,12 @@ class IssueTruth:
         if event.platform != "issues" or not event.refs:
             return
         issue = event.refs[0]
+        happened = event.happened_at or event.time
         for name, value in event.changes.items():
-            change = Change(
-                issue, name, str(value), event.happened_at or event.time, event.time, event.id
-            )
-            self._changes.setdefault((issue, name), []).append(change)
+            known = self._changes.setdefault((issue, name), [])
+            if any(c.value == str(value) and c.happened == happened for c in known):
+                continue  # the same change delivered again: the first delivery is the evidence
+            known.append(Change(issue, name, str(value), happened, event.time, event.id))
 
     def issues(self) -> list[str]:
         return sorted({issue for issue, _ in self._changes})
