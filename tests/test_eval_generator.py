@@ -107,3 +107,26 @@ def test_every_answer_is_the_truths() -> None:
             assert question.evidence == () and question.answer == "unknown"
         for evidence in question.evidence:
             assert evidence in {e.id for e in seen}
+
+
+def test_a_change_delivered_twice_counts_once() -> None:
+    first = Event("e1", at(0), "issues", "ENG-1 status changed to done", refs=("ENG-1",),
+                  changes={"status": "done"})  # fmt: skip
+    again = Event("e2", at(2), "issues", first.text, refs=("ENG-1",), changes={"status": "done"},
+                  happened_at=at(0))  # fmt: skip
+    truth = IssueTruth([first, again])
+    held = truth.value("ENG-1", "status", at(3), at(3))
+    assert held is not None and held.event_id == "e1"
+
+
+def test_the_generator_redelivers_some_changes() -> None:
+    events = generate(events=1000, seed=7).events
+    seen: dict[tuple[str, str], str] = {}
+    redelivered = 0
+    for e in events:
+        if e.platform == "issues" and e.happened_at is not None:
+            key = (e.text, str(e.happened_at))
+            redelivered += key in seen
+        if e.platform == "issues":
+            seen[(e.text, str(e.happened_at or e.time))] = e.id
+    assert redelivered > 0

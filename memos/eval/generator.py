@@ -43,6 +43,8 @@ NOISE = [
 ]
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FIELDS = ("status", "assignee", "priority")
+# the CI-sized set: small, yet it asks every question type
+CI_SET = {"events": 300, "questions": 50}
 
 
 @dataclass

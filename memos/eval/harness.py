@@ -10,6 +10,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -75,7 +76,9 @@ class Harness:
         self._reader_model = reader_model
         self._stack = ExitStack()
         self._counter: TokenCounter | None = None
+        self._started: tuple[str, str] | None = None  # the service started here: url, key
         self._served_chat = False
+        self._work = Path()
 
     def __enter__(self) -> Harness:
         return self
@@ -100,7 +103,7 @@ class Harness:
         model when ``chat``; asked for chat after a start without it, it starts anew)."""
         if self._memos_url:
             return self._memos_url, self._memos_key
-        if getattr(self, "_started", None) and (self._served_chat or not chat):
+        if self._started is not None and (self._served_chat or not chat):
             return self._started
         from memos.serve_process import ServeProcess
 
@@ -118,6 +121,7 @@ class Harness:
             VLLM_LOGGING_LEVEL=os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"),
         )
         server = self._stack.enter_context(ServeProcess(work, env))
+        self._work = work
         key = (work / "data" / "bootstrap-key").read_text().strip()
         if chat:
             _wait_for_chat(server.url)
@@ -125,15 +129,34 @@ class Harness:
         self._served_chat = chat
         return self._started
 
+    def _connect(self, namespace: str) -> Any:
+        """A client for ``namespace``: on the service started here, a new key for it;
+        on a service named by URL, the key given."""
+        from memos.client import MemOSClient
+
+        url, key = self._service(chat=self._served_chat)
+        if not self._memos_url:
+            key = self._key_for(namespace)
+        return self._stack.enter_context(MemOSClient(base_url=url, api_key=key))
+
+    def _key_for(self, namespace: str) -> str:
+        from memos.memcube import keys as api_keys
+        from memos.memcube.database import Database
+
+        database = Database(Settings(data_dir=self._work / "data").database_url)
+        try:
+            with database.unit_of_work() as session:
+                _, secret = api_keys.create_key(session, namespace, label="eval")
+        finally:
+            database.dispose()
+        return secret
+
     # systems, readers, judges ----------------------------------------------------
 
     def system(self, name: str, *, needs_chat: bool = False) -> MemorySystem:
         if name.startswith("memos-"):
-            from memos.client import MemOSClient
-
-            url, key = self._service(chat=needs_chat)
-            client = self._stack.enter_context(MemOSClient(base_url=url, api_key=key))
-            return MemOSSystem(client, name.removeprefix("memos-"))
+            self._service(chat=needs_chat)
+            return MemOSSystem(self._connect, name.removeprefix("memos-"))
         if name == "vector-rag":
             from memos.embeddings import load_embedder
 
@@ -146,6 +169,7 @@ class Harness:
         if name == "mem0":
             from memos.embeddings import bundled_model_path
 
+            os.environ.setdefault("MEM0_TELEMETRY", "False")  # no network to send it to
             try:
                 import mem0  # noqa: F401
             except ImportError:

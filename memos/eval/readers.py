@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from .dataset import Dataset, Question
+from .metrics import exact_match
 from .systems import Item
 
 UNKNOWN = "unknown"
@@ -34,6 +35,17 @@ SYSTEM_PROMPT = (
     f"(a name, status, priority, number or date), or '{UNKNOWN}' if the lines do not say."
 )
 
+# one worked exchange: small models copy its short form
+EXAMPLE = [
+    {
+        "role": "user",
+        "content": "Memory:\n[2026-01-05 10:00] issues/OPS Kim: OPS-9 priority changed to P2\n"
+        "[2026-01-06 11:00] issues/OPS Lee: OPS-9 priority changed to P0\n\n"
+        "It is now 2026-01-07 09:00. Question: What priority is OPS-9?",
+    },
+    {"role": "assistant", "content": "P0"},
+]
+
 Retrieve = Callable[[str], list[Item]]
 
 
@@ -41,7 +53,11 @@ def prompt_messages(question: Question, items: Sequence[Item]) -> list[dict[str,
     lines = "\n".join(item.rendered for item in items) or "(nothing)"
     asked = f"{question.time:%Y-%m-%d %H:%M}"
     user = f"Memory:\n{lines}\n\nIt is now {asked}. Question: {question.text}"
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        *EXAMPLE,
+        {"role": "user", "content": user},
+    ]
 
 
 @dataclass
@@ -233,6 +249,9 @@ class LLMJudge:
         self.endpoint = endpoint
 
     def correct(self, question: Question, answer: str) -> bool:
+        """An exact match (normalized) is correct without asking; the model judges the rest."""
+        if exact_match(answer, question.accepted):
+            return True
         accepted = " / ".join(question.accepted)
         said = self.endpoint.complete(
             [

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .dataset import QUESTION_TYPES
-from .runner import RunResult, correctness
+from .runner import RunResult
 
 
 def _label(run: RunResult) -> str:
@@ -25,14 +25,15 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 def markdown(runs: Sequence[RunResult]) -> str:
     lines = [
-        "| system / reader | questions | correct % | F1 % | recall@10 % | calls/q | "
+        "| system / reader | questions | exact % | F1 % | judged % | recall@10 % | calls/q | "
         "prompt tokens/q | p50 ms | duplicates stored | repeated % | superseded % | run s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         s = run.summary["all"]
         lines.append(
-            f"| {_label(run)} | {s['questions']} | {_pct(correctness(s))} | {_pct(s['f1'])} | "
+            f"| {_label(run)} | {s['questions']} | {_pct(s['exact_match'])} | {_pct(s['f1'])} | "
+            f"{_pct(s['judged_correct'])} | "
             f"{_pct(s['recall_at_10'])} | {_num(s['memory_calls_per_question'], 2)} | "
             f"{_num(s['prompt_tokens_per_question'], 0)} | {_num(s['latency_ms_p50'])} | "
             f"{run.summary['duplicates_stored']} | {_pct(s['repeated_share'])} | "
@@ -46,16 +47,17 @@ def markdown(runs: Sequence[RunResult]) -> str:
             "",
             f"## {qtype}",
             "",
-            "| system / reader | questions | correct % | F1 % | recall@10 % | prompt tokens/q |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| system / reader | questions | exact % | F1 % | judged % | recall@10 % | "
+            "prompt tokens/q |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for run in runs:
             s = run.summary["by_type"].get(qtype)
             if s is None:
                 continue
             out.append(
-                f"| {_label(run)} | {s['questions']} | {_pct(correctness(s))} | "
-                f"{_pct(s['f1'])} | {_pct(s['recall_at_10'])} | "
+                f"| {_label(run)} | {s['questions']} | {_pct(s['exact_match'])} | "
+                f"{_pct(s['f1'])} | {_pct(s['judged_correct'])} | {_pct(s['recall_at_10'])} | "
                 f"{_num(s['prompt_tokens_per_question'], 0)} |"
             )
     return "\n".join(out) + "\n"
@@ -73,10 +75,10 @@ def plot(runs: Sequence[RunResult], path: Path, title: str = "") -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(16, 5), gridspec_kw={"width_ratios": [3, 1.2, 1.2]})
     width = 0.8 / max(1, len(runs))
     for n, run in enumerate(runs):
-        values = [100 * (correctness(run.summary["by_type"].get(t, {})) or 0) for t in types]
+        values = [100 * (run.summary["by_type"].get(t, {}).get("exact_match") or 0) for t in types]
         axes[0].bar([i + n * width for i in range(len(types))], values, width, label=labels[n])
     axes[0].set_xticks([i + width * (len(runs) - 1) / 2 for i in range(len(types))], types)
-    axes[0].set_ylabel("correct %")
+    axes[0].set_ylabel("exact match %")
     axes[0].set_ylim(0, 100)
     axes[0].set_title("Correctness by question type")
     axes[0].legend(fontsize=8)

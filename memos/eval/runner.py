@@ -278,9 +278,3 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "ingest_s": result.ingest_s,
         "runtime_s": result.runtime_s,
     }
-
-
-def correctness(scores: dict[str, Any]) -> float | None:
-    """The headline correctness of a summary row: the judge's when there is one."""
-    judged = scores.get("judged_correct")
-    return judged if judged is not None else scores.get("exact_match")

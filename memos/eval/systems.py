@@ -185,14 +185,21 @@ class VectorRag(MemorySystem):
 
 
 class MemOSSystem(MemorySystem):
-    """This service, through its Python client (the REST API), in one search mode. Each
-    instance is its own ``user_id`` (``eval-<run>-<instance>``), so runs never mix."""
+    """This service, through its Python client (the REST API), in one search mode.
 
-    def __init__(self, client: Any, mode: str, run_id: str | None = None) -> None:
+    ``connect(instance)`` gives the client an instance is stored through. The graph is
+    a namespace's, so instances (and runs) are kept apart by namespace: the service the
+    runner starts gives each its own key and namespace; a service named by URL gives one
+    key, whose namespace should be left to the evaluation (instances then differ by
+    ``user_id`` only, and share the namespace's graph).
+    """
+
+    def __init__(self, connect: Callable[[str], Any], mode: str, run_id: str | None = None) -> None:
         if mode not in MEMOS_MODES:
             raise ValueError(f"memos mode must be one of {', '.join(MEMOS_MODES)}")
         self.name = f"memos-{mode}"
-        self._client = client
+        self._connect = connect
+        self._client: Any = None
         self._mode = mode
         self._run = run_id or uuid.uuid4().hex[:8]
         self._user = ""
@@ -202,6 +209,7 @@ class MemOSSystem(MemorySystem):
     def start(self, instance: str) -> None:
         safe = re.sub(r"[^A-Za-z0-9_.:-]", "_", instance)[:80]
         self._user = f"eval-{self._run}-{safe}"
+        self._client = self._connect(self._user)
         self._texts = {}
         self._items = {}
 
