@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python benchmarks/reliability_bench.py --json bench-results/reliability.json
 	$(BIN)/python benchmarks/graph_bench.py --json bench-results/graph.json
 	$(BIN)/python benchmarks/activation_bench.py --json bench-results/activation.json
+	$(BIN)/python benchmarks/eval_bench.py --json bench-results/eval.json
 
 bench-quick: install
 	$(BIN)/python benchmarks/search_bench.py --quick --json bench-results/search-quick.json
@@ -50,6 +51,8 @@ bench-quick: install
 	$(BIN)/python benchmarks/graph_bench.py --quick --json bench-results/graph-quick.json
 	$(BIN)/python benchmarks/activation_bench.py --quick --json bench-results/activation-quick.json
 	$(BIN)/python benchmarks/reliability_bench.py --quick --json bench-results/reliability-quick.json
+	$(BIN)/python benchmarks/eval_bench.py --quick --json bench-results/eval-quick.json \
+		--out bench-results/eval-quick
 
 clean:
 	rm -rf $(VENV) var bench-results
