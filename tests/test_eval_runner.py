@@ -182,6 +182,9 @@ def test_eval_run_from_the_command_line(
     refused = cli.invoke(main, ["eval", "run", "--dataset", str(data), "--system", "no-memory",
                                 "--reader", "gpt"])  # fmt: skip
     assert refused.exit_code != 0 and "reader must be" in refused.output
+    unreachable = cli.invoke(main, ["eval", "run", "--dataset", str(data), "--system",
+                                    "no-memory", "--reader", "http://127.0.0.1:9"])  # fmt: skip
+    assert unreachable.exit_code != 0 and "cannot reach the chat endpoint" in unreachable.output
     broken = tmp_path / "broken.jsonl"
     lines = data.read_text().splitlines()
     broken.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
@@ -328,3 +331,50 @@ def test_a_dataset_written_and_run_again_gives_the_same_answers(
     assert [q.said for q in result.questions] == [
         q.said for q in results["full-context"].questions
     ]
+
+
+def test_published_layouts_run_with_each_instance_apart(
+    tmp_path: Path, harness: Harness, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    """Two LoCoMo conversations that say nearly the same things: each instance's
+    memory holds only its own turns (its own namespace on the service)."""
+
+    def sample(name: str, thing: str) -> dict:
+        return {
+            "sample_id": name,
+            "conversation": {
+                "speaker_a": "Caroline",
+                "speaker_b": "Melanie",
+                "session_1_date_time": "1:56 pm on 8 May, 2023",
+                "session_1": [
+                    {"speaker": "Melanie", "dia_id": "D1:1", "text": f"I painted {thing}."},
+                    {"speaker": "Caroline", "dia_id": "D1:2", "text": "Lovely!"},
+                ],
+            },
+            "qa": [
+                {
+                    "question": "What did Melanie paint?",
+                    "answer": thing,
+                    "evidence": ["D1:1"],
+                    "category": 4,
+                }
+            ],
+        }
+
+    path = tmp_path / "locomo.json"
+    path.write_text(json.dumps([sample("conv-1", "a sunrise"), sample("conv-2", "a lake")]))
+    from memos.eval.published import load_locomo
+
+    locomo = load_locomo(path)
+    result = run(locomo, harness.system("memos-graph"), harness.reader("extractive", locomo),
+                 harness.counter, progress=False)  # fmt: skip
+    said = {q.instance: q.said for q in result.questions}
+    assert "sunrise" in said["conv-1"] and "lake" in said["conv-2"]
+    assert all(q.recall["10"] == 1.0 for q in result.questions)
+
+    monkeypatch.setenv("MEMOS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MEMOS_MODEL_DIR", str(MODEL_CACHE))
+    done = CliRunner().invoke(main, ["eval", "run", "--dataset", str(path), "--format", "locomo",
+                                     "--system", "vector-rag", "--out", str(tmp_path / "r")])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["summary"]["all"]["f1"] > 0.3

@@ -76,8 +76,11 @@ def run_cmd(
 ) -> None:  # fmt: skip
     """Replay a dataset into one system and score its answers; writes run.json,
     report.md and report.png."""
+    from memos.client import MemOSClientError
+
     from . import report
-    from .harness import EvalError, Harness, check_names, needs_chat
+    from .errors import EvalError
+    from .harness import Harness, check_names, needs_chat
     from .runner import run, sha256_of
 
     try:
@@ -106,8 +109,8 @@ def run_cmd(
                 label=str(dataset_path),
                 digest=sha256_of(dataset_path),
             )
-    except EvalError as exc:
-        raise click.ClickException(str(exc)) from None
+    except (EvalError, MemOSClientError) as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=1, default=str))
     written = report.write([result], out_dir, f"{dataset_path.name}: {system} / {reader_name}")

@@ -17,6 +17,7 @@ import httpx
 from memos.config import Settings
 
 from .dataset import Dataset
+from .errors import EvalError
 from .readers import ChatEndpoint, ChatReader, ExtractiveReader, LLMJudge, Reader, Vocabulary
 from .runner import TokenCounter
 from .systems import (
@@ -38,10 +39,6 @@ SERVICE_CONFIG = """\
 commit = '(?<![\\w-])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}(?![\\w-])'
 """
 JUDGES = ("exact", "llm")
-
-
-class EvalError(ValueError):
-    """A run asked for something that does not exist or cannot start."""
 
 
 def check_names(system: str, reader: str, judge: str) -> None:
@@ -120,7 +117,10 @@ class Harness:
             MEMOS_HOST_KV_BLOCKS="0",
             VLLM_LOGGING_LEVEL=os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"),
         )
-        server = self._stack.enter_context(ServeProcess(work, env))
+        try:
+            server = self._stack.enter_context(ServeProcess(work, env))
+        except RuntimeError as exc:
+            raise EvalError(f"the service did not start: {exc}") from None
         self._work = work
         key = (work / "data" / "bootstrap-key").read_text().strip()
         if chat:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from .dataset import Dataset, Question
+from .errors import EvalError
 from .metrics import exact_match
 from .systems import Item
 
@@ -217,9 +218,12 @@ class ChatEndpoint:
         body: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "temperature": 0}
         if self.model:
             body["model"] = self.model
-        response = self._http.post(self.url, json=body)
+        try:
+            response = self._http.post(self.url, json=body)
+        except httpx.TransportError as exc:
+            raise EvalError(f"cannot reach the chat endpoint {self.url}: {exc}") from None
         if response.status_code != 200:
-            raise RuntimeError(
+            raise EvalError(
                 f"chat endpoint {self.url} answered {response.status_code}: {response.text[:300]}"
             )
         return str(response.json()["choices"][0]["message"]["content"] or "")
