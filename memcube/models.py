@@ -325,3 +325,24 @@ class IdempotentAnswer(Base):
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class Job(Base):
+    """A long piece of work a request started (training an adapter): its state, progress
+    and outcome. Rows stay after the job ends, so its caller can read how it ended."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_ns", "namespace", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # queued|running|succeeded|failed|cancelled
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    request: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    result_id: Mapped[str | None] = mapped_column(String(36))  # the cube it made
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

@@ -1,6 +1,7 @@
 """The kernel's services over one memory store and (optionally) one chat model: the
-MemScheduler, activation memory and memory-augmented chat. The server builds one and
-routes to it; the services share the store, the model and the scheduler's policy."""
+MemScheduler, activation memory, parametric memory and memory-augmented chat. The
+server builds one and routes to it; the services share the store, the model and the
+scheduler's policy."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .activation import ActivationMemory
 from .idempotency import IdempotencyKeys
 from .memory_chat import MemoryChat
+from .parametric.service import ParametricMemory
 from .scheduler import MemScheduler, SchedulerPolicy
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ class Kernel:
         )
         self.activations = ActivationMemory(memos, chat, self.policy)
         self.idempotency = IdempotencyKeys(memos.db)
+        self.parametric = ParametricMemory(memos)
         self.scheduler = MemScheduler(memos, self.policy, self.activations, self._upkeep())
         self.memory_chat = (
             MemoryChat(memos, chat, self.activations, self.scheduler.note_used)

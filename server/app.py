@@ -26,6 +26,7 @@ from .graph import GraphController
 from .health import HealthController, watch, watch_chat, watch_scheduler
 from .keys import KeyController
 from .memories import MemoryController
+from .parametric import JobController, ParametricController
 from .problems import HANDLERS
 from .scheduler import SchedulerController
 from .strict import strict_input
@@ -76,6 +77,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(memos.open)
+        await anyio.to_thread.run_sync(kernel.parametric.recover)
         if chat is not None:
             await anyio.to_thread.run_sync(memos.tool_history.load_into, chat.registry.predictor)
         app.state.ready = True
@@ -100,6 +102,7 @@ def create_app(
             except Exception:
                 log.exception("the tool durations learned since the last save are lost")
             await anyio.to_thread.run_sync(memos.indexes.save_changed)
+            await anyio.to_thread.run_sync(kernel.parametric.close)
 
     watch(memos)
     watch_chat(chat)
@@ -114,6 +117,8 @@ def create_app(
             TaskController,
             CacheController,
             SchedulerController,
+            ParametricController,
+            JobController,
             *([ChatController, ActivationController] if chat is not None else []),
             KeyController,
             HealthController,

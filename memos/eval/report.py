@@ -105,9 +105,13 @@ def plot(runs: Sequence[RunResult], path: Path, title: str = "") -> Path:
 
 
 def write(runs: Sequence[RunResult], directory: Path, title: str = "") -> dict[str, Any]:
-    """``report.md`` and ``report.png`` in ``directory``."""
+    """``report.md`` and ``report.png`` in ``directory`` (the plot needs matplotlib: the
+    ``eval`` extra; without it, the plot is named as missing and the table is written)."""
     directory.mkdir(parents=True, exist_ok=True)
     md = directory / "report.md"
     md.write_text((f"# {title}\n\n" if title else "") + markdown(runs))
-    png = plot(runs, directory / "report.png", title)
-    return {"markdown": str(md), "plot": str(png)}
+    try:
+        png = str(plot(runs, directory / "report.png", title))
+    except ImportError:
+        png = "none (pip install 'memos-os[eval]' for plots)"
+    return {"markdown": str(md), "plot": png}

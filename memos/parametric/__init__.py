@@ -1,0 +1,1 @@
+"""Parametric memory: knowledge trained into a LoRA adapter of the chat model."""

@@ -1,0 +1,400 @@
+"""Parametric memory: named LoRA adapters trained on a namespace's memories, stored as
+MemCubes of kind ``parametric``.
+
+A cube's payload is its adapter's spec (canonical JSON: the adapter's folder under the
+data dir, its checksum, the base model); its metadata holds the name, the training
+configuration and metrics; its first version is ``derived_from`` the source memories'
+ids and versions as they were when training started. Training runs as a job (the
+``jobs`` table): queued, running with progress, then succeeded (the cube made),
+failed or cancelled — and a job that does not succeed leaves no cube and no files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from memos import validation as check
+from memos.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
+from memos.memcube.filters import MemoryFilter
+from memos.memcube.ids import new_id
+from memos.memcube.models import (
+    LIVE_STATES,
+    CubeVersion,
+    Job,
+    Kind,
+    MemCube,
+    Operation,
+    State,
+    utcnow,
+)
+from memos.memcube.repository import CubeRepository
+from memos.provenance import Origin, content_hash, version_row
+from memos.records import NewMemory
+
+from .training import MAX_TEXTS, TrainingCancelled, TrainingConfig, adapter_checksum, train_adapter
+
+if TYPE_CHECKING:
+    from memos.core import MemOS
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+JOB_KIND = "parametric"
+FINISHED = ("succeeded", "failed", "cancelled")
+PROGRESS_EVERY_S = 1.0  # how often a running job's progress is written
+
+
+@dataclass(frozen=True)
+class Parametric:
+    """A parametric memory: its cube and where its adapter lives."""
+
+    id: str
+    namespace: str
+    name: str
+    version: int
+    adapter_dir: Path
+    checksum: str
+    base_model: str
+    training: dict[str, Any]
+    metrics: dict[str, Any]
+    derived_from: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: str
+    namespace: str
+    kind: str
+    state: str
+    progress: float
+    detail: dict[str, Any]
+    result_id: str | None
+    error: str | None
+    created_at: Any
+    started_at: Any
+    finished_at: Any
+
+
+def _job_info(row: Job) -> JobInfo:
+    return JobInfo(row.id, row.namespace, row.kind, row.state, row.progress, dict(row.detail),
+                   row.result_id, row.error, row.created_at, row.started_at,
+                   row.finished_at)  # fmt: skip
+
+
+class ParametricMemory:
+    """Trains, stores, finds and deletes a namespace's parametric memories. Jobs run one
+    at a time on a worker thread (training takes both cores)."""
+
+    def __init__(self, memos: MemOS) -> None:
+        self.memos = memos
+        self.root = memos.settings.data_dir / "adapters"
+        self._worker: ThreadPoolExecutor | None = None
+        self._cancel: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def model_dir(self) -> Path:
+        return self.memos.settings.chat_model_dir
+
+    # jobs -----------------------------------------------------------------------------
+
+    def start(
+        self, namespace: str, name: str, *, memory_ids: list[str] | None = None,
+        filters: MemoryFilter | None = None, config: TrainingConfig | None = None,
+        origin: Origin,
+    ) -> JobInfo:  # fmt: skip
+        """Queue the training of adapter ``name`` on the chosen memories' text."""
+        check.namespace(namespace)
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise InvalidInputError(
+                "name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter "
+                "or digit"
+            )
+        if (memory_ids is None) == (filters is None):
+            raise InvalidInputError("give either memory_ids or filter")
+        if not self._model_ready():
+            raise UnavailableError("the chat model is not prepared: run `memos models prepare`")
+        config = config or TrainingConfig()
+        with self.memos.db.unit_of_work() as session:
+            repo = CubeRepository(session)
+            repo.ensure_namespace(namespace)
+            if self._named(session, namespace, name) is not None or self._pending(
+                session, namespace, name
+            ):
+                raise ConflictError(f"a parametric memory named {name!r} exists already")
+            sources = self._sources(repo, namespace, memory_ids, filters)
+            job = Job(
+                id=new_id(), namespace=namespace, kind=JOB_KIND, state="queued", progress=0.0,
+                request={"name": name, "config": config.to_json(),
+                         "sources": [{"id": c.id, "version": c.version} for c in sources],
+                         "origin": {"source": origin.source, "actor": origin.actor}},
+                detail={"steps_done": 0, "steps": config.steps}, created_at=utcnow(),
+            )  # fmt: skip
+            session.add(job)
+            texts = [c.payload for c in sources]
+            info = _job_info(job)
+        cancel = threading.Event()
+        with self._lock:
+            self._cancel[info.id] = cancel
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parametric")
+            self._worker.submit(self._run, info.id, namespace, name, texts, config, origin, cancel)
+        return info
+
+    def job(self, namespace: str, job_id: str) -> JobInfo:
+        check.namespace(namespace)
+        with self.memos.db.reader() as session:
+            row = session.get(Job, job_id)
+            if row is None or row.namespace != namespace:
+                raise NotFoundError(f"job {job_id!r} not found")
+            return _job_info(row)
+
+    def cancel(self, namespace: str, job_id: str) -> JobInfo:
+        """Ask a queued or running job to stop (it stops between two training steps)."""
+        info = self.job(namespace, job_id)
+        if info.state in FINISHED:
+            raise ConflictError(f"job {job_id!r} has {info.state} already")
+        with self._lock:
+            event = self._cancel.get(job_id)
+        if event is not None:
+            event.set()
+        return info
+
+    def wait(self, namespace: str, job_id: str, timeout_s: float = 600.0) -> JobInfo:
+        """The job once it has finished (for the CLI and tests)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = self.job(namespace, job_id)
+            if info.state in FINISHED or time.monotonic() > deadline:
+                return info
+            time.sleep(0.2)
+
+    def recover(self) -> int:
+        """After a restart: jobs left queued or running (by a process before this one)
+        failed with it; their scratch folders go. Returns how many."""
+        with self._lock:
+            ours = set(self._cancel)
+        with self.memos.db.unit_of_work() as session:
+            rows = list(session.scalars(select(Job).where(Job.state.in_(["queued", "running"]))))
+            rows = [r for r in rows if r.id not in ours]
+            for row in rows:
+                row.state, row.error, row.finished_at = "failed", "the service restarted", utcnow()
+        if self.root.exists() and not ours:
+            for scratch in self.root.glob("*/.*"):
+                shutil.rmtree(scratch, ignore_errors=True)
+        return len(rows)
+
+    def close(self) -> None:
+        """Cancel the jobs in flight and wait for them to leave nothing behind."""
+        with self._lock:
+            for event in self._cancel.values():
+                event.set()
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(wait=True)
+
+    # parametric memories ------------------------------------------------------------
+
+    def list(self, namespace: str) -> list[Parametric]:
+        check.namespace(namespace)
+        with self.memos.db.reader() as session:
+            cubes = CubeRepository(session).of_kind(namespace, Kind.PARAMETRIC.value, LIVE_STATES)
+            return [self._of(session, c) for c in cubes]
+
+    def get(self, namespace: str, name: str) -> Parametric:
+        check.namespace(namespace)
+        with self.memos.db.reader() as session:
+            cube = self._named(session, namespace, name)
+            if cube is None:
+                raise NotFoundError(f"no parametric memory named {name!r}")
+            return self._of(session, cube)
+
+    def verified(self, namespace: str, name: str) -> Parametric:
+        """The memory, once its adapter's files match the checksum stored with it."""
+        found = self.get(namespace, name)
+        if not found.adapter_dir.is_dir():
+            raise ConflictError(f"the adapter of {name!r} is missing; it cannot be served")
+        if adapter_checksum(found.adapter_dir) != found.checksum:
+            raise ConflictError(f"the adapter of {name!r} fails its checksum; it is not served")
+        return found
+
+    def delete(self, namespace: str, name: str, origin: Origin) -> Parametric:
+        """Tombstone the cube and remove its adapter's files (the caller unloads it)."""
+        check.namespace(namespace)
+        with self.memos.db.unit_of_work() as session:
+            cube = self._named(session, namespace, name, for_update=True)
+            if cube is None:
+                raise NotFoundError(f"no parametric memory named {name!r}")
+            found = self._of(session, cube)
+            now = utcnow()
+            cube.state, cube.deleted_at, cube.updated_at = State.DELETED.value, now, now
+            cube.version += 1
+            CubeRepository(session).add_version(
+                CubeVersion(**version_row(cube, Operation.DELETE, origin, now))
+            )
+        shutil.rmtree(found.adapter_dir, ignore_errors=True)
+        return found
+
+    # the worker -----------------------------------------------------------------------
+
+    def _run(
+        self, job_id: str, namespace: str, name: str, texts: list[str],
+        config: TrainingConfig, origin: Origin, cancel: threading.Event,
+    ) -> None:  # fmt: skip
+        cube_id = new_id()
+        target = self.root / namespace / cube_id
+        try:
+            if cancel.is_set():
+                raise TrainingCancelled("cancelled before it started")
+            self._update(job_id, state="running", started_at=utcnow())
+            last = [0.0]
+
+            def progress(done: int, total: int, loss: float) -> None:
+                import time
+
+                if done == total or time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+                    last[0] = time.monotonic()
+                    detail = {"steps_done": done, "steps": total, "loss": loss}
+                    self._update(job_id, progress=done / total, detail=detail)
+
+            result = train_adapter(self.model_dir, texts, target, config,
+                                   progress=progress, cancel=cancel)  # fmt: skip
+            self._store(job_id, namespace, cube_id, name, result, origin)
+        except TrainingCancelled as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            self._update(job_id, state="cancelled", error=str(exc), finished_at=utcnow())
+        except Exception as exc:
+            log.exception("parametric job %s failed", job_id)
+            shutil.rmtree(target, ignore_errors=True)
+            self._update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}",
+                         finished_at=utcnow())  # fmt: skip
+        finally:
+            with self._lock:
+                self._cancel.pop(job_id, None)
+
+    def _store(
+        self, job_id: str, namespace: str, cube_id: str, name: str, result: Any, origin: Origin
+    ) -> None:
+        """The cube and the job's success in one unit of work; the sources are checked
+        again (a source deleted while training fails the job)."""
+        spec = {
+            "adapter": result.adapter_dir.relative_to(self.memos.settings.data_dir).as_posix(),
+            "checksum": result.checksum,
+            "base_model": result.base_model,
+        }
+        payload = json.dumps(spec, sort_keys=True)
+        meta = {"name": name, "training": result.config.to_json(), "metrics": result.metrics()}
+        with self.memos.db.unit_of_work() as session:
+            job = session.get(Job, job_id, with_for_update=True)
+            assert job is not None
+            if self._named(session, namespace, name) is not None:
+                raise ConflictError(f"a parametric memory named {name!r} was made meanwhile")
+            now = utcnow()
+            sources = job.request["sources"]
+            live = CubeRepository(session).live_by_ids(
+                namespace, [src["id"] for src in sources], MemoryFilter(), now
+            )
+            for src in sources:
+                if src["id"] not in live:
+                    raise ConflictError(f"memory {src['id']!r} was deleted while training")
+            item = NewMemory(text=payload, metadata=meta)
+            row = self.memos.new_cube_row(cube_id, namespace, item,
+                                          content_hash(Kind.PARAMETRIC.value, payload), None, now,
+                                          Kind.PARAMETRIC)  # fmt: skip
+            CubeRepository(session).insert_new(
+                [vars(row)],
+                [version_row(row, Operation.CREATE, origin, now, sources)],
+            )
+            job.state, job.progress, job.result_id, job.finished_at = "succeeded", 1.0, cube_id, now
+            job.detail = {**job.detail, **result.metrics()}
+
+    def _update(self, job_id: str, **changes: Any) -> None:
+        with self.memos.db.unit_of_work() as session:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None:
+                return
+            for key, value in changes.items():
+                setattr(job, key, value)
+
+    # reads ----------------------------------------------------------------------------
+
+    def _sources(
+        self, repo: CubeRepository, namespace: str, memory_ids: list[str] | None,
+        filters: MemoryFilter | None,
+    ) -> list[MemCube]:  # fmt: skip
+        now = utcnow()
+        plain = MemoryFilter(kind=Kind.PLAINTEXT.value)
+        if memory_ids is not None:
+            if not memory_ids or len(memory_ids) > MAX_TEXTS:
+                raise InvalidInputError(f"memory_ids must hold 1..{MAX_TEXTS} ids")
+            found = repo.live_by_ids(namespace, memory_ids, plain, now)
+            missing = [m for m in memory_ids if m not in found]
+            if missing:
+                raise NotFoundError(f"memory {missing[0]!r} not found (or not plaintext)")
+            return [found[m] for m in dict.fromkeys(memory_ids)]
+        assert filters is not None
+        chosen = repo.page(namespace, _plaintext(filters), now, MAX_TEXTS + 1, None)
+        if not chosen:
+            raise InvalidInputError("no served memory matches the filter")
+        if len(chosen) > MAX_TEXTS:
+            raise InvalidInputError(f"the filter matches more than {MAX_TEXTS} memories")
+        return sorted(chosen, key=lambda c: c.id)
+
+    def _named(
+        self, session: Any, namespace: str, name: str, *, for_update: bool = False
+    ) -> MemCube | None:
+        stmt = select(MemCube).where(
+            MemCube.namespace == namespace,
+            MemCube.kind == Kind.PARAMETRIC.value,
+            MemCube.state.in_(list(LIVE_STATES)),
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return next((c for c in session.scalars(stmt) if c.meta.get("name") == name), None)
+
+    def _pending(self, session: Any, namespace: str, name: str) -> bool:
+        rows = session.scalars(
+            select(Job).where(
+                Job.namespace == namespace,
+                Job.kind == JOB_KIND,
+                Job.state.in_(["queued", "running"]),
+            )
+        )
+        return any(r.request.get("name") == name for r in rows)
+
+    def _of(self, session: Any, cube: MemCube) -> Parametric:
+        spec = json.loads(cube.payload)
+        first = session.scalars(
+            select(CubeVersion).where(CubeVersion.cube_id == cube.id, CubeVersion.version == 1)
+        ).first()
+        return Parametric(
+            id=cube.id, namespace=cube.namespace, name=cube.meta["name"], version=cube.version,
+            adapter_dir=self.memos.settings.data_dir / spec["adapter"],
+            checksum=spec["checksum"], base_model=spec["base_model"],
+            training=dict(cube.meta.get("training", {})),
+            metrics=dict(cube.meta.get("metrics", {})),
+            derived_from=tuple(first.derived_from) if first is not None else (),
+        )  # fmt: skip
+
+    def _model_ready(self) -> bool:
+        from memos.llm.model import is_prepared
+
+        return is_prepared(self.model_dir)
+
+
+def _plaintext(filters: MemoryFilter) -> MemoryFilter:
+    from dataclasses import replace
+
+    return replace(filters, kind=Kind.PLAINTEXT.value)
