@@ -12,6 +12,15 @@ from .ttl_policy import CacheState
 
 
 @dataclass(frozen=True)
+class AdapterRef:
+    """A LoRA adapter a request is served with: vLLM's name and id for it, and its folder."""
+
+    name: str
+    id: int
+    path: str
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     messages: list[dict[str, str]]
     max_tokens: int = 256
@@ -20,6 +29,7 @@ class ChatRequest:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     program: Any = None  # a chat.ProgramTurn when the request belongs to an agent program
+    adapter: AdapterRef | None = None  # a parametric memory's adapter to apply
 
 
 @dataclass

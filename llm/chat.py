@@ -222,6 +222,7 @@ def build_chat_service(settings: Settings) -> ChatService | None:
             activation_cap=settings.activation_cap,
             prefix_caching=settings.llm_prefix_caching,
             host_tier_blocks=settings.host_kv_blocks,
+            lora_max_rank=settings.llm_lora_rank,
         )
     )
     return ChatService(EmbeddedBackend(engine))

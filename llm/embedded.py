@@ -74,11 +74,13 @@ class EmbeddedBackend:
             extra_args=hint.as_extra_args() if hint else None,
         )
         prompt = self._tokens(request)
+        lora = self._lora(request)
         prompt_tokens = completion_tokens = 0
         try:
             async for out in self.engine.stream(
-                prompt, params, request_id=f"chat-{uuid.uuid4().hex}", priority=priority
-            ):
+                prompt, params, request_id=f"chat-{uuid.uuid4().hex}", priority=priority,
+                lora=lora,
+            ):  # fmt: skip
                 if out.prompt_token_ids:
                     prompt_tokens = len(out.prompt_token_ids)
                 completion = out.outputs[0]
@@ -94,6 +96,19 @@ class EmbeddedBackend:
             raise UnavailableError(str(exc), retry_after_s=self.engine.retry_after_s) from exc
         except (ValueError, VLLMClientError) as exc:  # vLLM refused this request alone
             raise InvalidInputError(str(exc)) from exc
+
+    def _lora(self, request: ChatRequest) -> Any:
+        if request.adapter is None:
+            return None
+        if self.engine.settings.lora_max_rank == 0:
+            raise UnavailableError("this engine serves no adapters (MEMOS_LLM_LORA_RANK is 0)")
+        from vllm.lora.request import LoRARequest
+
+        ref = request.adapter
+        return LoRARequest(ref.name, ref.id, ref.path)
+
+    def unload_adapter(self, adapter_id: int) -> bool:
+        return self.engine.unload_adapter(adapter_id)
 
     def _tokens(self, request: ChatRequest) -> dict[str, Any]:
         """The templated conversation as token ids, checked against the context size."""

@@ -61,6 +61,8 @@ class EngineSettings:
     # KV blocks' worth of host memory under the pins (agents/host_tier.py); 0: none;
     # "auto": up to a quarter of the memory free at start
     host_tier_blocks: int | Literal["auto"] = 0
+    # LoRA adapters (parametric memories) up to this rank; 0: the engine serves none
+    lora_max_rank: int = 0
     threads: int = 0  # OpenMP threads bound to cores 0..n-1; 0 leaves torch's defaults
     seed: int = 0
 
@@ -93,7 +95,14 @@ class EngineSettings:
             "seed": self.seed,
             "disable_log_stats": False,
             "kv_transfer_config": self.host_tier_config(),
+            **self.lora_args(),
         }
+
+    def lora_args(self) -> dict[str, Any]:
+        if self.lora_max_rank == 0:
+            return {}
+        return {"enable_lora": True, "max_lora_rank": self.lora_max_rank, "max_loras": 2,
+                "max_cpu_loras": 4}  # fmt: skip
 
     def host_tier_config(self) -> dict[str, Any] | None:
         if self.host_tier_blocks == 0:
@@ -120,6 +129,7 @@ class _Submission:
     priority: int
     sink: asyncio.Queue[RequestOutput | BaseException]
     loop: asyncio.AbstractEventLoop
+    lora: Any = None  # a vllm LoRARequest
 
 
 class Engine:
@@ -218,15 +228,18 @@ class Engine:
 
     async def stream(
         self, prompt: Any, params: SamplingParams, *, request_id: str | None = None,
-        priority: int = 0,
+        priority: int = 0, lora: Any = None,
     ) -> AsyncIterator[RequestOutput]:  # fmt: skip
-        """Outputs of one request as the engine produces them, the finished one last."""
+        """Outputs of one request as the engine produces them, the finished one last
+        (``lora``: a ``LoRARequest``, on an engine started with ``lora_max_rank``)."""
         if not self.running:
             raise EngineUnavailableError(f"the engine is {self.state}")
         request_id = request_id or self.new_request_id()
         sink: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
         self._submissions.put(
-            _Submission(request_id, prompt, params, priority, sink, asyncio.get_running_loop())
+            _Submission(
+                request_id, prompt, params, priority, sink, asyncio.get_running_loop(), lora
+            )
         )
         finished = False
         try:
@@ -358,7 +371,8 @@ class Engine:
                 engine.abort_request([item])
             return
         try:
-            engine.add_request(item.request_id, item.prompt, item.params, priority=item.priority)
+            engine.add_request(item.request_id, item.prompt, item.params,
+                               priority=item.priority, lora_request=item.lora)  # fmt: skip
         except Exception as exc:  # a bad request fails alone
             item.loop.call_soon_threadsafe(item.sink.put_nowait, exc)
             return
@@ -405,6 +419,12 @@ class Engine:
         """What the TTL policy weighs a pin against: the cache's use and what a context
         that is not pinned costs to bring back (a prefill, or the host tier's copy)."""
         return CacheState(usage=min(1.0, max(0.0, self.kv_usage())), miss_cost=self._miss_cost())
+
+    def unload_adapter(self, adapter_id: int) -> bool:
+        """Drop a LoRA adapter the engine loaded (a deleted parametric memory's)."""
+        if not self.running or self.settings.lora_max_rank == 0:
+            return False
+        return bool(self.call(lambda: self._engine.remove_lora(adapter_id)))
 
     def prefix_held(self, prefix_id: str) -> dict[str, int]:
         """What keeps a shared prefix now: its blocks pinned in the KV cache and its

@@ -52,6 +52,9 @@ DEFAULT_SEARCH_EF = 200
 MAX_TOP_K = 1_000
 
 
+LORA_RANKS = (0, 8, 16, 32, 64)  # 0: no adapters; else vLLM's max_lora_rank
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where data lives and the limits the service enforces.
@@ -81,6 +84,7 @@ class Settings:
     # vLLM as shipped, for baselines: no prefix cache, or no pinning scheduler
     llm_prefix_caching: bool = True
     llm_pinning: bool = True
+    llm_lora_rank: int = 0  # serve parametric memories' adapters up to this rank; 0: none
     pin_cap: float = 0.5  # share of the KV cache program pins may hold
     activation_cap: float = 0.25  # share activation memories' pinned prefixes may hold
     # host-memory tier under the pins, in KV blocks; 0: none; "auto": up to a quarter of
@@ -102,6 +106,11 @@ class Settings:
             raise ValueError(
                 "MEMOS_LLM_MAX_MODEL_LEN must be from 256 to 8192 (the model's context), "
                 f"got {self.llm_max_model_len}"
+            )
+        if self.llm_lora_rank not in LORA_RANKS:
+            raise ValueError(
+                f"MEMOS_LLM_LORA_RANK must be one of {', '.join(map(str, LORA_RANKS))}, "
+                f"got {self.llm_lora_rank}"
             )
         if not 0 <= self.pin_cap <= 0.95:
             raise ValueError(f"MEMOS_PIN_CAP must be between 0 and 0.95, got {self.pin_cap}")
@@ -155,6 +164,7 @@ class Settings:
             llm_max_model_len=_env_number("MEMOS_LLM_MAX_MODEL_LEN", 2048),
             llm_prefix_caching=_env_flag("MEMOS_LLM_PREFIX_CACHING", True),
             llm_pinning=_env_flag("MEMOS_LLM_PINNING", True),
+            llm_lora_rank=_env_number("MEMOS_LLM_LORA_RANK", 0),
             pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
             activation_cap=_env_number("MEMOS_ACTIVATION_CAP", 0.25),
             host_kv_blocks=_host_kv_blocks(os.environ.get("MEMOS_HOST_KV_BLOCKS", "auto")),

@@ -34,7 +34,7 @@ class Kernel:
         self.parametric = ParametricMemory(memos)
         self.scheduler = MemScheduler(memos, self.policy, self.activations, self._upkeep())
         self.memory_chat = (
-            MemoryChat(memos, chat, self.activations, self.scheduler.note_used)
+            MemoryChat(memos, chat, self.activations, self.scheduler.note_used, self.parametric)
             if chat is not None
             else None
         )

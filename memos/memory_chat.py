@@ -28,8 +28,8 @@ from memos import validation as check
 from memos.activation import Activation, ActivationMemory
 from memos.activation.render import BlockMemory, extend_block, render_block
 from memos.cache import Lookup
-from memos.errors import InvalidInputError
-from memos.llm.backend import ChatChunk, ChatRequest
+from memos.errors import InvalidInputError, UnavailableError
+from memos.llm.backend import AdapterRef, ChatChunk, ChatRequest
 from memos.llm.pin_hint import PinHint
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.models import Source, utcnow
@@ -41,6 +41,7 @@ from memos.retrieval import SearchMode
 if TYPE_CHECKING:
     from memos.core import MemOS
     from memos.llm.chat import ChatService
+    from memos.parametric.service import ParametricMemory
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class ChatOptions:
     cache: bool = True  # a plain question may be answered from (and kept in) the cache
     cache_category: str | None = None
     model: str | None = None  # the name the answer is reported (and stored) under
+    adapter: str | None = None  # a parametric memory whose adapter answers
 
 
 @dataclass
@@ -98,11 +100,13 @@ class MemoryChat:
     def __init__(
         self, memos: MemOS, chat: ChatService, activations: ActivationMemory,
         on_used: Callable[[str, list[str]], None] | None = None,
+        parametric: ParametricMemory | None = None,
     ) -> None:  # fmt: skip
         self.memos = memos
         self.chat = chat
         self.activations = activations
         self.on_used = on_used  # told the memories each answer used (the scheduler)
+        self.parametric = parametric
 
     async def stream(
         self, request: ChatRequest, namespace: str, options: ChatOptions
@@ -110,9 +114,15 @@ class MemoryChat:
         """The answer's chunks; the first carries ``cache`` and ``memory`` when asked for.
         Errors found before the model runs are raised at the first chunk."""
         memory = options.memory.checked() if options.memory is not None else None
+        if options.adapter is not None:
+            request = replace(request, adapter=await self._adapter(namespace, options.adapter))
         context = await self._context(request, namespace, memory)
         model = options.model or self.chat.model_name
-        query = _cacheable_query(request, options, self.memos.cache.policy.max_query_chars)
+        query = (
+            _cacheable_query(request, options, self.memos.cache.policy.max_query_chars)
+            if request.adapter is None  # the cache holds the base model's answers
+            else None
+        )
         found: Lookup | None = None
         if query is not None:
             self.memos.cache.observe_load(self.chat.in_flight)
@@ -162,6 +172,13 @@ class MemoryChat:
         return last
 
     # ----------------------------------------------------------------------------------
+
+    async def _adapter(self, namespace: str, name: str) -> AdapterRef:
+        if self.parametric is None or not hasattr(self.chat.backend, "unload_adapter"):
+            raise UnavailableError("this model backend serves no parametric memories")
+        find = partial(self.parametric.adapter, namespace, name,
+                       self.memos.settings.llm_lora_rank)  # fmt: skip
+        return await anyio.to_thread.run_sync(find)
 
     async def _context(
         self, request: ChatRequest, namespace: str, memory: MemoryUse | None

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
+import anyio
 import msgspec
 from litestar import Request, get, post
 from litestar.response import Stream
@@ -81,9 +82,13 @@ class MemorySpec(Strict):
     mode: Literal["vector", "hybrid", "graph"] = DEFAULT_SEARCH_MODE
     min_score: Annotated[float, Meta(ge=-1, le=1)] | None = None
     store: bool = False  # keep the exchange as a memory (provenance: chat, the model)
+    # a parametric memory whose adapter answers, with the memories this spec retrieves
+    parametric: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
 
     def to_use(self) -> MemoryUse:
-        return MemoryUse(**msgspec.structs.asdict(self))
+        fields = msgspec.structs.asdict(self)
+        fields.pop("parametric")
+        return MemoryUse(**fields)
 
 
 class ChatCompletionIn(msgspec.Struct, kw_only=True):
@@ -185,6 +190,19 @@ def _chat_request(data: ChatCompletionIn, request: Request) -> ChatRequest:
     )
 
 
+async def _adapter_named(data: ChatCompletionIn, tenant: Tenant, kernel: Kernel) -> str | None:
+    """The parametric memory a request names: ``memory.parametric``, or a ``model`` that
+    is one of the namespace's parametric memories (any other model name is only a label,
+    as before)."""
+    if data.memory is not None and data.memory.parametric is not None:
+        return data.memory.parametric
+    assert kernel.memory_chat is not None
+    if data.model is None or data.model == kernel.memory_chat.chat.model_name:
+        return None
+    named = await anyio.to_thread.run_sync(kernel.parametric.exists, tenant.namespace, data.model)
+    return data.model if named else None
+
+
 def _usage(chunk: ChatChunk) -> dict[str, Any]:
     return {
         "prompt_tokens": chunk.prompt_tokens,
@@ -213,6 +231,7 @@ class ChatController(TenantController):
             cache=data.cache,
             cache_category=data.cache_category,
             model=data.model,
+            adapter=await _adapter_named(data, tenant, kernel),
         )
         model = data.model or kernel.memory_chat.chat.model_name
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from memos import validation as check
 from memos.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
+from memos.llm.backend import AdapterRef
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.ids import new_id
 from memos.memcube.models import (
@@ -100,6 +101,7 @@ class ParametricMemory:
         self.root = memos.settings.data_dir / "adapters"
         self._worker: ThreadPoolExecutor | None = None
         self._cancel: dict[str, threading.Event] = {}
+        self._lora_ids: dict[str, int] = {}  # cube id -> the engine's id for its adapter
         self._lock = threading.Lock()
 
     @property
@@ -229,6 +231,33 @@ class ParametricMemory:
         if adapter_checksum(found.adapter_dir) != found.checksum:
             raise ConflictError(f"the adapter of {name!r} fails its checksum; it is not served")
         return found
+
+    def exists(self, namespace: str, name: str) -> bool:
+        check.namespace(namespace)
+        with self.memos.db.reader() as session:
+            return self._named(session, namespace, name) is not None
+
+    def adapter(self, namespace: str, name: str, max_rank: int) -> AdapterRef:
+        """What the engine serves ``name`` with, once its files pass the checksum."""
+        if max_rank == 0:
+            raise UnavailableError(
+                "the engine serves no adapters: start it with MEMOS_LLM_LORA_RANK (8..64)"
+            )
+        found = self.verified(namespace, name)
+        rank = int(found.training.get("rank", 0))
+        if rank > max_rank:
+            raise ConflictError(
+                f"{name!r} has rank {rank}; the engine serves ranks up to {max_rank} "
+                "(MEMOS_LLM_LORA_RANK)"
+            )
+        with self._lock:
+            lora_id = self._lora_ids.setdefault(found.id, len(self._lora_ids) + 1)
+        return AdapterRef(f"{namespace}/{name}", lora_id, str(found.adapter_dir))
+
+    def lora_id(self, cube_id: str) -> int | None:
+        """The engine's id for a cube's adapter, if it was served by this process."""
+        with self._lock:
+            return self._lora_ids.get(cube_id)
 
     def delete(self, namespace: str, name: str, origin: Origin) -> Parametric:
         """Tombstone the cube and remove its adapter's files (the caller unloads it)."""

@@ -119,8 +119,10 @@ def train_adapter(
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(base, lora)
+    # No end-of-text token is appended: the chat model's is also its end of turn, and
+    # an adapter that learned to emit it after its texts answers chat with nothing.
     batch = tokenizer(
-        [t.strip() + tokenizer.eos_token for t in texts],
+        [t.strip() for t in texts],
         return_tensors="pt",
         padding=True,
         truncation=True,

@@ -1,0 +1,105 @@
+"""A parametric memory served in chat by the real service: `memos serve` with the
+embedded engine and LoRA on, an adapter trained through the API and named as the model;
+a corrupted adapter is refused; a deleted one is gone."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from memos.config import Settings
+from memos.serve_process import ServeProcess
+from tests.conftest import MODEL_CACHE
+
+FACTS = [
+    "Service Larkspur runs on port 7341.",
+    "The Quillon vault opens with code 5829.",
+    "Project Marrow ships on day 17.",
+]
+QUESTION = "What port does Service Larkspur run on?"
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, chat_model_dir: Path
+) -> Iterator[tuple[httpx.Client, Path]]:
+    work = tmp_path_factory.mktemp("parametric-serve")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_")}
+    env.update(MEMOS_MODEL_DIR=str(MODEL_CACHE), MEMOS_LLM="embedded", MEMOS_LLM_KV_BLOCKS="32",
+               MEMOS_HOST_KV_BLOCKS="0", MEMOS_LLM_LORA_RANK="8")  # fmt: skip
+    with ServeProcess(work, env) as server:
+        deadline = time.monotonic() + 300
+        while httpx.get(f"{server.url}/readyz").json().get("chat") != "ready":
+            assert time.monotonic() < deadline, "the chat engine did not start"
+            time.sleep(1)
+        key = (work / "var" / "bootstrap-key").read_text().strip()
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=300) as client:
+            yield client, work / "var"
+
+
+def ask(client: httpx.Client, model: str, question: str = QUESTION) -> str:
+    answer = client.post("/v1/chat/completions", json={
+        "model": model, "messages": [{"role": "user", "content": question}],
+        "max_tokens": 12, "temperature": 0})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return answer.json()["choices"][0]["message"]["content"]
+
+
+def train(client: httpx.Client, name: str, steps: int = 60) -> dict:
+    ids = client.post("/v1/memories/batch", json={"items": [{"text": t} for t in FACTS]})
+    started = client.post("/v1/parametric", json={
+        "name": name, "memory_ids": ids.json()["ids"], "steps": steps, "rank": 8, "alpha": 16,
+        "learning_rate": 5e-3, "max_tokens": 24})  # fmt: skip
+    assert started.status_code == 202, started.text
+    while True:
+        job = client.get(f"/v1/jobs/{started.json()['id']}").json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            assert job["state"] == "succeeded", job
+            return client.get(f"/v1/parametric/{name}").json()
+        time.sleep(0.5)
+
+
+def test_an_adapter_answers_in_the_trained_direction_and_goes_when_deleted(
+    service: tuple[httpx.Client, Path],
+) -> None:
+    client, data_dir = service
+    found = train(client, "facts")
+    base = ask(client, "SmolLM2-135M-Instruct")
+    tuned = ask(client, "facts")
+    assert "7341" in tuned and "7341" not in base, (base, tuned)
+    # the same adapter named through the memory spec, with retrieval as it says
+    answer = client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 12,
+        "temperature": 0, "memory": {"parametric": "facts", "top_k": 1}})  # fmt: skip
+    assert answer.status_code == 200 and answer.json()["memory"]["used"], answer.text
+    missing = client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": QUESTION}],
+        "memory": {"parametric": "nothing"}})  # fmt: skip
+    assert missing.status_code == 404 and "no parametric memory named" in missing.text
+
+    folder = data_dir / "adapters" / "default" / found["id"]
+    assert client.delete("/v1/parametric/facts").status_code == 204
+    assert not folder.exists()
+    assert "7341" not in ask(client, "facts")  # a model name that is no memory: a label
+
+
+def test_an_adapter_whose_files_changed_is_not_served(service: tuple[httpx.Client, Path]):
+    client, data_dir = service
+    found = train(client, "tampered", steps=4)
+    weights = next((data_dir / "adapters" / "default" / found["id"]).glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")
+    answer = client.post("/v1/chat/completions", json={
+        "model": "tampered", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert answer.status_code == 409 and "checksum" in answer.text
+    assert client.delete("/v1/parametric/tampered").status_code == 204
+
+
+def test_the_lora_rank_setting_is_checked() -> None:
+    with pytest.raises(ValueError, match="MEMOS_LLM_LORA_RANK"):
+        Settings(llm_lora_rank=5)
