@@ -26,6 +26,7 @@ from .graph import GraphController
 from .health import HealthController, watch, watch_chat, watch_scheduler
 from .keys import KeyController
 from .memories import MemoryController
+from .operations import OperationsController
 from .parametric import JobController, ParametricController
 from .problems import HANDLERS
 from .scheduler import SchedulerController
@@ -117,6 +118,7 @@ def create_app(
             TaskController,
             CacheController,
             SchedulerController,
+            OperationsController,
             ParametricController,
             JobController,
             *([ChatController, ActivationController] if chat is not None else []),

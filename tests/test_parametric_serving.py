@@ -103,3 +103,17 @@ def test_an_adapter_whose_files_changed_is_not_served(service: tuple[httpx.Clien
 def test_the_lora_rank_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="MEMOS_LLM_LORA_RANK"):
         Settings(llm_lora_rank=5)
+
+
+def test_a_summary_fuse_by_the_chat_model(service: tuple[httpx.Client, Path]) -> None:
+    client, _ = service
+    ids = client.post("/v1/memories/batch", json={"items": [
+        {"text": "Dara moved the standup to 10:15.", "user_id": "fuse"},
+        {"text": "The standup is in room Birch.", "user_id": "fuse"}]}).json()["ids"]  # fmt: skip
+    answer = client.post("/v1/memories/fuse", json={"memory_ids": ids, "mode": "summary"})
+    assert answer.status_code == 201, answer.text
+    fused = answer.json()
+    assert fused["text"].strip() and fused["user_id"] == "fuse"
+    history = client.get(f"/v1/memories/{fused['id']}/history").json()["versions"]
+    assert {d["id"] for d in history[0]["derived_from"]} == set(ids)
+    assert all(client.get(f"/v1/memories/{i}").json()["state"] == "merged" for i in ids)

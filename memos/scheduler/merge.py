@@ -4,16 +4,26 @@ metadata, derived from each source's version; the sources are marked merged."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from memos.errors import ConflictError, MemOSError, NotFoundError
 from memos.graph.service import NewNode
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.graph_rows import has_live_facts
 from memos.memcube.ids import new_id
-from memos.memcube.models import LIVE_STATES, CubeVersion, MemCube, Operation, State, utcnow
+from memos.memcube.models import (
+    CubeVersion,
+    Kind,
+    MemCube,
+    Operation,
+    State,
+    is_served,
+    utcnow,
+)
 from memos.memcube.repository import CubeRepository
-from memos.provenance import Origin, version_row
+from memos.provenance import Origin, content_hash, version_row
 from memos.records import NewMemory
 
 if TYPE_CHECKING:
@@ -53,29 +63,49 @@ def duplicate_groups(
 
 
 def fuse_duplicates(memos: MemOS, namespace: str, ids: Sequence[str], origin: Origin) -> str | None:
-    """Fuse the memories ``ids`` into a new one; the new id, or None when one of them is
-    no longer served or asserts facts (their provenance stays with the memory that
-    asserted them), in which case nothing is written."""
+    """Fuse the near-duplicate memories ``ids`` into a new one with the newest wording;
+    the new id, or None when one of them is no longer served or asserts facts (their
+    provenance stays with the memory that asserted them), in which case nothing is
+    written."""
+    try:
+        return fuse(memos, namespace, ids, origin)
+    except MemOSError:
+        return None
+
+
+def fuse(
+    memos: MemOS, namespace: str, ids: Sequence[str], origin: Origin, text: str | None = None
+) -> str:
+    """Fuse the served memories ``ids`` into a new memory, derived from each one's
+    version; the sources are marked merged (``merged_into`` the new one). Its text is
+    ``text``, or the newest source's wording. Refused (nothing written) when a source
+    is not served (404) or asserts facts (409)."""
+    vector_of_text = memos.embedder.embed([text])[0] if text is not None else None
     with memos.indexes.lock(namespace), memos.graph.lock:
         index = memos.indexes.get(namespace)
         memos.graph.graph(namespace)
         with memos.db.unit_of_work() as session:
             repo = CubeRepository(session)
             now = utcnow()
-            sources = [repo.get(namespace, i, for_update=True) for i in ids]
-            if any(
-                c is None or c.state not in LIVE_STATES or (c.expires_at and c.expires_at <= now)
-                or has_live_facts(session, namespace, c.id)
-                for c in sources
-            ):  # fmt: skip
-                return None
-            live: list[MemCube] = [c for c in sources if c is not None]
+            live: list[MemCube] = []
+            for memory_id in ids:
+                cube = repo.get(namespace, memory_id, for_update=True)
+                if cube is None or not is_served(cube.state, cube.expires_at, now):
+                    raise NotFoundError(f"memory {memory_id!r} not found (or not served)")
+                if has_live_facts(session, namespace, cube.id):
+                    raise ConflictError(
+                        f"memory {memory_id!r} asserts facts; their provenance stays with it"
+                    )
+                live.append(cube)
             newest = max(live, key=lambda c: (c.updated_at, c.id))
-            vector = index.vectors_of([newest.id])  # the fused text is the newest's
-            fused = memos.new_cube_row(
-                new_id(), namespace, _merged(live, newest, now), newest.content_hash or "",
-                vector[0], now,
-            )  # fmt: skip
+            if text is None:
+                vector = index.vectors_of([newest.id])[0]
+                item, digest = _merged(live, newest, now), newest.content_hash or ""
+            else:
+                vector = vector_of_text
+                item = replace(_merged(live, newest, now), text=text)
+                digest = content_hash(Kind.PLAINTEXT.value, text)
+            fused = memos.new_cube_row(new_id(), namespace, item, digest, vector, now)
             if any(c.state == State.ACTIVATED.value for c in live):
                 fused.state = State.ACTIVATED.value
             derived = [{"id": c.id, "version": c.version} for c in live]
@@ -92,7 +122,7 @@ def fuse_duplicates(memos: MemOS, namespace: str, ids: Sequence[str], origin: Or
             revision = repo.bump_revision(namespace)
             uncache = memos.cache.invalidate_memories(session, namespace, list(ids))
             near = [
-                (n.id, n.score) for n in index.search(vector[0], len(ids) + 3)
+                (n.id, n.score) for n in index.search(vector, len(ids) + 3)
                 if n.id not in ids and n.score >= memos.graph.policy.related_min_score
             ][: memos.graph.policy.related_k]  # fmt: skip
             node = NewNode(fused.id, 1, fused.payload, fused.valid_from,
@@ -101,7 +131,7 @@ def fuse_duplicates(memos: MemOS, namespace: str, ids: Sequence[str], origin: Or
         uncache()
         link()
         index.remove(list(ids))
-        index.upsert([fused.id], vector)
+        index.upsert([fused.id], vector[None, :])
         index.revision = revision
     return fused.id
 
