@@ -177,8 +177,7 @@ def main() -> None:
                VLLM_LOGGING_LEVEL=os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"))  # fmt: skip
     rows = []
     with ServeProcess(work, env) as server:
-        while httpx.get(f"{server.url}/readyz").json().get("chat") != "ready":
-            time.sleep(1)
+        server.wait_for_chat()
         key = (work / "data" / "bootstrap-key").read_text().strip()
         with httpx.Client(base_url=server.url, timeout=600,
                           headers={"Authorization": f"Bearer {key}"}) as http:  # fmt: skip

@@ -68,6 +68,20 @@ class ServeProcess:
     ) -> None:
         self.stop()
 
+    def wait_for_chat(self, timeout_s: float = 300.0) -> None:
+        """Until /readyz says the chat model is ready (the engine loads after the API)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = httpx.get(f"{self.url}/readyz", timeout=5).json().get("chat")
+            if state == "ready":
+                return
+            if time.monotonic() > deadline or (self._proc and self._proc.poll() is not None):
+                raise RuntimeError(
+                    f"the chat model did not start (state {state!r}):\n"
+                    f"{self.log_path.read_text()[-4000:]}"
+                )
+            time.sleep(0.5)
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -204,10 +202,7 @@ def chat_service(
     env.update(MEMOS_MODEL_DIR=str(MODEL_CACHE), MEMOS_LLM="embedded",
                MEMOS_LLM_KV_BLOCKS="128", MEMOS_HOST_KV_BLOCKS="0")  # fmt: skip
     with ServeProcess(work, env) as server:
-        deadline = time.monotonic() + 300
-        while httpx.get(f"{server.url}/readyz").json().get("chat") != "ready":
-            assert time.monotonic() < deadline, "the chat engine did not start"
-            time.sleep(1)
+        server.wait_for_chat()
         yield server.url, (work / "var" / "bootstrap-key").read_text().strip()
 
 

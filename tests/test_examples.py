@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from memos.serve_process import ServeProcess
@@ -31,10 +29,7 @@ def chat_service(
         MEMOS_HOST_KV_BLOCKS="0",
     )
     with ServeProcess(work, env) as server:
-        deadline = time.monotonic() + 300
-        while httpx.get(f"{server.url}/readyz").json().get("chat") != "ready":
-            assert time.monotonic() < deadline, "the chat engine did not start"
-            time.sleep(1)
+        server.wait_for_chat()
         yield server.url, (work / "var" / "bootstrap-key").read_text().strip()
 
 

@@ -33,10 +33,7 @@ def service(
     env.update(MEMOS_MODEL_DIR=str(MODEL_CACHE), MEMOS_LLM="embedded", MEMOS_LLM_KV_BLOCKS="32",
                MEMOS_HOST_KV_BLOCKS="0", MEMOS_LLM_LORA_RANK="8")  # fmt: skip
     with ServeProcess(work, env) as server:
-        deadline = time.monotonic() + 300
-        while httpx.get(f"{server.url}/readyz").json().get("chat") != "ready":
-            assert time.monotonic() < deadline, "the chat engine did not start"
-            time.sleep(1)
+        server.wait_for_chat()
         key = (work / "var" / "bootstrap-key").read_text().strip()
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=server.url, headers=headers, timeout=300) as client:

@@ -34,10 +34,7 @@ def _serve(workdir: Path) -> tuple[ServeProcess, httpx.Client]:
     key = (workdir / "data" / "bootstrap-key").read_text().strip()
     http = httpx.Client(base_url=server.url, timeout=120,
                         headers={"Authorization": f"Bearer {key}"})  # fmt: skip
-    deadline = time.monotonic() + 300
-    while http.get("/readyz").json().get("chat") != "ready":
-        assert time.monotonic() < deadline, "the language model did not load"
-        time.sleep(0.5)
+    server.wait_for_chat()
     return server, http
 
 

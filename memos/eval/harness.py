@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-import httpx
 
 from memos.config import Settings
 
@@ -119,12 +116,12 @@ class Harness:
         )
         try:
             server = self._stack.enter_context(ServeProcess(work, env))
+            if chat:
+                server.wait_for_chat(timeout_s=600)
         except RuntimeError as exc:
             raise EvalError(f"the service did not start: {exc}") from None
         self._work = work
         key = (work / "data" / "bootstrap-key").read_text().strip()
-        if chat:
-            _wait_for_chat(server.url)
         self._started = (server.url, key)
         self._served_chat = chat
         return self._started
@@ -206,13 +203,3 @@ def needs_chat(system: str, reader: str, judge: str) -> bool:
     chat_reader = reader == "embedded" or (judge == "llm" and reader == "extractive")
     return system.startswith("memos-") and chat_reader
 
-
-def _wait_for_chat(url: str, timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        state = httpx.get(f"{url}/readyz", timeout=5).json().get("chat")
-        if state == "ready":
-            return
-        if time.monotonic() > deadline:
-            raise EvalError(f"the embedded chat model did not start (state {state!r})")
-        time.sleep(1)

@@ -16,6 +16,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,17 +173,6 @@ class ParametricMemory:
             event.set()
         return info
 
-    def wait(self, namespace: str, job_id: str, timeout_s: float = 600.0) -> JobInfo:
-        """The job once it has finished (for the CLI and tests)."""
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        while True:
-            info = self.job(namespace, job_id)
-            if info.state in FINISHED or time.monotonic() > deadline:
-                return info
-            time.sleep(0.2)
-
     def recover(self) -> int:
         """After a restart: jobs left queued or running (by a process before this one)
         failed with it; their scratch folders go. Returns how many."""
@@ -291,8 +281,6 @@ class ParametricMemory:
             last = [0.0]
 
             def progress(done: int, total: int, loss: float) -> None:
-                import time
-
                 if done == total or time.monotonic() - last[0] >= PROGRESS_EVERY_S:
                     last[0] = time.monotonic()
                     detail = {"steps_done": done, "steps": total, "loss": loss}
