@@ -31,7 +31,9 @@ class Kernel:
         )
         self.activations = ActivationMemory(memos, chat, self.policy)
         self.idempotency = IdempotencyKeys(memos.db)
-        self.parametric = ParametricMemory(memos)
+        self.parametric = ParametricMemory(
+            memos, getattr(chat.backend, "unload_adapter", None) if chat is not None else None
+        )
         self.scheduler = MemScheduler(memos, self.policy, self.activations, self._upkeep())
         self.memory_chat = (
             MemoryChat(memos, chat, self.activations, self.scheduler.note_used, self.parametric)

@@ -134,13 +134,9 @@ class ParametricController(TenantController):
             responses=problems(404))  # fmt: skip
     async def delete_parametric(self, name: str, tenant: Tenant, kernel: Kernel) -> None:
         """204; an engine that loaded the adapter drops it."""
-        found = await anyio.to_thread.run_sync(
+        await anyio.to_thread.run_sync(
             kernel.parametric.delete, tenant.namespace, name, tenant.origin()
         )
-        lora_id = kernel.parametric.lora_id(found.id)
-        unload = getattr(kernel.chat.backend, "unload_adapter", None) if kernel.chat else None
-        if lora_id is not None and unload is not None:
-            await anyio.to_thread.run_sync(unload, lora_id)
 
 
 class JobController(TenantController):

@@ -17,6 +17,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +98,9 @@ class ParametricMemory:
     """Trains, stores, finds and deletes a namespace's parametric memories. Jobs run one
     at a time on a worker thread (training takes both cores)."""
 
-    def __init__(self, memos: MemOS) -> None:
+    def __init__(self, memos: MemOS, unload: Callable[[int], Any] | None = None) -> None:
         self.memos = memos
+        self._unload = unload  # drops an adapter the engine loaded (by the engine's id)
         self.root = memos.settings.data_dir / "adapters"
         self._worker: ThreadPoolExecutor | None = None
         self._cancel: dict[str, threading.Event] = {}
@@ -250,7 +252,7 @@ class ParametricMemory:
             return self._lora_ids.get(cube_id)
 
     def delete(self, namespace: str, name: str, origin: Origin) -> Parametric:
-        """Tombstone the cube and remove its adapter's files (the caller unloads it)."""
+        """Tombstone the cube, remove its adapter's files and unload it from the engine."""
         check.namespace(namespace)
         with self.memos.db.unit_of_work() as session:
             cube = self._named(session, namespace, name, for_update=True)
@@ -264,6 +266,9 @@ class ParametricMemory:
                 CubeVersion(**version_row(cube, Operation.DELETE, origin, now))
             )
         shutil.rmtree(found.adapter_dir, ignore_errors=True)
+        lora_id = self.lora_id(found.id)
+        if lora_id is not None and self._unload is not None:
+            self._unload(lora_id)
         return found
 
     # the worker -----------------------------------------------------------------------
