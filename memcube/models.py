@@ -101,6 +101,7 @@ class Operation(enum.StrEnum):
     PURGE = "purge"
     FUSE = "fuse"
     MIGRATE = "migrate"
+    IMPORT = "import"
     PROMOTE = "promote"
     ACTIVATE = "activate"
     ARCHIVE = "archive"

@@ -361,6 +361,19 @@ class CubeRepository:
         )
         return list(self.session.scalars(stmt))
 
+    def versions_of(self, cube_ids: Sequence[str]) -> dict[str, list[CubeVersion]]:
+        """Each cube's versions, oldest first."""
+        found: dict[str, list[CubeVersion]] = {cube_id: [] for cube_id in cube_ids}
+        if cube_ids:
+            stmt = (
+                select(CubeVersion)
+                .where(CubeVersion.cube_id.in_(list(cube_ids)))
+                .order_by(CubeVersion.cube_id, CubeVersion.version)
+            )
+            for version in self.session.scalars(stmt):
+                found[version.cube_id].append(version)
+        return found
+
     def version(self, cube_id: str, version: int) -> CubeVersion | None:
         stmt = select(CubeVersion).where(
             CubeVersion.cube_id == cube_id, CubeVersion.version == version

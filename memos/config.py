@@ -92,6 +92,7 @@ class Settings:
     host_kv_blocks: int | Literal["auto"] = "auto"
     config_path: Path | None = None  # a TOML file; its [cache] table is the cache policy
     metrics_token: str = ""  # when set, /metrics asks for it as a bearer token
+    admin_key: str = ""  # when set, opens any namespace as a migration's target
 
     def __post_init__(self) -> None:
         if self.search_ef < 10:
@@ -170,6 +171,7 @@ class Settings:
             host_kv_blocks=_host_kv_blocks(os.environ.get("MEMOS_HOST_KV_BLOCKS", "auto")),
             config_path=Path(config) if (config := os.environ.get("MEMOS_CONFIG")) else None,
             metrics_token=os.environ.get("MEMOS_METRICS_TOKEN", ""),
+            admin_key=os.environ.get("MEMOS_ADMIN_KEY", ""),
         )
 
 

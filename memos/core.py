@@ -55,6 +55,7 @@ from .records import (
     Memory,
     NewMemory,
     Page,
+    PriorVersions,
     SearchHit,
     VersionRecord,
     memory_of,
@@ -171,6 +172,7 @@ class MemOS:
         origin: Origin = SDK,
         ids: Sequence[str | None] | None = None,
         vectors: Sequence[np.ndarray | None] | None = None,
+        histories: Sequence[PriorVersions | None] | None = None,
     ) -> list[AddResult]:
         """Add many memories in one transaction: all are stored, or none is. Each new
         memory joins the graph: linked to the entities its text mentions and to the
@@ -178,14 +180,15 @@ class MemOS:
         for the same user and agent is not stored again (nor are its facts).
 
         For imports: ``ids`` keeps given ids (one already in use is a conflict) and
-        ``vectors`` supplies embeddings already computed by this embedder's model.
+        ``vectors`` supplies embeddings already computed by this embedder's model, and
+        ``histories`` the versions a memory had before (it is stored as their next).
         """
         check.namespace(namespace)
         if len(items) > self.settings.max_batch_items:
             raise TooLargeError(
                 f"a batch holds at most {self.settings.max_batch_items} items, got {len(items)}"
             )
-        for name, given in (("ids", ids), ("vectors", vectors)):
+        for name, given in (("ids", ids), ("vectors", vectors), ("histories", histories)):
             if given is not None and len(given) != len(items):
                 raise InvalidInputError(f"{name} must have one entry per item")
         for given_id in ids or ():
@@ -233,17 +236,25 @@ class MemOS:
                         cube_id, namespace, items[i], hashes[i], embedded[row], now
                     )
                     rows.append(row)
-                repo.insert_new(
-                    [vars(cube) for cube in stored.values()],
-                    [version_row(c, Operation.CREATE, origin, now) for c in stored.values()],
-                )
+                versions: list[dict[str, Any]] = []
+                for i, cube in stored.items():
+                    prior = histories[i] if histories is not None else None
+                    if prior is None:
+                        versions.append(version_row(cube, Operation.CREATE, origin, now))
+                        continue
+                    cube.version = len(prior.rows) + 1
+                    versions += [{**row, "cube_id": cube.id} for row in prior.rows]
+                    versions.append(version_row(cube, Operation.IMPORT, origin, now,
+                                                prior.derived_from))  # fmt: skip
+                repo.insert_new([vars(cube) for cube in stored.values()], versions)
                 revision = repo.bump_revision(namespace) if stored else None
                 existing_cubes = {i: repo.get(namespace, cid) for i, cid in existing.items()}
-                related = self._related(index, embedded[rows])
+                related = self.related(index, embedded[rows])
                 nodes = [
-                    NewNode(cube.id, 1, items[i].text, items[i].valid_from, items[i].facts, near)
+                    NewNode(cube.id, cube.version, items[i].text, items[i].valid_from,
+                            items[i].facts, near)
                     for (i, cube), near in zip(stored.items(), related, strict=True)
-                ]
+                ]  # fmt: skip
                 link = self.graph.ingest(session, namespace, nodes, now)
             link()
             if stored:
@@ -251,7 +262,7 @@ class MemOS:
                 index.revision = revision or index.revision
         if self.extraction is not None:
             for i, cube in stored.items():
-                self.extraction.submit(namespace, MemoryRef(cube.id, 1), items[i].text)
+                self.extraction.submit(namespace, MemoryRef(cube.id, cube.version), items[i].text)
 
         results: list[AddResult] = []
         for i, item in enumerate(items):
@@ -264,7 +275,7 @@ class MemOS:
                 results.append(AddResult(memory_of(twin), False))
         return results
 
-    def _related(
+    def related(
         self, index: VectorIndex, vectors: np.ndarray, itself: str | None = None
     ) -> list[tuple[tuple[str, float], ...]]:
         """Per vector, the stored memories (other than ``itself``) at least
@@ -537,7 +548,7 @@ class MemOS:
                 result = memory_of(cube)
                 uncache = self.cache.invalidate_memories(session, namespace, [memory_id])
                 if "payload" in changed:  # its links follow its text
-                    near = self._related(index, vector[None, :], itself=memory_id)[0]
+                    near = self.related(index, vector[None, :], itself=memory_id)[0]
                     node = NewNode(memory_id, cube.version, cube.payload, related=near)
                     relink = self.graph.relink(session, namespace, node, now)
             uncache()
@@ -637,7 +648,7 @@ class MemOS:
                     if revived
                     else _nothing
                 )
-                near = self._related(index, vector[None, :], itself=memory_id)[0]
+                near = self.related(index, vector[None, :], itself=memory_id)[0]
                 node = NewNode(memory_id, cube.version, target.payload, related=near)
                 relink = self.graph.relink(session, namespace, node, now)
             uncache()

@@ -33,6 +33,12 @@ class UnauthorizedError(MemOSError):
     title = "Unauthorized"
 
 
+class ForbiddenError(MemOSError):
+    """The caller's key is valid but does not open what the request touches."""
+
+    title = "Forbidden"
+
+
 class UnavailableError(MemOSError):
     """A part the request needs is not running (yet): retry later."""
 

@@ -92,6 +92,15 @@ class NewMemory:
     facts: tuple[FactInput, ...] = ()  # asserted by this memory (its first version)
 
 
+@dataclass(frozen=True)
+class PriorVersions:
+    """An imported memory's history: its version rows as exported (each with its own
+    provenance, ``cube_id`` left out), and what the import's own version derives from."""
+
+    rows: tuple[dict[str, Any], ...]
+    derived_from: tuple[dict[str, Any], ...] = ()
+
+
 def memory_of(cube: Any) -> Memory:
     """The plain record of a MemCube row (or of a row's values about to be inserted)."""
     return Memory(

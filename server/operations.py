@@ -1,25 +1,44 @@
-"""MemCube operations on the caller's memories: fuse (more to come: migrate, compose)."""
+"""MemCube operations on the caller's memories: fuse and migrate."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Literal
 
-from litestar import post
+import msgspec
+from litestar import Request, post
 from msgspec import Meta
 
 from memos.core import MemOS
+from memos.errors import ForbiddenError
 from memos.fusion import MAX_SOURCES, MIN_SOURCES, fuse_memories
 from memos.kernel import Kernel
+from memos.relocate import KEEP, MAX_MIGRATE, MigrationTarget, migrate_memories
+from memos.validation import NAMESPACE_PATTERN
 
 from .auth import Tenant, TenantController
 from .problems import problems
-from .schemas import MemoryId, MemoryOut, Strict
+from .schemas import MemoryId, MemoryOut, Name, Strict
 
 
 class FuseIn(Strict):
     memory_ids: Annotated[list[MemoryId], Meta(min_length=MIN_SOURCES, max_length=MAX_SOURCES)]
     # merge: the sources' sentences in order, repeats dropped; summary: the chat model's
     mode: Literal["merge", "summary"] = "merge"
+
+
+class MigrateIn(Strict):
+    memory_ids: Annotated[list[MemoryId], Meta(min_length=1, max_length=MAX_MIGRATE)]
+    mode: Literal["copy", "move"] = "copy"
+    # the target namespace (default: the caller's); another needs X-Target-Key
+    namespace: Annotated[str, Meta(pattern=NAMESPACE_PATTERN.pattern)] | None = None
+    user_id: Name | msgspec.UnsetType | None = msgspec.UNSET  # the new owner; null: none
+    agent_id: Name | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class MigratedOut(msgspec.Struct):
+    namespace: str
+    memories: list[MemoryOut]
 
 
 class OperationsController(TenantController):
@@ -35,3 +54,42 @@ class OperationsController(TenantController):
         memory = await fuse_memories(memos, kernel.chat, tenant.namespace, data.memory_ids,
                                      data.mode, tenant.origin())  # fmt: skip
         return MemoryOut.of(memory)
+
+    @post(
+        "/migrate",
+        status_code=201,
+        sync_to_thread=True,
+        responses=problems(403, 404, 409),
+        summary="Copy or move memories, with their versions, to another namespace or owner",
+    )
+    def migrate(
+        self, data: MigrateIn, tenant: Tenant, memos: MemOS, request: Request
+    ) -> MigratedOut:
+        """201 with the new memories, in the order asked. Each carries every version of
+        its source, then a version derived from the source's namespace, id and version.
+        ``move`` also tombstones the sources. Another namespace needs its key (or the
+        admin key) in ``X-Target-Key``. All are migrated or none is."""
+        target = data.namespace or tenant.namespace
+        if target != tenant.namespace:
+            _check_target_key(memos, request.headers.get("x-target-key"), target)
+        where = MigrationTarget(
+            target,
+            KEEP if data.user_id is msgspec.UNSET else data.user_id,
+            KEEP if data.agent_id is msgspec.UNSET else data.agent_id,
+        )
+        memories = migrate_memories(memos, data.memory_ids, tenant.namespace, where,
+                                    move=data.mode == "move", origin=tenant.origin())  # fmt: skip
+        return MigratedOut(target, [MemoryOut.of(m) for m in memories])
+
+
+def _check_target_key(memos: MemOS, secret: str | None, target: str) -> None:
+    """The target namespace is opened by a key of its own, or by the admin key."""
+    if not secret:
+        raise ForbiddenError(
+            f"namespace {target!r} is not the caller's: send its key in X-Target-Key"
+        )
+    admin = memos.settings.admin_key
+    if admin and hmac.compare_digest(secret.encode(), admin.encode()):
+        return
+    if memos.keys.namespace_for(secret) != target:
+        raise ForbiddenError(f"X-Target-Key does not open namespace {target!r}")

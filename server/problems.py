@@ -13,6 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from memos.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidInputError,
     MemOSError,
     NotFoundError,
@@ -30,6 +31,7 @@ STATUS_OF: dict[type[MemOSError], int] = {
     ConflictError: 409,
     TooLargeError: 413,
     UnauthorizedError: 401,
+    ForbiddenError: 403,
     UnavailableError: 503,
 }
 
@@ -54,6 +56,7 @@ class Problem(msgspec.Struct):
 _MEANING = {
     400: "The body is not JSON",
     401: "Missing, malformed, unknown or revoked API key",
+    403: "The key does not open a namespace the request names",
     404: "No such resource in the key's namespace",
     409: "Conflicts with the resource's state",
     413: "Body, text or batch larger than the server accepts",

@@ -69,12 +69,19 @@ def test_export_then_import_into_another_namespace(
             namespace=ns,
         )
         memos.delete(added[0].memory.id, namespace=ns)  # deleted memories are not exported
+        edited = added[7].memory.id
+        memos.update(edited, namespace=ns, text="exported fact 7, corrected")
 
     dump = tmp_path / "dump.jsonl"
     exported = run(env, "export", "--namespace", ns, "--out", str(dump))
     assert "exported 29 memories" in exported.stderr
     records = [json.loads(line) for line in dump.read_text().splitlines()]
     assert len(records) == 29 and all(r["embedding"] for r in records)
+    (record,) = [r for r in records if r["id"] == edited]
+    assert record["version"] == 2 and record["namespace"] == ns
+    assert [(v["version"], v["operation"], v["text"]) for v in record["versions"]] == [
+        (1, "create", "exported fact 7"), (2, "update", "exported fact 7, corrected")
+    ]  # fmt: skip
 
     # Importing into the same database keeps ids, so those already present are skipped.
     assert "imported 0, skipped 29" in run(env, "import", "--namespace", ns, str(dump)).stdout
@@ -85,9 +92,21 @@ def test_export_then_import_into_another_namespace(
         "imported 29, skipped 0" in run(env, "import", "--namespace", other_ns, str(fresh)).stdout
     )
     with MemOS(settings, embedder=embedder) as memos:
-        hits = memos.search("exported fact 7", namespace=other_ns, top_k=1)
-        assert hits[0].memory.text == "exported fact 7"
-        assert memos.history(hits[0].memory.id, namespace=other_ns)[0].source == "import"
+        hits = memos.search("exported fact 7, corrected", namespace=other_ns, top_k=1)
+        assert hits[0].memory.text == "exported fact 7, corrected"
+        assert hits[0].memory.version == 3
+        versions = memos.history(hits[0].memory.id, namespace=other_ns)
+        # the exported versions keep their provenance; the import adds its own
+        assert [(v.operation, v.source, v.text) for v in versions] == [
+            ("create", "sdk", "exported fact 7"),
+            ("update", "sdk", "exported fact 7, corrected"),
+            ("import", "import", "exported fact 7, corrected"),
+        ]
+        assert versions[0].recorded_at.isoformat() == record["versions"][0]["recorded_at"]
+        # the copy was stripped of its id; the import records where it came from
+        assert list(versions[-1].derived_from) == [
+            {"namespace": ns, "version": 2, "relation": "imported_from"}
+        ]
 
 
 def test_import_rejects_a_bad_file_and_stores_nothing(
@@ -101,6 +120,23 @@ def test_import_rejects_a_bad_file_and_stores_nothing(
     bad.write_text(good + json.dumps({"text": "x", "tags": "not-a-list"}) + "\n")
     done = run(env, "import", "--namespace", ns, str(bad), ok=False)
     assert done.returncode != 0 and "record 301" in done.stderr and "tags" in done.stderr
+    version = {"version": 1, "text": "x", "category": None, "tags": [], "metadata": {},
+               "importance": 0.5, "state": "generated", "content_hash": None,
+               "embedding_model": None, "source": "api", "actor": None,
+               "operation": "create", "derived_from": [], "valid_from": None,
+               "valid_to": None, "expires_at": None,
+               "recorded_at": "2026-01-02T03:04:05+00:00"}  # fmt: skip
+    for wrong, says in (
+        ({"version": 2}, "versions[0].version must be 1"),
+        ({"operation": "teleport"}, "versions[0].operation"),
+        ({"recorded_at": "yesterday"}, "versions[0].recorded_at"),
+        ({"text": "y"}, "the record's text"),
+    ):
+        record = {"text": "x", "versions": [{**version, **wrong}]}
+        bad.write_text(good + json.dumps(record) + "\n")
+        done = run(env, "import", "--namespace", ns, str(bad), ok=False)
+        assert done.returncode != 0 and "record 301" in done.stderr, done.stderr
+        assert says in done.stderr, done.stderr
     engine = create_engine(env["MEMOS_DATABASE_URL"])
     with engine.connect() as conn:
         count = conn.execute(
