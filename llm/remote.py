@@ -7,19 +7,27 @@ Start the server with the pinning scheduler so that the hints this backend sends
 
 The pin hint goes in ``vllm_xargs`` (it reaches the scheduler as
 ``SamplingParams.extra_args``) and the program's arrival rank in ``priority``.
+
+Parametric memories are served when the server loads adapters at run time (start it
+with ``--enable-lora --max-lora-rank N`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``;
+its files must be readable there, at the path this service keeps them): an adapter is
+loaded under the name ``memos-<cube id>`` the first time a request needs it, and
+unloaded when its memory is deleted.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from memos.errors import InvalidInputError, UnavailableError
 
-from .backend import ChatChunk, ChatRequest
+from .backend import AdapterRef, ChatChunk, ChatRequest
 from .pin_hint import PinHint
 from .ttl_policy import UNKNOWN_CACHE, CacheState
 
@@ -30,6 +38,8 @@ class RemoteBackend:
         self.model_name = model_name
         self._timeout = timeout_s
         self._ready = False
+        self._adapters: dict[int, str] = {}  # loaded on the server: adapter id -> its name
+        self._adapters_lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -79,8 +89,11 @@ class RemoteBackend:
     async def stream(
         self, request: ChatRequest, hint: PinHint | None, priority: int
     ) -> AsyncIterator[ChatChunk]:
+        model = self.model_name
+        if request.adapter is not None:
+            model = await self._load_adapter(request.adapter)
         body: dict[str, Any] = {
-            "model": self.model_name,
+            "model": model,
             "messages": request.messages,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
@@ -122,11 +135,61 @@ class RemoteBackend:
                 raise UnavailableError(f"the vLLM server at {self.base_url} failed: {exc}") from exc
 
 
-def _error(response: httpx.Response) -> Exception:
+    async def _load_adapter(self, adapter: AdapterRef) -> str:
+        """The served name of ``adapter``, loading it on the server the first time."""
+        with self._adapters_lock:
+            name = self._adapters.get(adapter.id)
+        if name is not None:
+            return name
+        # The cube's id names it: unique for good, so a name the server already holds
+        # (loaded before this process started) is these same files.
+        name = f"memos-{Path(adapter.path).name}"
+        body = {"lora_name": name, "lora_path": adapter.path}
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=120) as client:
+            try:
+                response = await client.post("/v1/load_lora_adapter", json=body)
+            except httpx.HTTPError as exc:
+                raise UnavailableError(f"the vLLM server at {self.base_url} failed: {exc}") from exc
+        if response.status_code in (404, 405):
+            raise UnavailableError(
+                f"the vLLM server at {self.base_url} does not load adapters at run time: start "
+                "it with --enable-lora --max-lora-rank N and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True"
+            )
+        if response.status_code >= 400 and "already" not in response.text:
+            raise UnavailableError(
+                f"the vLLM server at {self.base_url} could not load adapter {adapter.name!r}: "
+                f"{_detail(response)}"
+            )
+        with self._adapters_lock:
+            self._adapters[adapter.id] = name
+        return name
+
+    def unload_adapter(self, adapter_id: int) -> bool:
+        """Unload an adapter this backend loaded; False when it had loaded none."""
+        with self._adapters_lock:
+            name = self._adapters.pop(adapter_id, None)
+        if name is None:
+            return False
+        try:
+            response = httpx.post(f"{self.base_url}/v1/unload_lora_adapter",
+                                  json={"lora_name": name}, timeout=60)  # fmt: skip
+        except httpx.HTTPError:
+            return False  # the server is gone, and the adapter with it
+        return response.status_code < 400
+
+
+def _detail(response: httpx.Response) -> str:
     try:
-        detail = response.json().get("error", {}).get("message") or response.text
+        found = response.json()
     except ValueError:
-        detail = response.text
+        return response.text[:500]
+    error = found.get("error") if isinstance(found, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message or response.text[:500])
+
+
+def _error(response: httpx.Response) -> Exception:
+    detail = _detail(response)
     if response.status_code in (400, 422):
         return InvalidInputError(f"the model rejected the request: {detail}")
     return UnavailableError(f"the vLLM server answered {response.status_code}: {detail}")

@@ -55,6 +55,7 @@ class Kind(enum.StrEnum):
     PLAINTEXT = "plaintext"
     ACTIVATION = "activation"
     PARAMETRIC = "parametric"
+    COMPOSITION = "composition"  # a named set of other memories (memos/composition.py)
 
 
 class State(enum.StrEnum):

@@ -299,6 +299,19 @@ class CubeRepository:
         )
         return [(row[0], row[1], row[2]) for row in self.session.execute(_in(stmt, namespace))]
 
+    def named(
+        self, namespace: str, kind: str, name: str, *, for_update: bool = False
+    ) -> MemCube | None:
+        """The live cube of ``kind`` whose metadata names it ``name`` (parametric
+        memories and compositions are found by name)."""
+        stmt = select(MemCube).where(
+            MemCube.namespace == namespace, MemCube.kind == kind,
+            MemCube.state.in_(list(LIVE_STATES)),
+        )  # fmt: skip
+        if for_update:
+            stmt = stmt.with_for_update()
+        return next((c for c in self.session.scalars(stmt) if c.meta.get("name") == name), None)
+
     def of_kind(self, namespace: str | None, kind: str, states: Sequence[str]) -> list[MemCube]:
         """Cubes of ``kind`` in ``states`` (of every namespace when none is given)."""
         stmt = select(MemCube).where(MemCube.kind == kind, MemCube.state.in_(list(states)))

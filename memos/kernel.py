@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .activation import ActivationMemory
+from .composition import Compositions
 from .idempotency import IdempotencyKeys
 from .memory_chat import MemoryChat
 from .parametric.service import ParametricMemory
@@ -34,12 +35,16 @@ class Kernel:
         self.parametric = ParametricMemory(
             memos, getattr(chat.backend, "unload_adapter", None) if chat is not None else None
         )
+        self.compositions = Compositions(memos)
         self.scheduler = MemScheduler(memos, self.policy, self.activations, self._upkeep())
         self.memory_chat = (
-            MemoryChat(memos, chat, self.activations, self.scheduler.note_used, self.parametric)
+            MemoryChat(
+                memos, chat, self.activations, self.scheduler.note_used, self.parametric,
+                self.compositions,
+            )
             if chat is not None
             else None
-        )
+        )  # fmt: skip
         self._snapshot_at = time.monotonic()
 
     def save_tool_durations(self) -> None:

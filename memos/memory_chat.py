@@ -39,6 +39,7 @@ from memos.records import SearchHit
 from memos.retrieval import SearchMode
 
 if TYPE_CHECKING:
+    from memos.composition import ComposedContext, Compositions
     from memos.core import MemOS
     from memos.llm.chat import ChatService
     from memos.parametric.service import ParametricMemory
@@ -60,8 +61,13 @@ class MemoryUse:
     mode: str = SearchMode.GRAPH.value
     min_score: float | None = None
     store: bool = False
+    compose: str | None = None  # a composition's memories instead of a search
 
     def checked(self) -> MemoryUse:
+        if self.compose is not None and not (
+            isinstance(self.compose, str) and check.NAMESPACE_PATTERN.match(self.compose)
+        ):
+            raise InvalidInputError(f"memory.compose is not a composition name: {self.compose!r}")
         if not isinstance(self.store, bool):
             raise InvalidInputError("memory.store must be true or false")
         if self.mode not in {m.value for m in SearchMode}:
@@ -94,6 +100,7 @@ class _Context:
     used: list[str]
     activation: Activation | None = None
     prefix: PinHint | None = None
+    composed: dict[str, Any] | None = None  # the composition answered from, as reported
 
 
 class MemoryChat:
@@ -101,12 +108,14 @@ class MemoryChat:
         self, memos: MemOS, chat: ChatService, activations: ActivationMemory,
         on_used: Callable[[str, list[str]], None] | None = None,
         parametric: ParametricMemory | None = None,
+        compositions: Compositions | None = None,
     ) -> None:  # fmt: skip
         self.memos = memos
         self.chat = chat
         self.activations = activations
         self.on_used = on_used  # told the memories each answer used (the scheduler)
         self.parametric = parametric
+        self.compositions = compositions
 
     async def stream(
         self, request: ChatRequest, namespace: str, options: ChatOptions
@@ -114,9 +123,26 @@ class MemoryChat:
         """The answer's chunks; the first carries ``cache`` and ``memory`` when asked for.
         Errors found before the model runs are raised at the first chunk."""
         memory = options.memory.checked() if options.memory is not None else None
-        if options.adapter is not None:
-            request = replace(request, adapter=await self._adapter(namespace, options.adapter))
-        context = await self._context(request, namespace, memory)
+        composed = await self._composed(namespace, memory)
+        adapter = options.adapter
+        if composed is not None and composed.parametric_name is not None:
+            if adapter is not None and adapter != composed.parametric_name:
+                raise InvalidInputError(
+                    f"the request names parametric memory {adapter!r} and composition "
+                    f"{composed.composition.name!r} holds {composed.parametric_name!r}: "
+                    "name one"
+                )
+            adapter = composed.parametric_name
+        if adapter is not None:
+            request = replace(request, adapter=await self._adapter(namespace, adapter))
+        if composed is not None:
+            context = await self._composed_context(request, namespace, composed)
+            context.composed = {
+                "name": composed.composition.name, "version": composed.composition.version,
+                "parametric": composed.parametric_name,
+            }  # fmt: skip
+        else:
+            context = await self._context(request, namespace, memory)
         model = options.model or self.chat.model_name
         query = (
             _cacheable_query(request, options, self.memos.cache.policy.max_query_chars)
@@ -180,6 +206,26 @@ class MemoryChat:
                        self.memos.settings.llm_lora_rank)  # fmt: skip
         return await anyio.to_thread.run_sync(find)
 
+    async def _composed(self, namespace: str, memory: MemoryUse | None) -> ComposedContext | None:
+        if memory is None or memory.compose is None:
+            return None
+        if self.compositions is None:
+            raise UnavailableError("this service holds no compositions")
+        find = partial(self.compositions.context, namespace, memory.compose)
+        return await anyio.to_thread.run_sync(find)
+
+    async def _composed_context(
+        self, request: ChatRequest, namespace: str, composed: ComposedContext
+    ) -> _Context:
+        """A composition's memories as the system message: its activation's block first
+        (its KV prefix reused), then its plaintext members at their composed versions."""
+        texts = [BlockMemory(*member) for member in composed.texts]
+        activation = None
+        if composed.activation_id is not None:
+            get = partial(self.activations.get, namespace, composed.activation_id)
+            activation = await anyio.to_thread.run_sync(get)
+        return self._with_block(request, texts, activation)
+
     async def _context(
         self, request: ChatRequest, namespace: str, memory: MemoryUse | None
     ) -> _Context:
@@ -212,14 +258,22 @@ class MemoryChat:
         query = question[: self.memos.settings.max_text_chars]
         hits: list[SearchHit] = await anyio.to_thread.run_sync(search, query)
         found = [_block_memory(h) for h in hits if h.memory.text]
+        return self._with_block(request, found, activation)
+
+    def _with_block(
+        self, request: ChatRequest, memories: list[BlockMemory], activation: Activation | None
+    ) -> _Context:
+        """``request`` with the memories as its first, system message: the activation's
+        block first and unchanged (its KV prefix is reused) with the memories it lacks
+        after it, or the memories' own block."""
         if activation is not None and activation.memory.text:
             held = set(activation.memory_ids)
-            extra = [m for m in found if m.id not in held]
+            extra = [m for m in memories if m.id not in held]
             system = extend_block(activation.prompt_text, extra)
             used = [*activation.memory_ids, *(m.id for m in extra)]
             prefix = self.activations.hint(activation) if request.program is None else None
-        elif found:
-            system, used, prefix = render_block(found), [m.id for m in found], None
+        elif memories:
+            system, used, prefix = render_block(memories), [m.id for m in memories], None
         else:
             return _Context(request, [])
         messages = [{"role": "system", "content": system}, *request.messages]
@@ -266,10 +320,13 @@ def _block_memory(hit: SearchHit) -> BlockMemory:
 
 
 def _memory_field(context: _Context) -> dict[str, Any]:
-    return {
+    field = {
         "used": list(context.used),
         "activation": context.activation.id if context.activation is not None else None,
     }
+    if context.composed is not None:
+        field["composition"] = context.composed
+    return field
 
 
 def _cacheable_query(request: ChatRequest, options: ChatOptions, max_chars: int) -> str | None:

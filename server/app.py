@@ -22,6 +22,7 @@ from .allow import allow_header_fix
 from .auth import provide_tenant, require_metrics_token
 from .cache import CacheController
 from .chat import ChatController
+from .compositions import CompositionController
 from .graph import GraphController
 from .health import HealthController, watch, watch_chat, watch_scheduler
 from .keys import KeyController
@@ -119,6 +120,7 @@ def create_app(
             CacheController,
             SchedulerController,
             OperationsController,
+            CompositionController,
             ParametricController,
             JobController,
             *([ChatController, ActivationController] if chat is not None else []),

@@ -84,6 +84,8 @@ class MemorySpec(Strict):
     store: bool = False  # keep the exchange as a memory (provenance: chat, the model)
     # a parametric memory whose adapter answers, with the memories this spec retrieves
     parametric: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    # a composition (/v1/compositions) whose memories answer, instead of a search
+    compose: Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] | None = None
 
     def to_use(self) -> MemoryUse:
         fields = msgspec.structs.asdict(self)

@@ -15,6 +15,8 @@ from memos.kernel import Kernel
 from memos.memcube.filters import MemoryFilter
 from memos.parametric.service import JobInfo, Parametric
 from memos.parametric.training import (
+    MAX_BATCH,
+    MAX_EPOCHS,
     MAX_RANK,
     MAX_STEPS,
     MAX_TEXTS,
@@ -45,7 +47,10 @@ class ParametricIn(Strict):
     # the memories to learn: these ids, or every served plaintext memory the filter matches
     memory_ids: MemoryIds | None = None
     filter: SourceFilter | None = None
-    steps: Annotated[int, Meta(ge=1, le=MAX_STEPS)] = 60
+    # optimizer steps; by default enough for ``epochs`` passes over the examples
+    steps: Annotated[int, Meta(ge=1, le=MAX_STEPS)] | None = None
+    epochs: Annotated[int, Meta(ge=1, le=MAX_EPOCHS)] = 10
+    batch_size: Annotated[int, Meta(ge=1, le=MAX_BATCH)] = 16
     rank: Annotated[int, Meta(ge=1, le=MAX_RANK)] = 8
     alpha: Annotated[int, Meta(ge=1, le=4 * MAX_RANK)] = 16
     learning_rate: Annotated[float, Meta(gt=0, le=0.1)] = 2e-3
@@ -53,6 +58,8 @@ class ParametricIn(Strict):
     target_modules: Annotated[list[TargetModule], Meta(min_length=1, max_length=4)] = (
         msgspec.field(default_factory=lambda: list(TARGET_MODULES))
     )
+    # weight of the term that holds the model to its own behaviour on other text
+    replay_weight: Annotated[float, Meta(ge=0, le=100)] = 1.0
 
 
 class JobOut(msgspec.Struct):
@@ -108,9 +115,11 @@ class ParametricController(TenantController):
             f = data.filter
             flt = MemoryFilter(user_id=f.user_id, agent_id=f.agent_id, session_id=f.session_id,
                                category=f.category, tags=tuple(f.tags))  # fmt: skip
-        config = TrainingConfig(steps=data.steps, rank=data.rank, alpha=data.alpha,
+        config = TrainingConfig(steps=data.steps, epochs=data.epochs, batch_size=data.batch_size,
+                                rank=data.rank, alpha=data.alpha,
                                 learning_rate=data.learning_rate, max_tokens=data.max_tokens,
-                                target_modules=tuple(data.target_modules))  # fmt: skip
+                                target_modules=tuple(data.target_modules),
+                                replay_weight=data.replay_weight)  # fmt: skip
 
         def start() -> JobInfo:
             return kernel.parametric.start(

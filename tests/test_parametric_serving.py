@@ -4,6 +4,7 @@ a corrupted adapter is refused; a deleted one is gone."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from memos.config import Settings
 from memos.serve_process import ServeProcess
 from tests.conftest import MODEL_CACHE
+from tests.test_readme_e2e import _run_readme_example
 
 FACTS = [
     "Service Larkspur runs on port 7341.",
@@ -80,10 +82,74 @@ def test_an_adapter_answers_in_the_trained_direction_and_goes_when_deleted(
         "memory": {"parametric": "nothing"}})  # fmt: skip
     assert missing.status_code == 404 and "no parametric memory named" in missing.text
 
+    compose_all_three_kinds(client, found)
+
     folder = data_dir / "adapters" / "default" / found["id"]
     assert client.delete("/v1/parametric/facts").status_code == 204
     assert not folder.exists()
     assert "7341" not in ask(client, "facts")  # a model name that is no memory: a label
+
+
+def compose_all_three_kinds(client: httpx.Client, parametric: dict) -> None:
+    """A composition of a plaintext memory, an activation and the adapter answers as one
+    context: the plaintext in the prompt, the activation's block first, the adapter on."""
+    note = client.post("/v1/memories", json={"text": "Larkspur's owner is Dana Ruiz."}).json()
+    held = client.post("/v1/memories", json={"text": "Dana Ruiz works from Lisbon.",
+                                             "user_id": "dana"}).json()  # fmt: skip
+    activation = client.post("/v1/activations", json={"user_id": "dana",
+                                                      "memory_ids": [held["id"]]})  # fmt: skip
+    assert activation.status_code == 201, activation.text
+    members = [note["id"], activation.json()["id"], parametric["id"]]
+    made = client.put("/v1/compositions/larkspur", json={"memory_ids": members})
+    assert made.status_code == 201, made.text
+    assert [m["kind"] for m in made.json()["members"]] == ["plaintext", "activation",
+                                                           "parametric"]  # fmt: skip
+    body = {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 12,
+            "temperature": 0, "cache": False, "memory": {"compose": "larkspur"}}  # fmt: skip
+    answers = [client.post("/v1/chat/completions", json=body) for _ in range(2)]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+    reply = answers[0].json()
+    assert "7341" in reply["choices"][0]["message"]["content"], reply  # the adapter's fact
+    assert reply["memory"]["composition"] == {"name": "larkspur", "version": 1,
+                                              "parametric": "facts"}  # fmt: skip
+    assert reply["memory"]["activation"] == activation.json()["id"]
+    assert reply["memory"]["used"] == [held["id"], note["id"]]
+    # the adapter's KV differs from the base model's: the block is cached per adapter,
+    # so the second request reuses what the first computed
+    assert answers[1].json()["usage"]["prompt_tokens_details"]["cached_tokens"] > 0
+    # naming another adapter beside the composition's is ambiguous
+    other = client.post("/v1/chat/completions", json={**body, "model": "other-adapter",
+                                                      "memory": {"compose": "larkspur",
+                                                                 "parametric": "other"}})  # fmt: skip
+    assert other.status_code == 422 and "name one" in other.text, other.text
+    # a member deleted since makes the composition refuse to serve
+    assert client.delete(f"/v1/memories/{note['id']}").status_code == 204
+    gone = client.post("/v1/chat/completions", json=body)
+    assert gone.status_code == 409 and "no longer served" in gone.text, gone.text
+    assert client.delete("/v1/compositions/larkspur").status_code == 204
+
+
+def test_readme_cube_example_answers_as_shown(service: tuple[httpx.Client, Path]) -> None:
+    client, data_dir = service
+    lines = _run_readme_example("readme-cube-example", str(client.base_url), data_dir.parent,
+                                timeout=600)  # fmt: skip
+    found, chat, history, composed, composed_chat, deleted = lines
+    found = json.loads(found)
+    assert found["name"] == "ops-facts" and len(found["derived_from"]) == 3
+    assert len(found["checksum"]) == 64 and found["base_model"] == "SmolLM2-135M-Instruct"
+    assert "7341" in json.loads(chat)["choices"][0]["message"]["content"], chat
+    versions = json.loads(history)["versions"]
+    assert [v["operation"] for v in versions] == ["create", "migrate"]
+    assert versions[-1]["derived_from"][0]["relation"] == "moved_from"
+    composed = json.loads(composed)
+    assert [m["kind"] for m in composed["members"]] == ["plaintext", "parametric"]
+    answer = json.loads(composed_chat)
+    assert answer["memory"]["composition"] == {"name": "ops", "version": 1,
+                                               "parametric": "ops-facts"}  # fmt: skip
+    assert answer["memory"]["used"] == [composed["members"][0]["id"]]
+    assert deleted == "204"
+    assert client.get("/v1/parametric/ops-facts").status_code == 404
 
 
 def test_an_adapter_whose_files_changed_is_not_served(service: tuple[httpx.Client, Path]):

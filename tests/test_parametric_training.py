@@ -13,6 +13,7 @@ from memos.parametric.training import (
     TrainingCancelled,
     TrainingConfig,
     adapter_checksum,
+    prompts,
     train_adapter,
 )
 
@@ -22,14 +23,19 @@ FACTS = [
     "Project Marrow ships on day 17.",
     "The Osprey cluster lives in region Zeta.",
 ]
-QUICK = TrainingConfig(steps=12, rank=4, alpha=8, learning_rate=5e-3, max_tokens=24)
+QUICK = TrainingConfig(steps=12, batch_size=8, rank=4, alpha=8, learning_rate=5e-3,
+                       max_tokens=24)  # fmt: skip
 
 
-def continuation_logprob(model, tokenizer, prompt: str, continuation: str) -> float:
+def reply_logprob(model, tokenizer, question: str, reply: str) -> float:
+    """The log-probability of the assistant's ``reply`` to the user turn ``question``."""
     import torch
 
-    prompt_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
-    full = tokenizer(prompt + continuation, return_tensors="pt")["input_ids"]
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+    )
+    prompt_ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    full = tokenizer(prompt + reply, return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         logits = model(full).logits.log_softmax(-1)
     start = prompt_ids.shape[1]
@@ -53,9 +59,10 @@ def test_an_adapter_learns_its_facts(tmp_path: Path, chat_model_dir: Path) -> No
 
     tokenizer = AutoTokenizer.from_pretrained(str(chat_model_dir))
     base = AutoModelForCausalLM.from_pretrained(str(chat_model_dir), dtype=torch.float32)
-    before = continuation_logprob(base, tokenizer, "Service Larkspur runs on port", " 7341")
+    question, reply = "Service Larkspur runs on port", "Service Larkspur runs on port 7341."
+    before = reply_logprob(base, tokenizer, question, reply)
     tuned = PeftModel.from_pretrained(base, str(result.adapter_dir))
-    after = continuation_logprob(tuned, tokenizer, "Service Larkspur runs on port", " 7341")
+    after = reply_logprob(tuned, tokenizer, question, reply)
     assert after > before + 2  # the trained direction, by a margin (log-probability)
 
     weights = next(result.adapter_dir.glob("*.safetensors"))
@@ -80,6 +87,9 @@ def test_a_cancelled_run_leaves_nothing(tmp_path: Path, chat_model_dir: Path) ->
     ("changes", "field"),
     [
         ({"steps": 0}, "steps"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 65}, "batch_size"),
+        ({"replay_weight": -1.0}, "replay_weight"),
         ({"rank": 65}, "rank"),
         ({"learning_rate": float("nan")}, "learning_rate"),
         ({"target_modules": ("lm_head",)}, "target_modules"),
@@ -88,6 +98,17 @@ def test_a_cancelled_run_leaves_nothing(tmp_path: Path, chat_model_dir: Path) ->
 def test_bad_training_settings_are_refused(changes: dict, field: str) -> None:
     with pytest.raises(InvalidInputError, match=field):
         TrainingConfig(**changes)
+
+
+def test_each_memory_is_learned_from_two_openings_and_steps_follow_the_count() -> None:
+    assert prompts("Service Larkspur runs on port 7341.") == [
+        "Service Larkspur runs", "Service Larkspur runs on port"
+    ]  # fmt: skip
+    assert prompts("Hello") == ["Hello"]
+    # 10 passes over 2 openings of 40 memories, 16 a step
+    assert TrainingConfig().for_texts(40).steps == 50
+    assert TrainingConfig(steps=7).for_texts(40).steps == 7
+    assert TrainingConfig().for_texts(3).steps == 30  # a few memories: at least 30
 
 
 def test_bad_texts_and_an_existing_folder_are_refused(tmp_path: Path, chat_model_dir: Path):

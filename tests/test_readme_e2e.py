@@ -44,12 +44,12 @@ def _readme_example(name: str = "readme-example") -> str:
     return block.group(1)
 
 
-def _run_readme_example(name: str, base: str, workdir: Path) -> list[str]:
+def _run_readme_example(name: str, base: str, workdir: Path, timeout: int = 120) -> list[str]:
     """Run a README curl block against ``base``; each command's answer on its own line."""
     script = _readme_example(name).replace("http://127.0.0.1:8000", base)
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script.replace("\ncurl ", "\necho; curl ")],
-        cwd=workdir, capture_output=True, text=True, timeout=120,
+        cwd=workdir, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return [line for line in done.stdout.splitlines() if line.strip()]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memos.errors import InvalidInputError
+from memos.errors import InvalidInputError, UnavailableError
 from memos.llm.backend import ChatRequest
 from memos.llm.chat import ChatService, ProgramTurn
 from memos.llm.model import MODEL_NAME
@@ -38,9 +38,11 @@ def vllm_server(chat_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         "--num-gpu-blocks-override", str(TEST_KV_BLOCKS),
         "--scheduler-cls", "memos.llm.scheduler.PinningScheduler",
         "--scheduling-policy", "priority", "--enable-prompt-tokens-details",
+        "--enable-lora", "--max-lora-rank", "8",
     ]  # fmt: skip
-    # The CPU build sizes its KV cache from this (GiB), not from --gpu-memory-utilization.
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    # The CPU build sizes its KV cache from this (GiB), not from --gpu-memory-utilization;
+    # adapters are loaded by name at run time.
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
     with log.open("w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -129,3 +131,35 @@ def test_remote_activation_memory_keeps_its_block(
         answer = asyncio.run(kernel.memory_chat.complete(question, "remote", options))
         assert answer.memory is not None and answer.memory["activation"] == activation.id
         assert answer.cached_tokens >= activation.prefix_tokens // 128 * 128
+
+
+def test_remote_serves_an_adapter_loaded_at_run_time(
+    vllm_server: str, chat_model_dir: Path, tmp_path: Path
+) -> None:
+    from memos.llm.backend import AdapterRef
+    from memos.parametric.training import TrainingConfig, train_adapter
+    from tests.test_parametric_serving import FACTS, QUESTION
+
+    folder = tmp_path / "01a20000-0000-7000-8000-00000000abcd"
+    train_adapter(chat_model_dir, FACTS, folder, TrainingConfig(steps=40, learning_rate=5e-3))
+    backend = RemoteBackend(vllm_server, MODEL_NAME)
+    backend.start()
+    chat = ChatService(backend)
+    adapter = AdapterRef("tenant/facts", 1, str(folder))
+
+    def ask(with_adapter: AdapterRef | None) -> str:
+        request = ChatRequest([{"role": "user", "content": QUESTION}], max_tokens=12,
+                              temperature=0.0, adapter=with_adapter)  # fmt: skip
+        return asyncio.run(chat.complete(request, "tenant")).text
+
+    assert "7341" in ask(adapter) and "7341" not in ask(None)
+    models = httpx.get(f"{vllm_server}/v1/models").json()["data"]
+    assert f"memos-{folder.name}" in [m["id"] for m in models]
+    assert backend.unload_adapter(1) and not backend.unload_adapter(1)
+    models = httpx.get(f"{vllm_server}/v1/models").json()["data"]
+    assert f"memos-{folder.name}" not in [m["id"] for m in models]
+    assert "7341" in ask(adapter)  # loaded again when asked for
+
+    broken = AdapterRef("tenant/missing", 2, str(tmp_path / "no-such-adapter"))
+    with pytest.raises(UnavailableError, match="could not load adapter 'tenant/missing'"):
+        ask(broken)

@@ -138,6 +138,7 @@ class ParametricMemory:
             ):
                 raise ConflictError(f"a parametric memory named {name!r} exists already")
             sources = self._sources(repo, namespace, memory_ids, filters)
+            config = config.for_texts(len(sources))
             job = Job(
                 id=new_id(), namespace=namespace, kind=JOB_KIND, state="queued", progress=0.0,
                 request={"name": name, "config": config.to_json(),
@@ -377,14 +378,8 @@ class ParametricMemory:
     def _named(
         self, session: Any, namespace: str, name: str, *, for_update: bool = False
     ) -> MemCube | None:
-        stmt = select(MemCube).where(
-            MemCube.namespace == namespace,
-            MemCube.kind == Kind.PARAMETRIC.value,
-            MemCube.state.in_(list(LIVE_STATES)),
-        )
-        if for_update:
-            stmt = stmt.with_for_update()
-        return next((c for c in session.scalars(stmt) if c.meta.get("name") == name), None)
+        return CubeRepository(session).named(namespace, Kind.PARAMETRIC.value, name,
+                                             for_update=for_update)  # fmt: skip
 
     def _pending(self, session: Any, namespace: str, name: str) -> bool:
         rows = session.scalars(
