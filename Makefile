@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/graph_bench.py --json bench-results/graph.json
 	$(BIN)/python benchmarks/activation_bench.py --json bench-results/activation.json
 	$(BIN)/python benchmarks/eval_bench.py --json bench-results/eval.json
+	$(BIN)/python benchmarks/parametric_bench.py --json bench-results/parametric.json
 
 bench-quick: install
 	$(BIN)/python benchmarks/search_bench.py --quick --json bench-results/search-quick.json
@@ -53,6 +54,7 @@ bench-quick: install
 	$(BIN)/python benchmarks/reliability_bench.py --quick --json bench-results/reliability-quick.json
 	$(BIN)/python benchmarks/eval_bench.py --quick --json bench-results/eval-quick.json \
 		--out bench-results/eval-quick
+	$(BIN)/python benchmarks/parametric_bench.py --quick --json bench-results/parametric-quick.json
 
 clean:
 	rm -rf $(VENV) var bench-results

@@ -15,7 +15,8 @@ answers each cloze prompt over `/v1/chat/completions`, greedy:
 A fact is recalled when its answer appears in the reply. Perplexity on unrelated text
 (the base model with and without the adapter, in process with transformers) says what
 the adapter costs elsewhere; serving latency compares the adapter's requests with the
-base model's on the same prompts (medians).
+base model's on the same prompts and engine (medians, per generated token), and the base
+model on a second engine started without LoRA shows what turning LoRA on costs.
 
 Usage: python benchmarks/parametric_bench.py [--quick] [--json PATH] [--sizes 50,200]
 """
@@ -194,14 +195,26 @@ def main() -> None:
             for size in sizes:
                 print(f"{size} facts: training ...", flush=True)
                 rows.append(run_size(http, work / "data", size, steps, args.seed))
+    # The same questions on an engine started without LoRA: what turning LoRA on costs
+    # the requests that use no adapter.
+    plain_env = {**env, "MEMOS_LLM_LORA_RANK": "0", "MEMOS_DATA_DIR": str(work / "plain")}
+    with ServeProcess(work, plain_env) as server:
+        server.wait_for_chat()
+        key = (work / "plain" / "bootstrap-key").read_text().strip()
+        with httpx.Client(base_url=server.url, timeout=600,
+                          headers={"Authorization": f"Bearer {key}"}) as http:  # fmt: skip
+            for row in rows:
+                _, per_token = recall(http, facts(row["facts"], args.seed))
+                row["latency_no_lora_engine_s_per_token"] = statistics.median(per_token)
     print_table(
         "Parametric memory (SmolLM2-135M-Instruct, rank 8, CPU; recall by cloze prompt)",
         ["facts", "steps", "train s", "adapter", "base (no memory)", "memory-augmented",
-         "ppl base", "ppl adapter", "ppl +%", "adapter s/token", "base s/token"],
+         "ppl base", "ppl adapter", "ppl +%", "adapter s/token", "base s/token",
+         "base, no-LoRA engine s/token"],
         [[r["facts"], r["steps"], r["train_s"], r["recall_adapter"], r["recall_base"],
           r["recall_memory_augmented"], r["perplexity_base"], r["perplexity_adapter"],
           r["perplexity_increase_pct"], r["latency_adapter_s_per_token"],
-          r["latency_base_s_per_token"]]
+          r["latency_base_s_per_token"], r["latency_no_lora_engine_s_per_token"]]
          for r in rows],
     )  # fmt: skip
     first = rows[0]
@@ -214,6 +227,9 @@ def main() -> None:
         "train_s_50": first["train_s"],
     }
     print(f"summary ({first['facts']} facts): {summary}")
+    print("lora_latency_ratio compares the adapter's requests with the base model's on the "
+          "same LoRA-enabled engine; the last column is the base model on an engine without "
+          "LoRA.")
     write_json(args.json, summary, {"runs": rows, "quick": args.quick})
 
 

@@ -223,6 +223,7 @@ def build_chat_service(settings: Settings) -> ChatService | None:
             prefix_caching=settings.llm_prefix_caching,
             host_tier_blocks=settings.host_kv_blocks,
             lora_max_rank=settings.llm_lora_rank,
+            lora_modules=settings.llm_lora_modules,
         )
     )
     return ChatService(EmbeddedBackend(engine))

@@ -63,6 +63,7 @@ class EngineSettings:
     host_tier_blocks: int | Literal["auto"] = 0
     # LoRA adapters (parametric memories) up to this rank; 0: the engine serves none
     lora_max_rank: int = 0
+    lora_modules: tuple[str, ...] = ("o_proj",)  # the layers the engine wraps for adapters
     threads: int = 0  # OpenMP threads bound to cores 0..n-1; 0 leaves torch's defaults
     seed: int = 0
 
@@ -102,7 +103,8 @@ class EngineSettings:
         if self.lora_max_rank == 0:
             return {}
         return {"enable_lora": True, "max_lora_rank": self.lora_max_rank, "max_loras": 2,
-                "max_cpu_loras": 4}  # fmt: skip
+                "max_cpu_loras": 4,
+                "lora_target_modules": list(self.lora_modules)}  # fmt: skip
 
     def host_tier_config(self) -> dict[str, Any] | None:
         if self.host_tier_blocks == 0:

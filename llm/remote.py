@@ -150,7 +150,7 @@ class RemoteBackend:
                 response = await client.post("/v1/load_lora_adapter", json=body)
             except httpx.HTTPError as exc:
                 raise UnavailableError(f"the vLLM server at {self.base_url} failed: {exc}") from exc
-        if response.status_code in (404, 405):
+        if response.status_code in (404, 405) and not _is_vllm_error(response):
             raise UnavailableError(
                 f"the vLLM server at {self.base_url} does not load adapters at run time: start "
                 "it with --enable-lora --max-lora-rank N and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True"
@@ -186,6 +186,15 @@ def _detail(response: httpx.Response) -> str:
     error = found.get("error") if isinstance(found, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     return str(message or response.text[:500])
+
+
+def _is_vllm_error(response: httpx.Response) -> bool:
+    """An error vLLM's handlers wrote (``{"error": ...}``), not a route that is absent."""
+    try:
+        found = response.json()
+    except ValueError:
+        return False
+    return isinstance(found, dict) and "error" in found
 
 
 def _error(response: httpx.Response) -> Exception:

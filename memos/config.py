@@ -53,6 +53,11 @@ MAX_TOP_K = 1_000
 
 
 LORA_RANKS = (0, 8, 16, 32, 64)  # 0: no adapters; else vLLM's max_lora_rank
+# The layers an adapter may change. The engine wraps only those it is told to serve
+# (vLLM's lora_target_modules): each wrapped layer costs every step of an adapted
+# request, and the packed q/k/v layer costs three (docs/design.md, parametric memory).
+LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULT_LORA_MODULES = ("o_proj",)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class Settings:
     llm_prefix_caching: bool = True
     llm_pinning: bool = True
     llm_lora_rank: int = 0  # serve parametric memories' adapters up to this rank; 0: none
+    llm_lora_modules: tuple[str, ...] = DEFAULT_LORA_MODULES  # the layers adapters change
     pin_cap: float = 0.5  # share of the KV cache program pins may hold
     activation_cap: float = 0.25  # share activation memories' pinned prefixes may hold
     # host-memory tier under the pins, in KV blocks; 0: none; "auto": up to a quarter of
@@ -112,6 +118,11 @@ class Settings:
             raise ValueError(
                 f"MEMOS_LLM_LORA_RANK must be one of {', '.join(map(str, LORA_RANKS))}, "
                 f"got {self.llm_lora_rank}"
+            )
+        if not self.llm_lora_modules or not set(self.llm_lora_modules) <= set(LORA_MODULES):
+            raise ValueError(
+                f"MEMOS_LLM_LORA_MODULES must be a comma-separated list among "
+                f"{', '.join(LORA_MODULES)}, got {','.join(self.llm_lora_modules)!r}"
             )
         if not 0 <= self.pin_cap <= 0.95:
             raise ValueError(f"MEMOS_PIN_CAP must be between 0 and 0.95, got {self.pin_cap}")
@@ -166,6 +177,12 @@ class Settings:
             llm_prefix_caching=_env_flag("MEMOS_LLM_PREFIX_CACHING", True),
             llm_pinning=_env_flag("MEMOS_LLM_PINNING", True),
             llm_lora_rank=_env_number("MEMOS_LLM_LORA_RANK", 0),
+            llm_lora_modules=tuple(
+                m.strip()
+                for m in os.environ.get("MEMOS_LLM_LORA_MODULES", ",".join(DEFAULT_LORA_MODULES))
+                .split(",")
+                if m.strip()
+            ),
             pin_cap=_env_number("MEMOS_PIN_CAP", 0.5),
             activation_cap=_env_number("MEMOS_ACTIVATION_CAP", 0.25),
             host_kv_blocks=_host_kv_blocks(os.environ.get("MEMOS_HOST_KV_BLOCKS", "auto")),

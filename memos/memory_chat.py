@@ -202,8 +202,9 @@ class MemoryChat:
     async def _adapter(self, namespace: str, name: str) -> AdapterRef:
         if self.parametric is None or not hasattr(self.chat.backend, "unload_adapter"):
             raise UnavailableError("this model backend serves no parametric memories")
-        find = partial(self.parametric.adapter, namespace, name,
-                       self.memos.settings.llm_lora_rank)  # fmt: skip
+        settings = self.memos.settings
+        find = partial(self.parametric.adapter, namespace, name, settings.llm_lora_rank,
+                       settings.llm_lora_modules)  # fmt: skip
         return await anyio.to_thread.run_sync(find)
 
     async def _composed(self, namespace: str, memory: MemoryUse | None) -> ComposedContext | None:

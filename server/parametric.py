@@ -53,11 +53,12 @@ class ParametricIn(Strict):
     batch_size: Annotated[int, Meta(ge=1, le=MAX_BATCH)] = 16
     rank: Annotated[int, Meta(ge=1, le=MAX_RANK)] = 8
     alpha: Annotated[int, Meta(ge=1, le=4 * MAX_RANK)] = 16
-    learning_rate: Annotated[float, Meta(gt=0, le=0.1)] = 2e-3
+    learning_rate: Annotated[float, Meta(gt=0, le=0.1)] = 5e-3
     max_tokens: Annotated[int, Meta(ge=8, le=MAX_TOKENS)] = 64
-    target_modules: Annotated[list[TargetModule], Meta(min_length=1, max_length=4)] = (
-        msgspec.field(default_factory=lambda: list(TARGET_MODULES))
-    )
+    # the layers to adapt; by default those the engine serves (MEMOS_LLM_LORA_MODULES)
+    target_modules: (
+        Annotated[list[TargetModule], Meta(min_length=1, max_length=len(TARGET_MODULES))] | None
+    ) = None
     # weight of the term that holds the model to its own behaviour on other text
     replay_weight: Annotated[float, Meta(ge=0, le=100)] = 1.0
 
@@ -118,7 +119,8 @@ class ParametricController(TenantController):
         config = TrainingConfig(steps=data.steps, epochs=data.epochs, batch_size=data.batch_size,
                                 rank=data.rank, alpha=data.alpha,
                                 learning_rate=data.learning_rate, max_tokens=data.max_tokens,
-                                target_modules=tuple(data.target_modules),
+                                target_modules=tuple(data.target_modules or
+                                                     kernel.memos.settings.llm_lora_modules),
                                 replay_weight=data.replay_weight)  # fmt: skip
 
         def start() -> JobInfo:

@@ -50,11 +50,11 @@ def ask(client: httpx.Client, model: str, question: str = QUESTION) -> str:
     return answer.json()["choices"][0]["message"]["content"]
 
 
-def train(client: httpx.Client, name: str, steps: int = 60) -> dict:
+def train(client: httpx.Client, name: str, steps: int = 60, **extra) -> dict:
     ids = client.post("/v1/memories/batch", json={"items": [{"text": t} for t in FACTS]})
     started = client.post("/v1/parametric", json={
         "name": name, "memory_ids": ids.json()["ids"], "steps": steps, "rank": 8, "alpha": 16,
-        "learning_rate": 5e-3, "max_tokens": 24})  # fmt: skip
+        "learning_rate": 5e-3, "max_tokens": 24, **extra})  # fmt: skip
     assert started.status_code == 202, started.text
     while True:
         job = client.get(f"/v1/jobs/{started.json()['id']}").json()
@@ -68,7 +68,7 @@ def test_an_adapter_answers_in_the_trained_direction_and_goes_when_deleted(
     service: tuple[httpx.Client, Path],
 ) -> None:
     client, data_dir = service
-    found = train(client, "facts")
+    found = train(client, "facts", steps=30)
     base = ask(client, "SmolLM2-135M-Instruct")
     tuned = ask(client, "facts")
     assert "7341" in tuned and "7341" not in base, (base, tuned)
@@ -163,9 +163,25 @@ def test_an_adapter_whose_files_changed_is_not_served(service: tuple[httpx.Clien
     assert client.delete("/v1/parametric/tampered").status_code == 204
 
 
+def test_an_adapter_of_layers_the_engine_does_not_serve_is_refused(
+    service: tuple[httpx.Client, Path],
+) -> None:
+    client, _ = service
+    train(client, "attention-q", steps=2, target_modules=["q_proj"])
+    answer = client.post("/v1/chat/completions", json={
+        "model": "attention-q", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert answer.status_code == 409, answer.text
+    assert "changes q_proj" in answer.text and "MEMOS_LLM_LORA_MODULES" in answer.text
+    assert client.delete("/v1/parametric/attention-q").status_code == 204
+
+
 def test_the_lora_rank_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="MEMOS_LLM_LORA_RANK"):
         Settings(llm_lora_rank=5)
+    with pytest.raises(ValueError, match="MEMOS_LLM_LORA_MODULES"):
+        Settings(llm_lora_modules=("lm_head",))
+    with pytest.raises(ValueError, match="MEMOS_LLM_LORA_MODULES"):
+        Settings(llm_lora_modules=())
 
 
 def test_a_summary_fuse_by_the_chat_model(service: tuple[httpx.Client, Path]) -> None:

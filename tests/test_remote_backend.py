@@ -38,7 +38,7 @@ def vllm_server(chat_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         "--num-gpu-blocks-override", str(TEST_KV_BLOCKS),
         "--scheduler-cls", "memos.llm.scheduler.PinningScheduler",
         "--scheduling-policy", "priority", "--enable-prompt-tokens-details",
-        "--enable-lora", "--max-lora-rank", "8",
+        "--enable-lora", "--max-lora-rank", "8", "--lora-target-modules", "o_proj",
     ]  # fmt: skip
     # The CPU build sizes its KV cache from this (GiB), not from --gpu-memory-utilization;
     # adapters are loaded by name at run time.
@@ -141,7 +141,7 @@ def test_remote_serves_an_adapter_loaded_at_run_time(
     from tests.test_parametric_serving import FACTS, QUESTION
 
     folder = tmp_path / "01a20000-0000-7000-8000-00000000abcd"
-    train_adapter(chat_model_dir, FACTS, folder, TrainingConfig(steps=40, learning_rate=5e-3))
+    train_adapter(chat_model_dir, FACTS, folder, TrainingConfig(steps=30, replay_weight=0))
     backend = RemoteBackend(vllm_server, MODEL_NAME)
     backend.start()
     chat = ChatService(backend)

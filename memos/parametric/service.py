@@ -230,8 +230,11 @@ class ParametricMemory:
         with self.memos.db.reader() as session:
             return self._named(session, namespace, name) is not None
 
-    def adapter(self, namespace: str, name: str, max_rank: int) -> AdapterRef:
-        """What the engine serves ``name`` with, once its files pass the checksum."""
+    def adapter(
+        self, namespace: str, name: str, max_rank: int, modules: tuple[str, ...]
+    ) -> AdapterRef:
+        """What the engine serves ``name`` with, once its files pass the checksum; the
+        engine must serve its rank and the layers it changes (``modules``)."""
         if max_rank == 0:
             raise UnavailableError(
                 "the engine serves no adapters: start it with MEMOS_LLM_LORA_RANK (8..64)"
@@ -242,6 +245,12 @@ class ParametricMemory:
             raise ConflictError(
                 f"{name!r} has rank {rank}; the engine serves ranks up to {max_rank} "
                 "(MEMOS_LLM_LORA_RANK)"
+            )
+        changed = set(found.training.get("target_modules", ()))
+        if not changed <= set(modules):
+            raise ConflictError(
+                f"{name!r} changes {', '.join(sorted(changed))}; the engine serves adapters of "
+                f"{', '.join(modules)} (MEMOS_LLM_LORA_MODULES)"
             )
         with self._lock:
             lora_id = self._lora_ids.setdefault(found.id, len(self._lora_ids) + 1)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from memos.config import DEFAULT_LORA_MODULES, LORA_MODULES
 from memos.errors import InvalidInputError
 
 MAX_STEPS = 2_000
@@ -34,7 +35,7 @@ MAX_TEXTS = 5_000
 MAX_TOKENS = 512
 MAX_BATCH = 64
 MAX_EPOCHS = 100
-TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+TARGET_MODULES = LORA_MODULES
 # Openings the base model continues to make its replay text (neutral, no memory's topic).
 REPLAY_OPENINGS = (
     "The history of the old town", "In the morning, the farmers", "Water matters because",
@@ -57,9 +58,9 @@ class TrainingConfig:
     batch_size: int = 16
     rank: int = 8
     alpha: int = 16
-    learning_rate: float = 2e-3
+    learning_rate: float = 5e-3
     max_tokens: int = 64  # each memory is cut to this many tokens
-    target_modules: tuple[str, ...] = TARGET_MODULES
+    target_modules: tuple[str, ...] = DEFAULT_LORA_MODULES
     replay_weight: float = 1.0  # of the KL term that keeps the base model's behaviour
     seed: int = 0
 
