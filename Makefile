@@ -31,7 +31,7 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	MALLOC_ARENA_MAX=4 $(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/search_bench.py --json bench-results/search.json

@@ -68,7 +68,7 @@ def test_an_adapter_answers_in_the_trained_direction_and_goes_when_deleted(
     service: tuple[httpx.Client, Path],
 ) -> None:
     client, data_dir = service
-    found = train(client, "facts", steps=30)
+    found = train(client, "facts")
     base = ask(client, "SmolLM2-135M-Instruct")
     tuned = ask(client, "facts")
     assert "7341" in tuned and "7341" not in base, (base, tuned)

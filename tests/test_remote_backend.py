@@ -138,17 +138,18 @@ def test_remote_serves_an_adapter_loaded_at_run_time(
 ) -> None:
     from memos.llm.backend import AdapterRef
     from memos.parametric.training import TrainingConfig, train_adapter
-    from tests.test_parametric_serving import FACTS, QUESTION
+    from tests.test_parametric_serving import FACTS
 
+    cloze = "Service Larkspur runs on port"  # how the adapter learned it
     folder = tmp_path / "01a20000-0000-7000-8000-00000000abcd"
-    train_adapter(chat_model_dir, FACTS, folder, TrainingConfig(steps=30, replay_weight=0))
+    train_adapter(chat_model_dir, FACTS, folder, TrainingConfig(steps=40, replay_weight=0))
     backend = RemoteBackend(vllm_server, MODEL_NAME)
     backend.start()
     chat = ChatService(backend)
     adapter = AdapterRef("tenant/facts", 1, str(folder))
 
     def ask(with_adapter: AdapterRef | None) -> str:
-        request = ChatRequest([{"role": "user", "content": QUESTION}], max_tokens=12,
+        request = ChatRequest([{"role": "user", "content": cloze}], max_tokens=12,
                               temperature=0.0, adapter=with_adapter)  # fmt: skip
         return asyncio.run(chat.complete(request, "tenant")).text
 
