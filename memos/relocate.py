@@ -151,7 +151,7 @@ def _migratable(repo: CubeRepository, session: Any, namespace: str, memory_id: s
 
 
 def _copy_of(cube: MemCube, target: MigrationTarget) -> MemCube:
-    columns = {c.key: getattr(cube, c.key) for c in MemCube.__mapper__.column_attrs}
+    columns = _columns(cube)
     columns.update(id=new_id(), namespace=target.namespace, access_count=0,
                    last_accessed_at=None, tags=list(cube.tags), meta=dict(cube.meta))  # fmt: skip
     for field in ("user_id", "agent_id"):
