@@ -41,6 +41,10 @@ class CacheRepository:
         entry = self.session.get(CacheEntry, entry_id)
         return entry if entry is not None and entry.namespace == namespace else None
 
+    def by_ids(self, entry_ids: Iterable[str]) -> list[CacheEntry]:
+        ids = list(entry_ids)
+        return list(self.session.scalars(select(CacheEntry).where(CacheEntry.id.in_(ids))))
+
     def delete_ids(self, entry_ids: Iterable[str]) -> None:
         ids = list(entry_ids)
         for start in range(0, len(ids), 500):

@@ -333,6 +333,34 @@ class SemanticCache:
                 index.remove(ids)
             self.stats.count(namespace, category, counter, len(ids))
 
+    # replicas ----------------------------------------------------------------------------
+
+    def apply(self, entry_ids: Sequence[str]) -> None:
+        """Bring the indexes in line with the database for these entries (stored or
+        dropped elsewhere)."""
+        now = self._now()
+        with self.db.reader() as session:
+            rows = CacheRepository(session).by_ids(entry_ids)
+        live = {row.id for row in rows if row.expires_at > now}
+        gone = [entry_id for entry_id in entry_ids if entry_id not in live]
+        for index in list(self._indexes.values()):
+            index.remove(gone)
+        for row in rows:
+            if row.id not in live or row.category not in self.policy.categories:
+                continue
+            vector = np.frombuffer(row.embedding, dtype=np.float32, count=self.embedder.dim)
+            used = row.last_hit_at or row.created_at
+            meta = EntryMeta(row.query, _epoch(row.created_at), _epoch(row.expires_at),
+                             row.ttl_from_policy, row.hits, _epoch(used))  # fmt: skip
+            self._index(row.namespace, row.category).add(row.id, vector, meta)
+
+    def forget_loaded(self) -> None:
+        """Build the indexes again from the stored entries."""
+        with self._guard:
+            self._indexes.clear()
+            self._opened = False
+        self.open()
+
     # policy and state ----------------------------------------------------------------
 
     def observe_load(self, load: float) -> None:

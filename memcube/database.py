@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from memos.errors import StorageRefusedError
 
+from . import changes
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL_S = 1.0
@@ -120,6 +122,8 @@ class Database:
         self._checkpointer = (
             WalCheckpointer(self.engine) if self.engine.dialect.name == "sqlite" else None
         )
+        # PostgreSQL's triggers number every change replicas follow (migration 0008)
+        self.feeds_changes = self.engine.dialect.name == "postgresql"
         self.write_refusal: str | None = None  # why the last write failed, until one succeeds
         self.refused_at = 0.0  # time.monotonic() of that refusal
 
@@ -142,6 +146,9 @@ class Database:
         self.write_refusal = None
         if self._checkpointer is not None:
             self._checkpointer.note_write()
+        if self.feeds_changes and changes.marking():
+            with self._sessions() as session:
+                changes.note_write(session)
 
     def refusing_writes(self, recent_s: float) -> str | None:
         """Why the storage refuses writes, or None. Once a write was refused, a probe

@@ -6,14 +6,23 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from memos.errors import ConflictError
 
 from .models import GraphEdge, GraphEntity, GraphFact
 
 
 def add_entities(session: Session, entities: Sequence[dict]) -> None:
-    if entities:  # the unique (namespace, key) is checked here, inside the unit of work
+    if not entities:
+        return
+    try:  # the unique (namespace, key) is checked here, inside the unit of work
         session.execute(insert(GraphEntity), list(entities))
+    except IntegrityError as exc:  # another process made the same entity a moment ago
+        raise ConflictError(
+            "another write made one of these graph entities at the same moment; retry"
+        ) from exc
 
 
 def update_entity(
@@ -98,3 +107,14 @@ def load_edges(session: Session, namespace: str) -> Sequence[Row]:
         GraphEdge.namespace == namespace, GraphEdge.retired_at.is_(None)
     )
     return session.execute(stmt.order_by(GraphEdge.created_at, GraphEdge.id)).all()
+
+
+def rows_by_id(
+    session: Session, row: type[GraphEntity] | type[GraphFact] | type[GraphEdge],
+    namespace: str, ids: Sequence[str],
+) -> dict[str, Row]:  # fmt: skip
+    """The rows of ``ids`` still stored in ``namespace`` (for a replica catching up)."""
+    if not ids:
+        return {}
+    stmt = select(*row.__table__.c).where(row.namespace == namespace, row.id.in_(list(ids)))
+    return {r.id: r for r in session.execute(stmt)}

@@ -348,3 +348,30 @@ class Job(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class Change(Base):
+    """One row of the change feed replicas follow (memos/replication.py): a write to a
+    row some replica holds in memory. PostgreSQL's triggers add these as their
+    transaction commits, numbered in commit order (migration 0008); SQLite adds none."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_recorded_at", "recorded_at"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    namespace: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(16))  # memory | cache | entity | fact | edge | key
+    row_id: Mapped[str] = mapped_column(String(36))
+    recorded_at: Mapped[datetime]
+
+
+class ChangeHorizon(Base):
+    """The last change pruned from the feed: a replica that has not applied it must load
+    everything again."""
+
+    __tablename__ = "change_horizon"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    pruned_through: Mapped[int] = mapped_column(BigInteger)

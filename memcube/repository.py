@@ -195,6 +195,22 @@ class CubeRepository:
             yield [(row[0], row[1]) for row in rows]
             last = rows[-1][0]
 
+    def indexed_embeddings_of(
+        self, namespace: str, ids: Sequence[str], now: datetime
+    ) -> dict[str, bytes]:
+        """The stored embeddings of those of ``ids`` an index holds (served or archived)."""
+        if not ids:
+            return {}
+        rows = self.session.execute(
+            select(MemCube.id, MemCube.embedding).where(
+                MemCube.namespace == namespace,
+                MemCube.id.in_(list(ids)),
+                MemCube.embedding.is_not(None),
+                self.live_condition(now, INDEXED_STATES),
+            )
+        )
+        return {row[0]: row[1] for row in rows}
+
     def count_live(
         self, namespace: str, now: datetime, states: Sequence[str] = LIVE_STATES
     ) -> int:

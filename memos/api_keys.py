@@ -14,7 +14,9 @@ from memos.memcube.keys import KeyInfo as KeyInfo
 from . import validation as check
 from .errors import NotFoundError
 
-RESOLVE_CACHE_S = 5.0  # a key revoked by another process stops working within this time
+# a key revoked by another process stops working within this time (a replica following
+# the change feed forgets at once)
+RESOLVE_CACHE_S = 5.0
 _MAX_REMEMBERED = 10_000
 MAX_LABEL_CHARS = 200
 
@@ -46,9 +48,13 @@ class ApiKeys:
             if info is None or (namespace is not None and info.namespace != namespace):
                 raise NotFoundError(f"API key {key_id!r} not found")
             info = keys.revoke_key(session, key_id)
+        self.forget_remembered()
+        return info
+
+    def forget_remembered(self) -> None:
+        """Look every key up again (one was revoked elsewhere)."""
         with self._lock:
             self._remembered.clear()
-        return info
 
     def namespace_for(self, secret: str) -> str | None:
         """The namespace an active key opens, or None."""

@@ -99,6 +99,12 @@ class Settings:
     config_path: Path | None = None  # a TOML file; its [cache] table is the cache policy
     metrics_token: str = ""  # when set, /metrics asks for it as a bearer token
     admin_key: str = ""  # when set, opens any namespace as a migration's target
+    # replicas on PostgreSQL (memos/replication.py): how often a replica polls the change
+    # feed besides being woken by NOTIFY (or instead, without replica_listen), and how
+    # long the feed keeps a change (a replica cut off for longer loads everything again)
+    replica_poll_s: float = 1.0
+    replica_listen: bool = True
+    change_retention_s: int = 3_600
 
     def __post_init__(self) -> None:
         if self.search_ef < 10:
@@ -135,6 +141,14 @@ class Settings:
         if blocks != "auto" and (isinstance(blocks, bool) or not isinstance(blocks, int)
                                  or blocks < 0):  # fmt: skip
             raise ValueError(f'MEMOS_HOST_KV_BLOCKS must be "auto" or 0 or more, got {blocks!r}')
+        if not 0.01 <= self.replica_poll_s <= 60:
+            raise ValueError(
+                f"MEMOS_REPLICA_POLL_S must be from 0.01 to 60 seconds, got {self.replica_poll_s}"
+            )
+        if self.change_retention_s < 60:
+            raise ValueError(
+                f"MEMOS_CHANGE_RETENTION_S must be at least 60, got {self.change_retention_s}"
+            )
         if not self.database_url:
             sqlite_path = (self.data_dir / "memos.db").resolve()
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
@@ -189,6 +203,9 @@ class Settings:
             config_path=Path(config) if (config := os.environ.get("MEMOS_CONFIG")) else None,
             metrics_token=os.environ.get("MEMOS_METRICS_TOKEN", ""),
             admin_key=os.environ.get("MEMOS_ADMIN_KEY", ""),
+            replica_poll_s=_env_number("MEMOS_REPLICA_POLL_S", 1.0),
+            replica_listen=_env_flag("MEMOS_REPLICA_LISTEN", True),
+            change_retention_s=_env_number("MEMOS_CHANGE_RETENTION_S", 3_600),
         )
 
 

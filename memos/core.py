@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import text
 
 from memos.cache import CachePolicy, SemanticCache
+from memos.memcube import changes
 from memos.memcube.database import Database
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.ids import is_id, new_id
@@ -61,6 +62,7 @@ from .records import (
     memory_of,
     version_record_of,
 )
+from .replication import ChangeFollower
 from .retrieval import Retriever, SearchMode
 from .tool_history import ToolHistory
 from .vector_index import VectorIndex, encode_vector
@@ -106,18 +108,43 @@ class MemOS:
         self.cache = SemanticCache(
             self.db, self.embedder, CachePolicy.from_file(self.settings.config_path)
         )
+        # on PostgreSQL, other processes may write too: follow the change feed once open
+        self.follower = (
+            ChangeFollower(self, self.settings.replica_poll_s, self.settings.replica_listen)
+            if self.db.feeds_changes
+            else None
+        )
+        self._opened = False
 
     def open(self) -> MemOS:
         """Load (or rebuild) every namespace's index, its graph, and the cache's index, now
-        rather than on first use."""
+        rather than on first use; on PostgreSQL, then follow the changes other processes
+        make."""
+        if self._opened:
+            return self
+        if self.follower is not None:
+            self.follower.mark_start()
         self.indexes.open_all()
         self.graph.open_all()
         self.cache.open()
+        if self.follower is not None:
+            self.follower.start()
+        self._opened = True
         return self
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         self.indexes.save_changed()
         self.db.dispose()
+
+    def prune_changes(self) -> int:
+        """Drop the change feed's rows older than ``change_retention_s``; returns how many."""
+        if not self.db.feeds_changes:
+            return 0
+        before = utcnow() - timedelta(seconds=self.settings.change_retention_s)
+        with self.db.unit_of_work() as session:
+            return changes.prune(session, before)
 
     def storage_refusal(self) -> str | None:
         """Why the database refuses writes now, or None when it takes them. Raises when
@@ -438,11 +465,13 @@ class MemOS:
         mode: str = DEFAULT_SEARCH_MODE,
         as_of: datetime | None = None,
         include_superseded: bool = False,
+        after: int | None = None,
     ) -> list[SearchHit]:
         """The served memories that best answer ``query``, best first, found by ``mode``
         (vector, hybrid or graph: retrieval.py). ``as_of`` keeps the memories true in
         the world at that time (and, in graph mode, whose facts held then);
-        ``min_score`` bounds the cosine similarity."""
+        ``min_score`` bounds the cosine similarity. ``after`` (a change number a write
+        returned) makes a replica first apply every change up to it."""
         check.namespace(namespace)
         check.text(query, self.settings.max_text_chars, "query")
         top_k = check.top_k(top_k, self.settings.max_top_k)
@@ -463,6 +492,7 @@ class MemOS:
         as_of = check.aware_datetime(as_of, "as_of")
         if as_of is not None:
             flt = replace(flt, valid_at=as_of)
+        self.wait_for_change(after)
         vector = self.embedder.embed([query])[0]
         if mode == SearchMode.VECTOR:
             return self.retrieval.vector(vector, namespace, top_k, min_score, flt)
@@ -471,6 +501,16 @@ class MemOS:
         return self.retrieval.graph(
             query, vector, namespace, top_k, min_score, flt, as_of, include_superseded
         )
+
+    def wait_for_change(self, after: int | None, field: str = "consistency.after") -> None:
+        """Return once this process reflects every change up to ``after`` (at once in one
+        process, which made them all); a replica waits a few seconds at most."""
+        if after is None:
+            return
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidInputError(f"{field} must be a change number (0 or more), got {after!r}")
+        if self.follower is not None and self._opened:
+            self.follower.wait_for(after)
 
     def history(self, memory_id: str, *, namespace: str = "default") -> list[VersionRecord]:
         """Every version, oldest first, deleted memories included."""

@@ -57,6 +57,8 @@ class Kernel:
             ("idempotency_keys", self.idempotency.forget_expired),
             ("snapshots", self._snapshot_when_due),
         ]
+        if self.memos.db.feeds_changes:
+            jobs.append(("change_feed", self.memos.prune_changes))
         if self.chat is not None:
             jobs.insert(0, ("tool_durations", self.save_tool_durations))
         return jobs

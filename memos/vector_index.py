@@ -91,7 +91,10 @@ class VectorIndex:
         self.dim = dim
         self.model_id = model_id
         self.ef_search = ef_search
-        self.revision = 0
+        self.revision = 0  # the namespace revision it reflects (one process)
+        # replicas: every change of the feed up to this number is in it (set when saved)
+        self.seq: int | None = None
+        self.generation = 0  # counts upserts and removals: changed since a snapshot?
         self._dense: DenseRows | None = DenseRows(dim) if exact else None
         self._lock = threading.RLock()
         self._index = hnswlib.Index(space="cosine", dim=dim)
@@ -116,6 +119,7 @@ class VectorIndex:
             return
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         with self._lock:
+            self.generation += 1
             fresh = [i for i, memory_id in enumerate(ids) if memory_id not in self._label_of]
             known = [i for i, memory_id in enumerate(ids) if memory_id in self._label_of]
             if known:
@@ -134,6 +138,7 @@ class VectorIndex:
 
     def remove(self, ids: Iterable[str]) -> None:
         with self._lock:
+            self.generation += 1
             for memory_id in ids:
                 label = self._label_of.pop(memory_id, None)
                 if label is not None:
@@ -215,6 +220,7 @@ class VectorIndex:
             graph_file = f"{name}.{self.revision}.hnsw"
             meta = {
                 "revision": self.revision,
+                "seq": self.seq,
                 "model_id": self.model_id,
                 "dim": self.dim,
                 "graph": graph_file,
@@ -254,6 +260,7 @@ class VectorIndex:
             return None
         index._index = graph
         index.revision = int(meta["revision"])
+        index.seq = None if meta.get("seq") is None else int(meta["seq"])
         index._next_label = int(meta["next_label"])
         index._id_of = {int(label): memory_id for label, memory_id in meta["labels"].items()}
         index._label_of = {memory_id: label for label, memory_id in index._id_of.items()}

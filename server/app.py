@@ -33,6 +33,7 @@ from .problems import HANDLERS
 from .scheduler import SchedulerController
 from .strict import strict_input
 from .tasks import TaskController
+from .write_seq import write_seq_header
 
 log = logging.getLogger(__name__)
 EXTRACT_MAX_TOKENS = 200
@@ -136,7 +137,7 @@ def create_app(
         },
         exception_handlers=HANDLERS,
         before_request=strict_input,
-        middleware=[prometheus.middleware, allow_header_fix],
+        middleware=[prometheus.middleware, allow_header_fix, write_seq_header],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="MemOS",

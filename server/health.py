@@ -15,6 +15,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from memos.core import MemOS
 from memos.errors import STORAGE_RETRY_AFTER_S
 from memos.llm.chat import ChatService
+from memos.replication import ChangeFollower
 from memos.scheduler import MemScheduler
 
 from .problems import problem
@@ -62,7 +63,7 @@ class IndexCollector(Collector):
     def __init__(self) -> None:
         self.memos: MemOS | None = None
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         sizes = self.memos.indexes.sizes() if self.memos is not None else {}
         yield GaugeMetricFamily(
             "memos_index_vectors", "Vectors in the search indexes", value=sum(sizes.values())
@@ -70,6 +71,44 @@ class IndexCollector(Collector):
         yield GaugeMetricFamily(
             "memos_index_namespaces", "Namespaces with a search index loaded", value=len(sizes)
         )
+        follower = self.memos.follower if self.memos is not None else None
+        if follower is not None:
+            yield from _replica_metrics(follower)
+
+
+def _replica_metrics(
+    follower: ChangeFollower,
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+    """This replica's place in the change feed and how far behind the database it is."""
+    try:
+        lag = follower.lag_s()
+    except Exception:  # the database does not answer: the lag is unknown
+        lag = float("nan")
+    yield GaugeMetricFamily(
+        "memos_replica_lag_seconds",
+        "How long the oldest change not yet applied here has waited (0: caught up)",
+        value=lag,
+    )
+    yield GaugeMetricFamily(
+        "memos_replica_applied_seq", "Every change up to this number is applied here",
+        value=follower.applied,
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        "memos_replica_listening", "1 while woken by NOTIFY, 0 while only polling",
+        value=int(follower.listening),
+    )  # fmt: skip
+    stats = follower.stats
+    yield CounterMetricFamily(
+        "memos_replica_changes_applied", "Changes applied", value=stats.applied_changes
+    )
+    yield CounterMetricFamily(
+        "memos_replica_resyncs", "Full reloads after the feed was pruned past this replica",
+        value=stats.resyncs,
+    )  # fmt: skip
+    yield HistogramMetricFamily(
+        "memos_replica_apply_delay_seconds", "From a change's commit to its application here",
+        buckets=stats.cumulative(), sum_value=stats.lag_sum_s,
+    )  # fmt: skip
 
 
 _collector = IndexCollector()

@@ -166,6 +166,7 @@ class MemoryController(TenantController):
             mode=data.mode,
             as_of=data.as_of,
             include_superseded=data.include_superseded,
+            after=data.consistency.after if data.consistency is not None else None,
         )
         return SearchOut([HitOut.of_hit(h) for h in hits])
 

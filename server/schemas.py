@@ -96,6 +96,12 @@ class FiltersIn(Strict):
     states: Annotated[list[StateName], Meta(max_length=4)] = msgspec.field(default_factory=list)
 
 
+class ConsistencyIn(Strict):
+    # a change number a write answered with (header MemOS-Seq): a replica first applies
+    # every change up to it, so the client reads its own writes
+    after: Annotated[int, Meta(ge=0)]
+
+
 class SearchIn(Strict):
     query: str
     top_k: Annotated[int, Meta(ge=1, le=MAX_TOP_K)] = 10
@@ -104,6 +110,7 @@ class SearchIn(Strict):
     mode: Literal["vector", "hybrid", "graph"] = DEFAULT_SEARCH_MODE
     as_of: Moment | None = None  # memories (and in graph mode facts) true at this time
     include_superseded: bool = False  # graph mode: keep memories whose facts no longer hold
+    consistency: ConsistencyIn | None = None
 
 
 class RollbackIn(Strict):

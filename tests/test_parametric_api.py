@@ -24,7 +24,9 @@ FACTS = [
     "The Quillon vault opens with code 5829.",
     "Project Marrow ships on day 17.",
 ]
-QUICK = {"steps": 8, "rank": 4, "alpha": 8, "learning_rate": 5e-3, "max_tokens": 24}
+# no replay term: these tests check jobs, not what an adapter keeps of the base model
+QUICK = {"steps": 8, "rank": 4, "alpha": 8, "learning_rate": 5e-3, "max_tokens": 24,
+         "replay_weight": 0}  # fmt: skip
 
 
 @pytest.fixture

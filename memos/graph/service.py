@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,9 +32,10 @@ from memos.memcube.graph_rows import (
     load_facts,
     retire_edges,
     retire_facts,
+    rows_by_id,
     update_entity,
 )
-from memos.memcube.models import is_served, utcnow
+from memos.memcube.models import GraphEdge, GraphEntity, GraphFact, is_served, utcnow
 from memos.memcube.repository import CubeRepository
 
 from .expansion import Exploration, Walk, explore
@@ -504,6 +505,41 @@ class GraphMemory:
             data = graph.node_link(view.subgraph(nodes[:MAX_NODES]))
             data["truncated"] = len(nodes) > MAX_NODES
             return data
+
+    def apply(
+        self, namespace: str, entity_ids: Sequence[str], fact_ids: Sequence[str],
+        edge_ids: Sequence[str],
+    ) -> None:  # fmt: skip
+        """Bring the namespace's graph in line with the database for these rows (changes
+        made elsewhere). Rows are only added or retired, so a row found is added if new
+        and retired if retired since; a row gone (erased) reloads the graph. A graph not
+        loaded is left alone: it loads as it is."""
+        with self._lock:
+            graph = self._graphs.get(namespace)
+            if graph is None:
+                return
+            with self._db.reader() as session:
+                entities = rows_by_id(session, GraphEntity, namespace, entity_ids)
+                facts = rows_by_id(session, GraphFact, namespace, fact_ids)
+                edges = rows_by_id(session, GraphEdge, namespace, edge_ids)
+            wanted = len(set(entity_ids)) + len(set(fact_ids)) + len(set(edge_ids))
+            if len(entities) + len(facts) + len(edges) < wanted:
+                self._graphs[namespace] = self._load(namespace)
+                return
+            for row in entities.values():
+                graph.add_entity(Entity(row.id, row.name, row.type, tuple(row.aliases)))
+            rows = sorted(facts.values(), key=lambda r: (r.recorded_at, r.id))
+            graph.add_facts(_fact_of(row) for row in rows if graph.fact(row.id) is None)
+            for row in rows:
+                known = graph.fact(row.id)
+                if row.retired_at is not None and known is not None and known.retired_at is None:
+                    graph.retire([row.id], row.retired_at)
+            graph.add_links(
+                Link(row.id, row.kind, row.source, row.target, row.weight, row.memory_id)
+                for row in edges.values()
+                if row.retired_at is None
+            )
+            graph.drop_links(row.id for row in edges.values() if row.retired_at is not None)
 
     def forget_loaded(self) -> None:
         """Drop every graph held in memory: the next use loads it again from the rows."""
