@@ -30,6 +30,9 @@ class ChatRequest:
     seed: int | None = None
     program: Any = None  # a chat.ProgramTurn when the request belongs to an agent program
     adapter: AdapterRef | None = None  # a parametric memory's adapter to apply
+    # the last message is the assistant's reply so far, to be continued (a fleet moves a
+    # request this way to another server when its own fails mid-reply)
+    continues: bool = False
 
 
 @dataclass
@@ -90,4 +93,9 @@ class ChatBackend(Protocol):
     def prefix_held(self, prefix_id: str) -> dict[str, int]:
         """What keeps a shared prefix (``pinned_blocks``, ``host_blocks``); empty when
         the backend cannot tell."""
+        ...
+
+    def servers(self) -> list[dict[str, object]]:
+        """The model servers behind the backend (URL, state, load); empty when it runs
+        in this process."""
         ...

@@ -127,6 +127,9 @@ class ChatService:
     def stats(self) -> dict[str, float]:
         return self.backend.stats()
 
+    def servers(self) -> list[dict[str, object]]:
+        return self.backend.servers()
+
     # ------------------------------------------------------------------------------
 
     def _begin(self, program: ProgramTurn | None, namespace: str) -> TurnTicket | None:
@@ -206,7 +209,14 @@ def build_chat_service(settings: Settings) -> ChatService | None:
     if settings.llm == "remote":
         from .remote import RemoteBackend
 
-        return ChatService(RemoteBackend(settings.llm_url, settings.llm_model))
+        urls = settings.llm_urls
+        if len(urls) == 1:
+            return ChatService(RemoteBackend(urls[0], settings.llm_model))
+        from .fleet import FleetBackend
+
+        fleet = FleetBackend(urls, settings.llm_model, routing=settings.llm_routing,
+                             max_in_flight=settings.llm_max_in_flight)  # fmt: skip
+        return ChatService(fleet)
     from .embedded import EmbeddedBackend
     from .engine import Engine, EngineSettings
     from .model import prepare_model

@@ -55,6 +55,9 @@ class EmbeddedBackend:
     def prefix_held(self, prefix_id: str) -> dict[str, int]:
         return self.engine.prefix_held(prefix_id)
 
+    def servers(self) -> list[dict[str, object]]:
+        return []  # the engine runs in this process
+
     async def stream(
         self, request: ChatRequest, hint: PinHint | None, priority: int
     ) -> AsyncIterator[ChatChunk]:

@@ -86,6 +86,9 @@ class RemoteBackend:
     def prefix_held(self, prefix_id: str) -> dict[str, int]:
         return {}  # the server's scheduler keeps it; /metrics there shows the totals
 
+    def servers(self) -> list[dict[str, object]]:
+        return [{"url": self.base_url, "state": "up" if self._ready else "down"}]
+
     async def stream(
         self, request: ChatRequest, hint: PinHint | None, priority: int
     ) -> AsyncIterator[ChatChunk]:
@@ -106,6 +109,9 @@ class RemoteBackend:
             body["stop"] = request.stop
         if request.seed is not None:
             body["seed"] = request.seed
+        if request.continues:
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
         if hint is not None:
             body["vllm_xargs"] = hint.as_extra_args()
         finish_reason = None

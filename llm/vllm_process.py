@@ -3,6 +3,7 @@ a local fleet): the command line a remote backend expects, and waiting for it to
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,13 +22,14 @@ class VllmServer:
     """``with VllmServer(model_dir, workdir) as server:`` serves at ``server.url``.
 
     ``kv_blocks`` caps the KV cache (a few dozen make eviction easy to see);
-    ``lora_rank`` > 0 lets adapters be loaded at run time.
+    ``lora_rank`` > 0 lets adapters be loaded at run time; ``host_tier_blocks`` > 0 adds
+    the host tier under the pins (our KV connector).
     """
 
     def __init__(
         self, model_dir: Path, workdir: Path, *, kv_blocks: int | None = None,
         lora_rank: int = 0, lora_modules: str = "o_proj", max_model_len: int = 2048,
-        port: int | None = None, timeout_s: float = 300.0,
+        host_tier_blocks: int = 0, port: int | None = None, timeout_s: float = 300.0,
     ) -> None:  # fmt: skip
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -48,6 +50,12 @@ class VllmServer:
         if lora_rank:
             self._command += ["--enable-lora", "--max-lora-rank", str(lora_rank),
                               "--lora-target-modules", lora_modules]  # fmt: skip
+        if host_tier_blocks:
+            self._command += ["--kv-transfer-config", json.dumps({
+                "kv_connector": "HostTierConnector",
+                "kv_connector_module_path": "memos.llm.host_tier", "kv_role": "kv_both",
+                "kv_connector_extra_config": {"capacity_blocks": host_tier_blocks},
+            })]  # fmt: skip
         # The CPU build sizes its KV cache from this (GiB), not --gpu-memory-utilization;
         # adapters are loaded by name at run time.
         self._env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1",

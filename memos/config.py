@@ -82,7 +82,12 @@ class Settings:
     maintenance_interval_s: int = 30
     purge_after_s: int = 0
     llm: str = "auto"  # auto (embedded when vLLM is installed) | embedded | remote | off
-    llm_url: str = ""  # remote: the base URL of a `vllm serve`
+    llm_url: str = ""  # remote: the base URL of a `vllm serve`, or of several, comma-separated
+    # remote fleet: where an agent program's turns go (back to the server of its previous
+    # turn, or round robin) and how many requests a server may run before its programs
+    # go elsewhere
+    llm_routing: str = "affinity"
+    llm_max_in_flight: int = 8
     llm_model: str = "SmolLM2-135M-Instruct"  # remote: the model name it serves
     llm_kv_blocks: int = 0  # 0: the KV cache vLLM sizes itself (VLLM_CPU_KVCACHE_SPACE)
     llm_max_model_len: int = 2048  # the embedded model's context, in tokens
@@ -115,6 +120,17 @@ class Settings:
             raise ValueError(f"MEMOS_LLM must be auto, embedded, remote or off, got {self.llm!r}")
         if self.llm == "remote" and not self.llm_url:
             raise ValueError("MEMOS_LLM=remote needs MEMOS_LLM_URL (a `vllm serve` base URL)")
+        for url in self.llm_urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"MEMOS_LLM_URL: {url!r} is not an http:// or https:// URL")
+        if self.llm_routing not in ("affinity", "round_robin"):
+            raise ValueError(
+                f"MEMOS_LLM_ROUTING must be affinity or round_robin, got {self.llm_routing!r}"
+            )
+        if not 1 <= self.llm_max_in_flight <= 1024:
+            raise ValueError(
+                f"MEMOS_LLM_MAX_IN_FLIGHT must be from 1 to 1024, got {self.llm_max_in_flight}"
+            )
         if not 256 <= self.llm_max_model_len <= 8192:
             raise ValueError(
                 "MEMOS_LLM_MAX_MODEL_LEN must be from 256 to 8192 (the model's context), "
@@ -154,6 +170,11 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
 
     @property
+    def llm_urls(self) -> list[str]:
+        """The `vllm serve` servers MEMOS_LLM_URL names (a fleet when more than one)."""
+        return [url.strip().rstrip("/") for url in self.llm_url.split(",") if url.strip()]
+
+    @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
 
@@ -185,6 +206,8 @@ class Settings:
             purge_after_s=_env_number("MEMOS_PURGE_AFTER_S", 0),
             llm=os.environ.get("MEMOS_LLM", "auto"),
             llm_url=os.environ.get("MEMOS_LLM_URL", ""),
+            llm_routing=os.environ.get("MEMOS_LLM_ROUTING", "affinity"),
+            llm_max_in_flight=_env_number("MEMOS_LLM_MAX_IN_FLIGHT", 8),
             llm_model=os.environ.get("MEMOS_LLM_MODEL", "SmolLM2-135M-Instruct"),
             llm_kv_blocks=_env_number("MEMOS_LLM_KV_BLOCKS", 0),
             llm_max_model_len=_env_number("MEMOS_LLM_MAX_MODEL_LEN", 2048),

@@ -68,6 +68,11 @@ class ServeProcess:
     ) -> None:
         self.stop()
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
     def wait_for_chat(self, timeout_s: float = 300.0) -> None:
         """Until /readyz says the chat model is ready (the engine loads after the API)."""
         deadline = time.monotonic() + timeout_s

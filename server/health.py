@@ -50,7 +50,13 @@ class HealthController(Controller):
                 headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
             )
         chat: ChatService | None = request.app.state.get("chat")
-        return Response({"status": "ready", "chat": "off" if chat is None else chat.state})
+        body: dict[str, object] = {"status": "ready", "chat": "off" if chat is None else chat.state}
+        if chat is not None and (servers := chat.servers()):
+            body["servers"] = servers
+        if memos.follower is not None:
+            body["replica"] = {"applied_seq": memos.follower.applied,
+                               "listening": memos.follower.listening}  # fmt: skip
+        return Response(body)
 
 
 _RETRY = {"Retry-After": "5"}
@@ -133,6 +139,7 @@ class PinCollector(Collector):
             yield GaugeMetricFamily(
                 f"memos_kv_{name}", f"KV cache / pinning: {name.replace('_', ' ')}", value=value
             )
+        yield from _server_metrics(self.chat.servers())
         times = self.chat.registry.job_times
         yield HistogramMetricFamily(
             "memos_program_job_seconds",
@@ -140,6 +147,29 @@ class PinCollector(Collector):
             buckets=times.cumulative(),
             sum_value=times.total_s,
         )
+
+
+def _server_metrics(
+    servers: list[dict[str, object]],
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Each model server of a remote backend or fleet: up, its load, its failures."""
+    if not servers:
+        return
+    up = GaugeMetricFamily("memos_llm_server_up", "1 while the server is routed to",
+                           labels=["server"])  # fmt: skip
+    in_flight = GaugeMetricFamily("memos_llm_server_in_flight", "Requests running there",
+                                  labels=["server"])  # fmt: skip
+    requests = CounterMetricFamily("memos_llm_server_requests", "Requests sent there",
+                                   labels=["server"])  # fmt: skip
+    failures = CounterMetricFamily("memos_llm_server_failures", "Times it was taken out",
+                                   labels=["server"])  # fmt: skip
+    for server in servers:
+        url = str(server["url"])
+        up.add_metric([url], int(server["state"] == "up"))
+        in_flight.add_metric([url], float(server.get("in_flight", 0)))  # type: ignore[arg-type]
+        requests.add_metric([url], float(server.get("requests", 0)))  # type: ignore[arg-type]
+        failures.add_metric([url], float(server.get("failures", 0)))  # type: ignore[arg-type]
+    yield from (up, in_flight, requests, failures)
 
 
 _pins = PinCollector()

@@ -124,7 +124,7 @@ def test_a_cancelled_job_and_a_failed_job_leave_nothing(api: TestClient, store: 
 
     # a source deleted while training: the job fails, nothing is kept
     started = api.post("/v1/parametric", json={"name": "doomed", "memory_ids": ids,
-                                               **{**QUICK, "steps": 30}})  # fmt: skip
+                                               **{**QUICK, "steps": 10}})  # fmt: skip
     assert api.delete(f"/v1/memories/{ids[0]}").status_code == 204
     job = wait(api, started.json()["id"])
     assert job["state"] == "failed" and "deleted while training" in job["error"]

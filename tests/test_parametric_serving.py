@@ -68,9 +68,7 @@ def test_an_adapter_answers_in_the_trained_direction_and_goes_when_deleted(
     service: tuple[httpx.Client, Path],
 ) -> None:
     client, data_dir = service
-    # no replay term: recall is what this test asks of it (the README example trains
-    # with the default recipe, and the benchmark measures what an adapter keeps)
-    found = train(client, "facts", steps=40, replay_weight=0)
+    found = train(client, "facts")  # the replay term keeps it answering the question asked
     base = ask(client, "SmolLM2-135M-Instruct")
     tuned = ask(client, "facts")
     assert "7341" in tuned and "7341" not in base, (base, tuned)
