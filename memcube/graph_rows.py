@@ -6,23 +6,36 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Row, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
-
-from memos.errors import ConflictError
 
 from .models import GraphEdge, GraphEntity, GraphFact
 
 
-def add_entities(session: Session, entities: Sequence[dict]) -> None:
+def claim_entities(session: Session, entities: Sequence[dict]) -> dict[str, Row]:
+    """Insert entities; one whose name another process stored first (a replica that had
+    not seen it yet) is not inserted. Returns, for each of those, the stored row by the
+    id it was given here."""
     if not entities:
-        return
-    try:  # the unique (namespace, key) is checked here, inside the unit of work
-        session.execute(insert(GraphEntity), list(entities))
-    except IntegrityError as exc:  # another process made the same entity a moment ago
-        raise ConflictError(
-            "another write made one of these graph entities at the same moment; retry"
-        ) from exc
+        return {}
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stored = set(session.scalars(
+        insert_(GraphEntity).values(list(entities))
+        .on_conflict_do_nothing(index_elements=["namespace", "key"])
+        .returning(GraphEntity.id)
+    ))  # fmt: skip
+    lost = {e["key"]: e["id"] for e in entities if e["id"] not in stored}
+    if not lost:
+        return {}
+    namespace = entities[0]["namespace"]
+    rows = session.execute(
+        select(*GraphEntity.__table__.c).where(
+            GraphEntity.namespace == namespace, GraphEntity.key.in_(list(lost))
+        )
+    )
+    return {lost[row.key]: row for row in rows}
 
 
 def update_entity(

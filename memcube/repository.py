@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, distinct, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer
 
 from .filters import MemoryFilter
@@ -20,6 +22,7 @@ from .models import (
     MemCube,
     Namespace,
     State,
+    utcnow,
 )
 
 
@@ -30,9 +33,17 @@ class CubeRepository:
     # namespaces -----------------------------------------------------------------
 
     def ensure_namespace(self, name: str) -> None:
-        if self.session.get(Namespace, name) is None:
-            self.session.add(Namespace(name=name, revision=0))
-            self.session.flush()
+        """The namespace's row, made if missing; two processes making it at once both
+        succeed (the second insert does nothing)."""
+        if self.session.get(Namespace, name) is not None:
+            return
+        dialect = self.session.get_bind().dialect.name
+        insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        self.session.execute(
+            insert_(Namespace)
+            .values(name=name, created_at=utcnow(), revision=0)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
 
     def namespace_names(self) -> list[str]:
         return list(self.session.scalars(select(Namespace.name).order_by(Namespace.name)))

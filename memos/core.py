@@ -512,6 +512,12 @@ class MemOS:
         if self.follower is not None and self._opened:
             self.follower.wait_for(after)
 
+    def verify_index(self, namespace: str = "default") -> dict[str, int]:
+        """How this process's index of ``namespace`` differs from the database (see
+        IndexRegistry.verify); all zero when it holds exactly what is stored."""
+        check.namespace(namespace)
+        return self.indexes.verify(namespace)
+
     def history(self, memory_id: str, *, namespace: str = "default") -> list[VersionRecord]:
         """Every version, oldest first, deleted memories included."""
         check.namespace(namespace)

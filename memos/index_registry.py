@@ -143,6 +143,28 @@ class IndexRegistry:
                 vectors = np.stack([decode_vector(blob, self._dim) for blob in found.values()])
                 index.upsert(list(found), vectors)
 
+    def verify(self, namespace: str) -> dict[str, int]:
+        """How the namespace's index differs from the database: memories it lacks, ones
+        it holds that are not indexed, and ones whose vector is not the stored one."""
+        with self.lock(namespace):
+            index = self.get(namespace)
+            missing = stale = 0
+            seen: set[str] = set()
+            with self._db.reader() as session:
+                for batch in CubeRepository(session).indexed_embeddings(namespace, utcnow()):
+                    present = [memory_id for memory_id, _ in batch if memory_id in index]
+                    missing += len(batch) - len(present)
+                    seen.update(present)
+                    if not present:
+                        continue
+                    blobs = [blob for memory_id, blob in batch if memory_id in index]
+                    stored = np.stack([decode_vector(blob, self._dim) for blob in blobs])
+                    held = index.vectors_of(present)
+                    norms = np.linalg.norm(stored, axis=1, keepdims=True)
+                    stale += int((np.abs(held - stored / norms).max(axis=1) > 1e-4).sum())
+            return {"vectors": len(index), "missing": missing,
+                    "extra": len(index) - len(seen), "stale": stale}  # fmt: skip
+
     def forget_loaded(self) -> None:
         """Drop every index held in memory: each is built again on its next use."""
         with self._guard:

@@ -26,6 +26,7 @@ from .schemas import (
     FiltersIn,
     HistoryOut,
     HitOut,
+    IndexCheckOut,
     ListOut,
     MemoryIn,
     MemoryOut,
@@ -199,6 +200,18 @@ class MemoryController(TenantController):
         """204. With ``erase=true`` the text and embedding are removed for good at once;
         otherwise the purge job removes them after the configured grace period."""
         memos.delete(memory_id, namespace=tenant.namespace, erase=erase, origin=tenant.origin())
+
+    @get(
+        "/index/verify", sync_to_thread=True, responses=problems(),
+        summary="Compare this process's search index with the database",
+    )  # fmt: skip
+    def verify_index(self, tenant: Tenant, memos: MemOS) -> IndexCheckOut:
+        """The key's namespace: memories the index lacks, holds but should not, or holds
+        with another vector than the stored one (all 0 on a replica that has applied
+        every change), and the change it has applied up to (null on SQLite)."""
+        found = memos.verify_index(tenant.namespace)
+        applied = memos.follower.applied if memos.follower is not None else None
+        return IndexCheckOut(**found, applied_seq=applied)
 
     @get(
         "/{memory_id:str}/history",

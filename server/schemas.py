@@ -160,6 +160,14 @@ class BatchOut(msgspec.Struct):
     created: list[bool]
 
 
+class IndexCheckOut(msgspec.Struct):
+    vectors: int
+    missing: int
+    extra: int
+    stale: int
+    applied_seq: int | None
+
+
 class ListOut(msgspec.Struct):
     items: list[MemoryOut]
     next_cursor: str | None

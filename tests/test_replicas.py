@@ -6,6 +6,7 @@ NOTIFY is covered by polling; a feed pruned past a replica makes it load everyth
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -22,7 +23,6 @@ from memos.embeddings import Embedder
 from memos.errors import InvalidInputError
 from memos.memcube import changes
 from memos.memcube.models import utcnow
-from memos.memcube.repository import CubeRepository
 from memos.serve_process import ServeProcess
 from tests.conftest import MODEL_CACHE, api_key
 
@@ -67,11 +67,8 @@ def eventually(check: Callable[[], bool], within_s: float = 5.0) -> float:
 
 
 def index_matches_database(store: MemOS, ns: str) -> bool:
-    with store.db.reader() as session:
-        ids = {memory_id for batch in CubeRepository(session).indexed_embeddings(ns, utcnow())
-               for memory_id, _ in batch}  # fmt: skip
-    index = store.indexes.get(ns)
-    return {i for i in ids if i in index} == ids and len(index) == len(ids)
+    return store.verify_index(ns) | {"vectors": 0} == {"vectors": 0, "missing": 0,
+                                                        "extra": 0, "stale": 0}  # fmt: skip
 
 
 def test_a_write_on_one_replica_is_found_on_the_other(pair: tuple[MemOS, MemOS], ns: str):
@@ -191,6 +188,7 @@ def test_a_feed_pruned_past_a_replica_makes_it_load_everything(
         b.search("warm up", namespace=ns)
         b.follower.catch_up()
         a.add("Release notes go to the #releases channel", namespace=ns)
+        assert b.verify_index(ns)["missing"] == 1  # not applied yet: the check sees it
         with a.db.unit_of_work() as session:
             assert changes.prune(session, utcnow() + timedelta(seconds=1)) > 0
         b.follower.catch_up()
@@ -236,6 +234,10 @@ def test_two_serving_replicas_read_their_writes_over_http(
         bad = httpx.post(f"{two.url}/v1/memories/search", headers=headers,
                          json={"query": "standup", "consistency": {"after": -1}})  # fmt: skip
         assert bad.status_code == 422 and "after" in bad.text
+        verified = httpx.get(f"{two.url}/v1/memories/index/verify", headers=headers).json()
+        assert verified == {"vectors": 1, "missing": 0, "extra": 0, "stale": 0,
+                            "applied_seq": verified["applied_seq"]}  # fmt: skip
+        assert verified["applied_seq"] >= seq
         metrics = httpx.get(f"{two.url}/metrics").text
         assert "memos_replica_lag_seconds" in metrics
         assert _applied(metrics) >= seq
@@ -244,6 +246,43 @@ def test_two_serving_replicas_read_their_writes_over_http(
 def _applied(metrics: str) -> float:
     line = next(x for x in metrics.splitlines() if x.startswith("memos_replica_applied_seq "))
     return float(line.split()[1])
+
+
+def test_two_replicas_make_a_new_namespace_at_once(
+    pair: tuple[MemOS, MemOS], ns: str
+) -> None:
+    a, b = pair
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    added: list[str] = []
+
+    def first_write(store: MemOS, text_: str) -> None:
+        barrier.wait()
+        try:
+            added.append(store.add(text_, namespace=ns).memory.id)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    # both name Kestrel, an entity neither replica has seen: each makes it
+    texts = ["Kestrel is the new billing service.", "Kestrel runs in region Zeta."]
+    writers = [threading.Thread(target=first_write, args=(store, text_))
+               for store, text_ in zip(pair, texts, strict=True)]  # fmt: skip
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    assert errors == []
+    with a.db.reader() as session:
+        latest = changes.latest_seq(session)
+    for store in (a, b):
+        store.follower.wait_for(latest)
+        graph = store.graph.graph(ns)
+        kestrel = graph.find("Kestrel")
+        assert kestrel is not None
+        # one entity, and both memories mention it (the second write linked to the first's)
+        assert sorted(graph.mentioned_by(kestrel.id, 10)) == sorted(added)
+        assert index_matches_database(store, ns) and len(store.indexes.get(ns)) == 2
 
 
 def test_replicas_vectors_are_the_stored_ones(pair: tuple[MemOS, MemOS], ns: str) -> None:

@@ -22,8 +22,8 @@ from memos.errors import InvalidInputError, NotFoundError
 from memos.memcube.database import Database
 from memos.memcube.graph_rows import (
     add_edges,
-    add_entities,
     add_facts,
+    claim_entities,
     graph_namespaces,
     has_live_facts,
     last_retired_facts,
@@ -169,10 +169,13 @@ class GraphMemory:
             graph = self.graph(namespace)
             entity, new = _resolve(graph, name, type, aliases)
             if new:
+                resolver = _Resolver(graph, [entity])
                 with self._db.unit_of_work() as session:
-                    add_entities(session, [_entity_row(namespace, entity, utcnow())])
-                graph.add_entity(entity)
-                return entity
+                    resolver.store(session, namespace, utcnow())
+                graph.add_entity(resolver.made[0])
+                if resolver.made[0].id == entity.id:
+                    return entity
+                entity = resolver.made[0]  # another process stored it first: update that
             known = {name_key(a) for a in (entity.name, *entity.aliases)}
             more = {name_key(a): " ".join(a.split()) for a in aliases if name_key(a) not in known}
             changed = replace(
@@ -203,7 +206,8 @@ class GraphMemory:
             resolver = _Resolver(graph)
             fact = _new_fact(resolver, namespace, given, memory, now, now)
             with self._db.unit_of_work() as session:  # entities and fact, or nothing
-                add_entities(session, [_entity_row(namespace, e, now) for e in resolver.made])
+                resolver.store(session, namespace, now)
+                fact = resolver.fact(fact)
                 add_facts(session, [_fact_row(fact)])
             for entity in resolver.made:
                 graph.add_entity(entity)
@@ -251,7 +255,9 @@ class GraphMemory:
                 ref = MemoryRef(node.id, node.version)
                 facts.append(_new_fact(resolver, namespace, given, ref, recorded,
                                        node.valid_from or now))  # fmt: skip
-        add_entities(session, [_entity_row(namespace, e, now) for e in resolver.made])
+        resolver.store(session, namespace, now)
+        facts = [resolver.fact(f) for f in facts]
+        made = [resolver.link(link) for link in made]
         add_facts(session, [_fact_row(f) for f in facts])
         add_edges(session, [_edge_row(namespace, link, now) for link in made])
 
@@ -574,10 +580,41 @@ class GraphMemory:
 class _Resolver:
     """Names to entities within one unit of work: the graph's, or new ones it made."""
 
-    def __init__(self, graph: NamespaceGraph) -> None:
+    def __init__(self, graph: NamespaceGraph, made: list[Entity] | None = None) -> None:
         self.graph = graph
-        self.made: list[Entity] = []
+        self.made: list[Entity] = list(made or ())
         self._made_by_key: dict[str, Entity] = {}
+        self._instead: dict[str, Entity] = {}  # a made entity's id -> the stored one
+
+    def store(self, session: Session, namespace: str, now: datetime) -> None:
+        """Insert the entities made. Where another process stored one of the same name
+        first (a replica that had not seen it yet), that one is used instead: ``made``
+        then holds it, and ``fact`` and ``link`` point at it."""
+        taken = claim_entities(session, [_entity_row(namespace, e, now) for e in self.made])
+        self._instead = {
+            mine: Entity(row.id, row.name, row.type, tuple(row.aliases))
+            for mine, row in taken.items()
+        }
+        self.made = [self._instead.get(e.id, e) for e in self.made]
+
+    def fact(self, fact: Fact) -> Fact:
+        if not self._instead:
+            return fact
+        return replace(fact, subject=self._id(fact.subject),
+                       object=None if fact.object is None else self._id(fact.object))  # fmt: skip
+
+    def link(self, link: Link) -> Link:
+        if not self._instead:
+            return link
+        return replace(link, source=self._node(link.source), target=self._node(link.target))
+
+    def _id(self, entity_id: str) -> str:
+        entity = self._instead.get(entity_id)
+        return entity.id if entity is not None else entity_id
+
+    def _node(self, node: str) -> str:
+        kind, _, ident = node.partition(":")
+        return entity_node(self._id(ident)) if kind == "entity" else node
 
     def resolve(self, name: str, type: str | None = None) -> Entity:
         entity = self._made_by_key.get(name_key(name))
