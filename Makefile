@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python benchmarks/activation_bench.py --json bench-results/activation.json
 	$(BIN)/python benchmarks/eval_bench.py --json bench-results/eval.json
 	$(BIN)/python benchmarks/parametric_bench.py --json bench-results/parametric.json
+	$(BIN)/python benchmarks/scale_bench.py --json bench-results/scale.json
 
 bench-quick: install
 	$(BIN)/python benchmarks/search_bench.py --quick --json bench-results/search-quick.json
@@ -55,6 +56,7 @@ bench-quick: install
 	$(BIN)/python benchmarks/eval_bench.py --quick --json bench-results/eval-quick.json \
 		--out bench-results/eval-quick
 	$(BIN)/python benchmarks/parametric_bench.py --quick --json bench-results/parametric-quick.json
+	$(BIN)/python benchmarks/scale_bench.py --quick --json bench-results/scale-quick.json
 
 clean:
 	rm -rf $(VENV) var bench-results

@@ -25,6 +25,14 @@ from .models import (
     utcnow,
 )
 
+# A memory's columns but its embedding, named as the model's attributes (rows that
+# records.memory_of reads like a MemCube).
+_RECORD_COLUMNS = [
+    getattr(MemCube, attribute.key)
+    for attribute in MemCube.__mapper__.column_attrs
+    if attribute.key != "embedding"
+]
+
 
 class CubeRepository:
     def __init__(self, session: Session) -> None:
@@ -177,11 +185,16 @@ class CubeRepository:
 
     def live_by_ids(
         self, namespace: str, ids: Sequence[str], flt: MemoryFilter, now: datetime
-    ) -> dict[str, MemCube]:
+    ) -> dict[str, Any]:
+        """Search hits' rows: read-only (plain rows, no embedding), by id."""
         if not ids:
             return {}
-        stmt = self.filtered(namespace, flt, now).where(MemCube.id.in_(list(ids)))
-        return {cube.id: cube for cube in self.session.scalars(stmt)}
+        stmt = (
+            self.filtered(namespace, flt, now)
+            .where(MemCube.id.in_(list(ids)))
+            .with_only_columns(*_RECORD_COLUMNS)
+        )
+        return {row.id: row for row in self.session.execute(stmt)}
 
     def indexed_embeddings(
         self, namespace: str, now: datetime, batch: int = 5_000

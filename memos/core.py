@@ -35,6 +35,7 @@ from . import lifecycle
 from . import validation as check
 from .api_keys import ApiKeys
 from .config import Settings
+from .embedding_batcher import EmbeddingBatcher
 from .embeddings import Embedder, load_embedder
 from .errors import (
     STORAGE_RETRY_AFTER_S,
@@ -88,7 +89,10 @@ class MemOS:
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.db = Database(self.settings.database_url)
-        self.embedder = embedder or load_embedder(self.settings.model_dir, self.settings.embedder)
+        # single texts (queries) that concurrent requests embed share model runs
+        self.embedder = EmbeddingBatcher(
+            embedder or load_embedder(self.settings.model_dir, self.settings.embedder)
+        )
         self.indexes = IndexRegistry(
             self.db,
             self.settings.index_dir,

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,6 +26,7 @@ MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
 MAX_TOKENS = 256
 BATCH_SIZE = 32
+SMALL_BATCH = 32  # texts a one-thread run takes (queries, batched under load)
 _CHECK_TEXTS = (
     "The deploy to production failed because the migration timed out.",
     "Alice prefers window seats on long flights.",
@@ -85,12 +86,11 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(
-            str(onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+        threads = threads or (os.cpu_count() or 1)
+        self._session = _session(ort, onnx_path, threads)
+        # A few short texts (queries) take one core: a second thread saves no time on
+        # them and costs ~40 % more CPU, which concurrent searches need (docs/design.md).
+        self._small_session = _session(ort, onnx_path, 1) if threads > 1 else self._session
         self._inputs = {i.name for i in self._session.get_inputs()}
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -100,12 +100,13 @@ class OnnxEmbedder:
         encodings = self._tokenizer.encode_batch(list(texts))
         # Batches of similar length waste the least work on padding.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        session = self._small_session if len(texts) <= SMALL_BATCH else self._session
         for start in range(0, len(order), BATCH_SIZE):
             rows = order[start : start + BATCH_SIZE]
-            out[rows] = self._embed_encoded([encodings[i] for i in rows])
+            out[rows] = self._embed_encoded(session, [encodings[i] for i in rows])
         return out
 
-    def _embed_encoded(self, encodings: list) -> np.ndarray:
+    def _embed_encoded(self, session: Any, encodings: list) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -115,11 +116,22 @@ class OnnxEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
+        hidden = session.run(None, feeds)[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def _session(ort: Any, onnx_path: Path, threads: int) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads would spin after each run: under concurrent searches that burns
+    # the cores the requests need (at 50 searches/s, 1.3 cores of 2 spun).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
 def export_onnx(target: Path, model_path: Path | None = None) -> None:

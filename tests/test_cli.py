@@ -162,3 +162,59 @@ def test_the_host_tier_is_sized_automatically_unless_told(
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="MEMOS_HOST_KV_BLOCKS"):
             Settings(data_dir=tmp_path, host_kv_blocks=bad)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MEMOS_LLM": "remote", "MEMOS_LLM_URL": "http://a:8000,gpu2:8000"},
+     "MEMOS_LLM_URL: 'gpu2:8000' is not an http"),
+    ({"MEMOS_LLM_ROUTING": "random"}, "MEMOS_LLM_ROUTING must be affinity or round_robin"),
+    ({"MEMOS_LLM_MAX_IN_FLIGHT": "0"}, "MEMOS_LLM_MAX_IN_FLIGHT must be from 1"),
+    ({"MEMOS_REPLICA_POLL_S": "0"}, "MEMOS_REPLICA_POLL_S must be from 0.01"),
+    ({"MEMOS_REPLICA_POLL_S": "soon"}, "MEMOS_REPLICA_POLL_S must be a number"),
+    ({"MEMOS_REPLICA_LISTEN": "maybe"}, "MEMOS_REPLICA_LISTEN must be true or false"),
+    ({"MEMOS_CHANGE_RETENTION_S": "5"}, "MEMOS_CHANGE_RETENTION_S must be at least 60"),
+])  # fmt: skip
+def test_scale_out_settings_are_checked(
+    env: dict[str, str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memos.config import Settings
+
+    monkeypatch.setenv("MEMOS_DATA_DIR", str(tmp_path))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env()
+
+
+def test_a_list_of_llm_urls_is_a_fleet(tmp_path: Path) -> None:
+    from memos.config import Settings
+    from memos.llm.chat import build_chat_service
+    from memos.llm.fleet import FleetBackend
+    from memos.llm.remote import RemoteBackend
+
+    one = Settings(data_dir=tmp_path, llm="remote", llm_url="http://a:8000/")
+    assert one.llm_urls == ["http://a:8000"]
+    chat = build_chat_service(one)
+    assert chat is not None and isinstance(chat.backend, RemoteBackend)
+    two = Settings(data_dir=tmp_path, llm="remote", llm_url=" http://a:8000, http://b:8000 ",
+                   llm_routing="round_robin", llm_max_in_flight=3)  # fmt: skip
+    chat = build_chat_service(two)
+    assert chat is not None and isinstance(chat.backend, FleetBackend)
+    assert [s["url"] for s in chat.servers()] == ["http://a:8000", "http://b:8000"]
+    assert chat.backend.routing == "round_robin" and chat.backend.max_in_flight == 3
+    assert chat.state == "loading" and [s["state"] for s in chat.servers()] == ["down", "down"]
+
+
+def test_a_fleet_with_no_server_up_says_so(tmp_path: Path) -> None:
+    from memos.errors import UnavailableError
+    from memos.llm.fleet import FleetBackend
+
+    fleet = FleetBackend(["http://127.0.0.1:9", "http://127.0.0.1:19"], "m", probe_s=60)
+    try:
+        with pytest.raises(UnavailableError, match="no vLLM server of the fleet answers"):
+            fleet.start()
+        assert fleet.state == "restarting"
+        with pytest.raises(UnavailableError, match="no vLLM server of the fleet is up"):
+            fleet.route("p")
+    finally:
+        fleet.close()
