@@ -3,8 +3,10 @@ a local fleet): the command line a remote backend expects, and waiting for it to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,8 +76,10 @@ class VllmServer:
     def start(self, wait: bool = True) -> VllmServer:
         self._workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
+            # its own process group: vLLM runs the engine core and its worker as children,
+            # and a kill must take them too (else they live on, holding GBs and a core)
             self._proc = subprocess.Popen(self._command, stdout=log, stderr=subprocess.STDOUT,
-                                          env=self._env)  # fmt: skip
+                                          env=self._env, start_new_session=True)  # fmt: skip
         if wait:
             self.wait_ready()
         return self
@@ -98,16 +102,23 @@ class VllmServer:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
+        """SIGTERM to the server, then SIGKILL to whatever of its group is left."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
             self._proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=30)
+        self._signal_group(signal.SIGKILL)
+        self._proc.wait(timeout=30)
 
     def kill(self) -> None:
-        """``kill -9``: the server is gone mid-request, as a crash leaves it."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
+        """``kill -9`` of the server and its engine: gone mid-request, as a crash leaves it."""
+        if self._proc is not None:
+            self._signal_group(signal.SIGKILL)
             self._proc.wait(timeout=60)
+
+    def _signal_group(self, signum: int) -> None:
+        assert self._proc is not None
+        with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+            os.killpg(self._proc.pid, signum)
