@@ -175,7 +175,13 @@ def test_oversized_body_gets_413(memos: MemOS, client: TestClient) -> None:
 def test_health_ready_metrics_and_schema(client: TestClient) -> None:
     client.post("/v1/memories", json={"text": "count me"})
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready", "chat": "off"}
+    ready = client.get("/readyz").json()
+    replica = ready.pop("replica", None)
+    assert ready == {"status": "ready", "chat": "off"}
+    if client.app.state.memos.follower is None:  # SQLite: one process, no change feed
+        assert replica is None
+    else:  # PostgreSQL: where this replica is in the change feed
+        assert replica["applied_seq"] >= 0 and isinstance(replica["listening"], bool)
     metrics = client.get("/metrics").text
     assert "memos_index_vectors " in metrics and "memos_requests_total" in metrics
     assert "namespace=" not in metrics  # tenant names stay out of unauthenticated output
