@@ -30,8 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from common import ROOT, percentiles, print_table, write_json
 from memos.config import Settings
 from memos.core import MemOS
 from memos.memcube import keys
-from memos.migrate import upgrade
+from memos.migrate import scratch_schema
 from memos.serve_process import ServeProcess
 
 POSTGRES_URL = os.environ.get(
@@ -83,21 +82,9 @@ def plan(quick: bool) -> Plan:
 # the service ------------------------------------------------------------------------------
 
 
-@contextmanager
-def postgres_schema() -> Iterator[str]:
+def postgres_schema() -> AbstractContextManager[str]:
     """A database URL on a schema of its own, migrated, dropped afterwards."""
-    schema = f"scale_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    return scratch_schema(POSTGRES_URL, "scale_bench")
 
 
 def serve_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:

@@ -8,13 +8,14 @@ pin hint from the TTL policy, and keeps the per-turn record that /v1/programs sh
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from memos.histogram import SecondsHistogram
 
 from .pin_hint import MAX_PROGRAM_ID_CHARS, MAX_PROGRAM_KEY_CHARS, PinHint
 from .tool_durations import ToolDurationPredictor
@@ -72,31 +73,6 @@ class Program:
         }
 
 
-@dataclass
-class JobTimes:
-    """Finished programs' job completion times, as a Prometheus-style histogram."""
-
-    bounds: tuple[float, ...] = JOB_TIME_BUCKETS
-    counts: list[int] = field(default_factory=lambda: [0] * (len(JOB_TIME_BUCKETS) + 1))
-    total_s: float = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
-        self.total_s += seconds
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        """(upper bound, programs at or under it) per bucket, "+Inf" last."""
-        running, out = 0, []
-        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
-            running += count
-            out.append((bound, running))
-        return out
-
-
 @dataclass(frozen=True)
 class TurnTicket:
     """What a turn goes to the engine with."""
@@ -114,7 +90,8 @@ class ProgramRegistry:
         self._programs: dict[str, Program] = {}
         self._ranks = itertools.count()
         self._lock = threading.Lock()
-        self.job_times = JobTimes()
+        # finished programs' job completion times
+        self.job_times = SecondsHistogram(JOB_TIME_BUCKETS)
 
     @property
     def predictor(self) -> ToolDurationPredictor:

@@ -24,6 +24,7 @@ from memos.memcube import changes
 from memos.memcube.changes import ChangeRow
 
 from .errors import InvalidInputError, UnavailableError
+from .histogram import SecondsHistogram
 
 if TYPE_CHECKING:
     from .core import MemOS
@@ -31,9 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 5_000  # changes read and applied at a time
-MAX_WAIT_S = 30.0  # the longest a read may wait for its replica to reach a change
 DEFAULT_WAIT_S = 5.0
-LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass
@@ -41,24 +41,8 @@ class FollowerStats:
     applied_changes: int = 0
     resyncs: int = 0
     reconnects: int = 0
-    # commit-to-applied delay of each applied change, as a cumulative histogram
-    lag_counts: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
-    lag_sum_s: float = 0.0
-
-    def observe(self, lag_s: float) -> None:
-        self.lag_sum_s += lag_s
-        for i, bound in enumerate(LAG_BUCKETS):
-            if lag_s <= bound:
-                self.lag_counts[i] += 1
-                return
-        self.lag_counts[-1] += 1
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        out, total = [], 0
-        for bound, count in zip((*map(str, LAG_BUCKETS), "+Inf"), self.lag_counts, strict=True):
-            total += count
-            out.append((bound, total))
-        return out
+    # commit-to-applied delay of each applied change
+    delays: SecondsHistogram = field(default_factory=lambda: SecondsHistogram(DELAY_BUCKETS))
 
 
 class ChangeFollower:
@@ -144,7 +128,8 @@ class ChangeFollower:
                 self._apply(batch)
                 now = datetime.now(UTC)
                 for change in batch:
-                    self.stats.observe(max(0.0, (now - change.recorded_at).total_seconds()))
+                    delay = (now - change.recorded_at).total_seconds()
+                    self.stats.delays.observe(max(0.0, delay))
                 self.stats.applied_changes += len(batch)
                 applied += len(batch)
                 with self._applied_changed:

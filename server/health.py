@@ -113,7 +113,7 @@ def _replica_metrics(
     )  # fmt: skip
     yield HistogramMetricFamily(
         "memos_replica_apply_delay_seconds", "From a change's commit to its application here",
-        buckets=stats.cumulative(), sum_value=stats.lag_sum_s,
+        buckets=stats.delays.cumulative(), sum_value=stats.delays.total_s,
     )  # fmt: skip
 
 

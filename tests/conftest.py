@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 from litestar.testing import TestClient
-from sqlalchemy import create_engine, text
 
 from memos.config import Settings
 from memos.core import MemOS
 from memos.embeddings import Embedder, load_embedder
 from memos.memcube import keys
-from memos.migrate import upgrade
+from memos.migrate import scratch_schema, upgrade
 from memos.server.app import create_app
 
 # CI draws the same examples every run (a property that fails there fails every time);
@@ -51,18 +50,8 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    schema = f"memos_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    try:
-        upgrade(url)
+    with scratch_schema(POSTGRES_URL, "memos_test") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
