@@ -7,7 +7,7 @@ from datetime import datetime
 
 from memos.errors import InvalidInputError
 
-from .models import KEPT_STATES, LIVE_STATES, Kind
+from .models import KEPT_STATES, LIVE_STATES, Kind, in_utc_range
 
 MAX_FILTER_TAGS = 64  # a memory holds at most this many tags, so more can match nothing
 MAX_FILTER_TAG_CHARS = 128
@@ -65,6 +65,8 @@ class MemoryFilter:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
                 raise InvalidInputError(f"filter {name} needs a time zone (e.g. ...Z)")
+            if value is not None and not in_utc_range(value):
+                raise InvalidInputError(f"filter {name} is out of range once moved to UTC")
         if (
             self.created_after is not None
             and self.created_before is not None

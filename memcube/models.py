@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -19,9 +20,20 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def in_utc_range(value: datetime) -> bool:
+    """Whether an aware ``value`` is still a date-time once moved to UTC, as it is stored
+    (the calendar's first and last hours with an offset are not)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -107,6 +119,7 @@ class Operation(enum.StrEnum):
     ACTIVATE = "activate"
     ARCHIVE = "archive"
     MERGE = "merge"
+    UNMERGE = "unmerge"
 
 
 class Base(DeclarativeBase):
@@ -177,6 +190,9 @@ class MemCube(Base):
     access_count: Mapped[int] = mapped_column(Integer, default=0)
     last_accessed_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # False for a record (added with dedupe off): its identity is more than its text, so
+    # the MemScheduler never merges it with another
+    mergeable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class CubeTag(Base):

@@ -427,6 +427,15 @@ class CubeRepository:
                 found[version.cube_id].append(version)
         return found
 
+    def created_by(self, cube_ids: Sequence[str]) -> dict[str, str]:
+        """Each cube's creation source (the source of its first version)."""
+        if not cube_ids:
+            return {}
+        stmt = select(CubeVersion.cube_id, CubeVersion.source).where(
+            CubeVersion.cube_id.in_(list(cube_ids)), CubeVersion.version == 1
+        )
+        return {cube_id: source for cube_id, source in self.session.execute(stmt)}
+
     def version(self, cube_id: str, version: int) -> CubeVersion | None:
         stmt = select(CubeVersion).where(
             CubeVersion.cube_id == cube_id, CubeVersion.version == version

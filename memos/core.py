@@ -17,6 +17,7 @@ from memos.cache import CachePolicy, SemanticCache
 from memos.memcube import changes
 from memos.memcube.database import Database
 from memos.memcube.filters import MemoryFilter
+from memos.memcube.identity import identity_key, identity_of
 from memos.memcube.ids import is_id, new_id
 from memos.memcube.models import (
     INDEXED_STATES,
@@ -199,7 +200,7 @@ class MemOS:
         items: Sequence[NewMemory],
         *,
         namespace: str = "default",
-        dedupe: bool = True,
+        dedupe: bool | Sequence[bool] = True,
         origin: Origin = SDK,
         ids: Sequence[str | None] | None = None,
         vectors: Sequence[np.ndarray | None] | None = None,
@@ -207,8 +208,10 @@ class MemOS:
     ) -> list[AddResult]:
         """Add many memories in one transaction: all are stored, or none is. Each new
         memory joins the graph: linked to the entities its text mentions and to the
-        stored memories most like it, with the facts it asserts. Content already stored
-        for the same user and agent is not stored again (nor are its facts).
+        stored memories most like it, with the facts it asserts. An item whose exact twin
+        is stored (the same text, owner, session, category, tags and metadata) is not
+        stored again (nor are its facts), unless its ``dedupe`` is false (one flag for
+        all, or one per item): then it is a record, stored each time, and never merged.
 
         For imports: ``ids`` keeps given ids (one already in use is a conflict) and
         ``vectors`` supplies embeddings already computed by this embedder's model, and
@@ -231,14 +234,17 @@ class MemOS:
         ]
         kind = Kind.PLAINTEXT.value
         hashes = [content_hash(kind, item.text) for item in items]
+        deduped = _per_item(dedupe, len(items))
 
-        existing = self._duplicates(namespace, items, hashes) if dedupe else {}
-        fresh = [i for i in range(len(items)) if i not in existing]
-        # Identical items inside one batch are stored once.
+        existing = self._duplicates(namespace, items, hashes, deduped)
+        # Identical items inside one batch are stored once (records, each time).
         first_of: dict[tuple, int] = {}
-        for i in fresh:
-            first_of.setdefault(_dedupe_key(items[i], hashes[i]), i)
-        to_store = sorted(set(first_of.values())) if dedupe else fresh
+        to_store: list[int] = []
+        for i, item in enumerate(items):
+            if not deduped[i] or (
+                i not in existing and first_of.setdefault(_dedupe_key(item, hashes[i]), i) == i
+            ):
+                to_store.append(i)
         embedded = self._embeddings(
             [items[i] for i in to_store], [vectors[i] for i in to_store] if vectors else None
         )
@@ -250,8 +256,8 @@ class MemOS:
                 repo = CubeRepository(session)
                 repo.ensure_namespace(namespace)
                 now = utcnow()
-                if dedupe:  # re-check under the lock: a concurrent add may have won
-                    existing.update(self._duplicates(namespace, items, hashes, repo))
+                # re-check under the lock: a concurrent add may have won
+                existing.update(self._duplicates(namespace, items, hashes, deduped, repo))
                 if ids is not None:
                     wanted = [ids[i] for i in to_store if ids[i] is not None]
                     taken = repo.existing_ids(wanted)
@@ -264,8 +270,9 @@ class MemOS:
                         continue
                     cube_id = (ids[i] if ids is not None else None) or new_id()
                     stored[i] = self.new_cube_row(
-                        cube_id, namespace, items[i], hashes[i], embedded[row], now
-                    )
+                        cube_id, namespace, items[i], hashes[i], embedded[row], now,
+                        mergeable=deduped[i],
+                    )  # fmt: skip
                     rows.append(row)
                 versions: list[dict[str, Any]] = []
                 for i, cube in stored.items():
@@ -372,22 +379,34 @@ class MemOS:
         namespace: str,
         items: Sequence[NewMemory],
         hashes: Sequence[str],
+        deduped: Sequence[bool],
         repo: CubeRepository | None = None,
     ) -> dict[int, str]:
-        """Positions of items whose content is already stored for the same user and agent."""
+        """Positions of the items to dedupe whose exact twin is stored: the same text,
+        owner, session, category, tags and metadata, and not a record."""
+        wanted = [hashes[i] for i in range(len(items)) if deduped[i]]
+        if not wanted:
+            return {}
         if repo is None:
             with self.db.reader() as session:
-                return self._duplicates(namespace, items, hashes, CubeRepository(session))
+                return self._duplicates(
+                    namespace, items, hashes, deduped, CubeRepository(session)
+                )
         twins = {
-            (c.content_hash, c.user_id, c.agent_id): c.id
-            for c in repo.live_with_hashes(namespace, hashes, utcnow())
+            identity_of(c): c.id
+            for c in repo.live_with_hashes(namespace, wanted, utcnow())
+            if c.mergeable
         }
-        found = {i: twins.get(_dedupe_key(item, hashes[i])) for i, item in enumerate(items)}
+        found = {
+            i: twins.get(_dedupe_key(item, hashes[i]))
+            for i, item in enumerate(items) if deduped[i]
+        }  # fmt: skip
         return {i: cube_id for i, cube_id in found.items() if cube_id is not None}
 
     def new_cube_row(
         self, cube_id: str, namespace: str, item: NewMemory, digest: str,
         vector: np.ndarray | None, now: datetime, kind: Kind = Kind.PLAINTEXT,
+        mergeable: bool = True,
     ) -> SimpleNamespace:  # fmt: skip
         """The column values of a new cube (inserted in bulk: no ORM object per row); a
         cube without ``vector`` is not searched by meaning."""
@@ -417,6 +436,7 @@ class MemOS:
             access_count=0,
             last_accessed_at=None,
             version=1,
+            mergeable=mergeable,
         )
 
     # read -----------------------------------------------------------------------
@@ -654,6 +674,12 @@ class MemOS:
             if cube is None:
                 raise NotFoundError(f"memory {memory_id!r} not found")
             _check_plaintext(cube)
+            if cube.state == State.MERGED.value:
+                into = [d["id"] for d in repo.version(memory_id, cube.version).derived_from]
+                raise ConflictError(
+                    f"memory {memory_id!r} is merged into {', '.join(map(repr, into))}: "
+                    f"unmerge that (POST /v1/memories/{{id}}/unmerge) to serve it again"
+                )
             target = repo.version(memory_id, version)
         if target is None:
             raise NotFoundError(f"memory {memory_id!r} has no version {version}")
@@ -755,7 +781,19 @@ def _check_plaintext(cube: MemCube) -> None:
 
 
 def _dedupe_key(item: NewMemory, digest: str) -> tuple:
-    return (digest, item.user_id, item.agent_id)
+    """What makes two memories the same record: their text and everything a caller
+    selects them by."""
+    return identity_key(digest, item.user_id, item.agent_id, item.session_id, item.category,
+                        item.tags, item.metadata)  # fmt: skip
+
+
+
+def _per_item(dedupe: bool | Sequence[bool], count: int) -> list[bool]:
+    if isinstance(dedupe, bool):
+        return [dedupe] * count
+    if len(dedupe) != count or not all(isinstance(d, bool) for d in dedupe):
+        raise InvalidInputError("dedupe must be a boolean, or one boolean per item")
+    return list(dedupe)
 
 
 def _nothing() -> int:

@@ -7,6 +7,7 @@ class MemOSError(Exception):
     """Base of every error the memory core raises on purpose."""
 
     title = "Memory service error"
+    retry_after_s: int | None = None  # when retrying later may succeed: how much later
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -25,8 +26,26 @@ class ConflictError(MemOSError):
     title = "Conflict"
 
 
+class InFlightError(ConflictError):
+    """The same request is being answered for another caller right now."""
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class TooLargeError(MemOSError):
     title = "Too large"
+
+
+class TooManyError(MemOSError):
+    """A caller holds all the share of some resource a bound allows it: retry later."""
+
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class UnauthorizedError(MemOSError):

@@ -18,6 +18,7 @@ from memos import validation as check
 from memos.errors import ConflictError, InvalidInputError, NotFoundError
 from memos.graph.service import NewNode
 from memos.memcube.graph_rows import has_live_facts
+from memos.memcube.identity import identity_of
 from memos.memcube.ids import is_id, new_id
 from memos.memcube.models import CubeVersion, Kind, MemCube, Operation, State, is_served, utcnow
 from memos.memcube.repository import CubeRepository
@@ -165,12 +166,17 @@ def _columns(cube: MemCube) -> dict[str, Any]:
 
 
 def _refuse_twin(repo: CubeRepository, copy: MemCube, now: Any) -> None:
+    """A copy whose exact twin the target holds would be a duplicate (records are never
+    duplicates: each is kept)."""
+    if not copy.mergeable:
+        return
     for twin in repo.live_with_hashes(copy.namespace, [copy.content_hash or ""], now):
-        if (twin.user_id, twin.agent_id) == (copy.user_id, copy.agent_id):
+        if twin.mergeable and identity_of(twin) == identity_of(copy):
             raise ConflictError(
                 f"namespace {copy.namespace!r} already holds this content for the same "
                 f"owner as memory {twin.id!r}"
             )
+
 
 
 def _copied_version(version: CubeVersion, cube_id: str) -> dict[str, Any]:

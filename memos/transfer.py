@@ -73,6 +73,7 @@ def _record(cube: Any) -> dict[str, Any]:
         "embedding_model": cube.embedding_model,
         "embedding": base64.b64encode(cube.embedding).decode() if cube.embedding else None,
         "version": cube.version,
+        "mergeable": cube.mergeable,  # false: a record (added with dedupe off)
     }
 
 
@@ -100,6 +101,8 @@ def validate_jsonl(memos: MemOS, lines: Iterable[str]) -> int:
         try:
             memos.check_new(_new(record))
             _history(record)
+            if not isinstance(record.get("mergeable", True), bool):
+                raise InvalidInputError("mergeable must be true or false")
         except InvalidInputError as exc:
             raise InvalidInputError(f"record {count}: {exc.detail}") from exc
         except (TypeError, ValueError) as exc:
@@ -133,6 +136,7 @@ def import_jsonl(
                     namespace=namespace,
                     origin=Origin(Source.IMPORT.value, "memos import"),
                     ids=[r.get("id") for r in fresh],
+                    dedupe=[r.get("mergeable", True) for r in fresh],
                     vectors=vectors,
                     histories=[_history(r) for r in fresh],
                 )

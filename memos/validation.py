@@ -11,6 +11,7 @@ from typing import Any
 # The store's own limits, re-exported for the server's schemas.
 from memos.memcube.filters import MAX_FILTER_TAGS as MAX_FILTER_TAGS
 from memos.memcube.ids import ID_PATTERN as ID_PATTERN
+from memos.memcube.models import in_utc_range as in_utc_range
 
 from .errors import InvalidInputError, TooLargeError
 
@@ -153,7 +154,12 @@ def aware_datetime(value: datetime | None, field: str) -> datetime | None:
         raise InvalidInputError(f"{field} must be a date-time, got {value!r}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInputError(f"{field} needs a time zone (e.g. 2026-03-01T09:00:00Z)")
+    if not in_utc_range(value):
+        raise InvalidInputError(f"{field} {OUT_OF_RANGE}, got {value.isoformat()}")
     return value
+
+
+OUT_OF_RANGE = "is out of range: in UTC it must fall within the years 1 to 9999"
 
 
 def version(value: int) -> int:

@@ -43,12 +43,16 @@ async def once(
     keys = kernel.idempotency
     keys.check(key)
     fingerprint = keys.fingerprint(f"{request.method} {request.url.path}", await request.body())
-    kept = await anyio.to_thread.run_sync(keys.replay, tenant.namespace, key, fingerprint)
+    kept = await anyio.to_thread.run_sync(keys.claim, tenant.namespace, key, fingerprint)
     if kept is not None:
         return Response(kept.body.encode(), status_code=kept.status, media_type="application/json",
                         headers={"Idempotent-Replayed": "true"})  # fmt: skip
-    response = await anyio.to_thread.run_sync(write)
-    body = msgspec.json.encode(response.content).decode()
-    answer = Answer(response.status_code, body)
-    await anyio.to_thread.run_sync(keys.keep, tenant.namespace, key, fingerprint, answer)
+    try:
+        response = await anyio.to_thread.run_sync(write)
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # released even when the caller went away
+            await anyio.to_thread.run_sync(keys.release, tenant.namespace, key)
+        raise
+    answer = Answer(response.status_code, msgspec.json.encode(response.content).decode())
+    await anyio.to_thread.run_sync(keys.keep, tenant.namespace, key, answer)
     return response

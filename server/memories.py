@@ -81,15 +81,16 @@ class MemoryController(TenantController):
     async def add(
         self, data: MemoryIn, request: Request, tenant: Tenant, memos: MemOS, kernel: Kernel,
     ) -> Response[AddOut]:  # fmt: skip
-        """201 with the new memory; 200 with the existing one when identical content is
-        already stored for the same user and agent (unless ``dedupe`` is false). A retry
+        """201 with the new memory; 200 with the existing one when its exact twin is stored
+        (the same text, owner, session, category, tags and metadata) unless ``dedupe`` is
+        false, which stores a record (kept each time, never merged). A retry
         with the same ``Idempotency-Key`` header gets the first answer again;
         ``X-Memos-Source`` (api, sdk, agent, tool) is the provenance source."""
         source = source_of(request)
 
         def write() -> Response[AddOut]:
             result = memos.add_batch(
-                [_new(data)], namespace=tenant.namespace, dedupe=data.dedupe,
+                [_new(data)], namespace=tenant.namespace, dedupe=data.dedupes(),
                 origin=tenant.origin(source),
             )[0]  # fmt: skip
             out = MemoryOut.of(result.memory)
@@ -110,7 +111,7 @@ class MemoryController(TenantController):
             results = memos.add_batch(
                 [_new(item) for item in data.items],
                 namespace=tenant.namespace,
-                dedupe=data.dedupe,
+                dedupe=[item.dedupes(data.dedupe) for item in data.items],
                 origin=tenant.origin(source),
             )
             body = BatchOut([r.memory.id for r in results], [r.created for r in results])

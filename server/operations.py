@@ -1,4 +1,4 @@
-"""MemCube operations on the caller's memories: fuse and migrate."""
+"""MemCube operations on the caller's memories: fuse, unmerge and migrate."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from memos.errors import ForbiddenError
 from memos.fusion import MAX_SOURCES, MIN_SOURCES, fuse_memories
 from memos.kernel import Kernel
 from memos.relocate import KEEP, MAX_MIGRATE, MigrationTarget, migrate_memories
+from memos.scheduler.merge import unmerge
 from memos.validation import NAMESPACE_PATTERN
 
 from .auth import Tenant, TenantController
@@ -36,6 +37,10 @@ class MigrateIn(Strict):
     agent_id: Name | msgspec.UnsetType | None = msgspec.UNSET
 
 
+class UnmergedOut(msgspec.Struct):
+    memories: list[MemoryOut]  # the sources, served again, in the order they were fused
+
+
 class MigratedOut(msgspec.Struct):
     namespace: str
     memories: list[MemoryOut]
@@ -54,6 +59,17 @@ class OperationsController(TenantController):
         memory = await fuse_memories(memos, kernel.chat, tenant.namespace, data.memory_ids,
                                      data.mode, tenant.origin())  # fmt: skip
         return MemoryOut.of(memory)
+
+    @post("/{memory_id:str}/unmerge", status_code=200, sync_to_thread=True,
+          responses=problems(404, 409),
+          summary="Undo a merge: the sources served again, the fused memory deleted")  # fmt: skip
+    def unmerge(self, memory_id: str, tenant: Tenant, memos: MemOS) -> UnmergedOut:
+        """``memory_id`` is a memory the MemScheduler's merge rule or ``/fuse`` made. Its
+        sources come back as they were before (state, text, ids, order), each with a
+        version ``unmerged_from`` it; it is deleted. 409 when it was not made by a merge,
+        or a source changed since."""
+        restored = unmerge(memos, tenant.namespace, memory_id, tenant.origin())
+        return UnmergedOut([MemoryOut.of(m) for m in restored])
 
     @post(
         "/migrate",

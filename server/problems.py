@@ -18,6 +18,7 @@ from memos.errors import (
     MemOSError,
     NotFoundError,
     TooLargeError,
+    TooManyError,
     UnauthorizedError,
     UnavailableError,
 )
@@ -32,6 +33,7 @@ STATUS_OF: dict[type[MemOSError], int] = {
     TooLargeError: 413,
     UnauthorizedError: 401,
     ForbiddenError: 403,
+    TooManyError: 429,
     UnavailableError: 503,
 }
 
@@ -61,6 +63,7 @@ _MEANING = {
     409: "Conflicts with the resource's state",
     413: "Body, text or batch larger than the server accepts",
     422: "A field is invalid; `detail` and `errors` name it",
+    429: "A bound on the caller's share is reached; `detail` names it; see Retry-After",
     503: "A part the request needs is not available now; see Retry-After",
 }
 # What any route that needs a key may answer: no or a bad key, a body it cannot read, and
@@ -110,7 +113,7 @@ def on_domain_error(request: Request, exc: MemOSError) -> Response[dict[str, Any
     headers = None
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
-    elif isinstance(exc, UnavailableError):
+    elif exc.retry_after_s is not None:
         headers = {"Retry-After": str(exc.retry_after_s)}
     return problem(request, status, exc.detail, headers=headers)
 

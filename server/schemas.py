@@ -21,7 +21,14 @@ from memos.records import Memory, SearchHit, VersionRecord
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Unknown fields in a request are an error, not silently ignored."""
+    """Unknown fields in a request are an error, not silently ignored; a date-time must
+    stay one in UTC (every body's date-times are parsed here, so no route forgets it)."""
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if isinstance(value, datetime) and not check.in_utc_range(value):
+                raise ValueError(f"{name} {check.OUT_OF_RANGE}, got {value.isoformat()}")
 
 
 # The limits the kernel enforces, stated in the schema too (the kernel stays the judge).
@@ -65,12 +72,17 @@ class MemoryIn(Strict):
     facts: Annotated[list[FactSpec], Meta(max_length=MAX_FACTS_PER_MEMORY)] = msgspec.field(
         default_factory=list
     )
-    dedupe: bool = True
+    # false: a record, stored each time and never merged; unset: true (in a batch, the
+    # batch's dedupe)
+    dedupe: bool | msgspec.UnsetType = msgspec.UNSET
+
+    def dedupes(self, default: bool = True) -> bool:
+        return default if self.dedupe is msgspec.UNSET else self.dedupe
 
 
 class BatchIn(Strict):
     items: list[MemoryIn]
-    dedupe: bool = True
+    dedupe: bool = True  # for the items that do not say
 
 
 class MemoryPatch(Strict):

@@ -24,7 +24,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
 from litestar.typing import FieldDefinition
 
-from memos.validation import nesting_depth
+from memos.validation import OUT_OF_RANGE, in_utc_range, nesting_depth
 
 MAX_JSON_DEPTH = 32  # the deepest body any route takes is metadata's 16 levels inside a batch
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
@@ -141,10 +141,12 @@ def _check_query_value(name: str, raw: str, kind: Any) -> None:
         expected = "a whole number in decimal digits"
     elif kind is datetime:
         try:
-            msgspec.json.decode(json.dumps(raw), type=datetime, strict=True)
-            ok = True
+            moment = msgspec.json.decode(json.dumps(raw), type=datetime, strict=True)
         except msgspec.ValidationError:
-            ok = False
+            moment = None
+        if moment is not None and not in_utc_range(moment):
+            raise _invalid(name, f"{raw!r} {OUT_OF_RANGE}", "query")
+        ok = moment is not None
         expected = "an RFC 3339 date-time with a time zone (e.g. 2026-03-01T09:00:00Z)"
     else:
         return

@@ -13,6 +13,8 @@ from litestar.params import Parameter
 from memos import validation as check
 from memos.core import MemOS
 from memos.graph.tasks import (
+    CONTEXT_LIMIT,
+    MAX_CONTEXT_LIMIT,
     MAX_LINKS,
     MAX_OUTCOME_CHARS,
     MAX_OWNER_CHARS,
@@ -80,9 +82,11 @@ class TaskListOut(msgspec.Struct):
 
 class ContextOut(msgspec.Struct):
     task: TaskOut
-    path: list[TaskOut]  # from the root down to the task's parent
-    dependencies: list[TaskOut]  # all it depends on, dependencies first, with outcomes
+    path: list[TaskOut]  # from the root (or the limit-th ancestor) down to the parent
+    dependencies: list[TaskOut]  # what it depends on (the nearest limit), deps first
     memories: list[MemoryOut]  # attached to those tasks and to it
+    path_total: int  # ancestors in all
+    dependencies_total: int  # tasks it depends on, transitively, in all
 
     @classmethod
     def of(cls, context: TaskContext) -> ContextOut:
@@ -90,6 +94,7 @@ class ContextOut(msgspec.Struct):
             TaskOut.of(context.task), [TaskOut.of(t) for t in context.path],
             [TaskOut.of(t) for t in context.dependencies],
             [MemoryOut.of(m) for m in context.memories],
+            context.path_total, context.dependencies_total,
         )  # fmt: skip
 
 
@@ -130,5 +135,10 @@ class TaskController(TenantController):
 
     @get("/{task_id:str}/context", sync_to_thread=True, responses=problems(404),
          summary="A task's path from the root, dependencies' outcomes, memories")  # fmt: skip
-    def context(self, task_id: Annotated[str, TASK_ID], tenant: Tenant, memos: MemOS) -> ContextOut:
-        return ContextOut.of(memos.tasks.context(tenant.namespace, task_id))
+    def context(
+        self, task_id: Annotated[str, TASK_ID], tenant: Tenant, memos: MemOS,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_CONTEXT_LIMIT)] = CONTEXT_LIMIT,
+    ) -> ContextOut:  # fmt: skip
+        """At most ``limit`` ancestors and dependencies, the nearest; ``path_total`` and
+        ``dependencies_total`` say how many there are in all."""
+        return ContextOut.of(memos.tasks.context(tenant.namespace, task_id, limit))

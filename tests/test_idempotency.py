@@ -4,9 +4,14 @@ keys are per namespace and expire."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from litestar.testing import TestClient
 
+from memos.config import Settings
 from memos.core import MemOS
+from memos.embeddings import Embedder
+from memos.server.app import create_app
 
 
 def test_a_retried_add_stores_once(client: TestClient) -> None:
@@ -58,3 +63,50 @@ def test_keys_are_per_namespace_and_expire(
     # forgotten: the same key with another request is a new write now
     later = client.post("/v1/memories", json={"text": "later"}, headers=headers)
     assert later.status_code == 201 and later.json()["id"] != mine["id"]
+
+
+def test_concurrent_retries_store_once_on_every_replica(
+    client: TestClient, memos: MemOS, settings: Settings, embedder: Embedder
+) -> None:
+    """Eight retries at once, half on a second process's app over the same database: one
+    claims the key and writes, the others wait and replay its answer."""
+    replica = MemOS(settings, embedder=embedder)
+    try:
+        with TestClient(create_app(replica, background_jobs=False)) as second:
+            second.headers["Authorization"] = client.headers["Authorization"]
+            for trial in range(3):
+                body = {"text": f"Deploys freeze on Fridays ({trial}).", "dedupe": False}
+                headers = {"Idempotency-Key": f"race-{trial}"}
+                with ThreadPoolExecutor(8) as pool:
+                    answers = list(pool.map(
+                        lambda n, body=body, headers=headers: (client, second)[n % 2].post(
+                            "/v1/memories", json=body, headers=headers),
+                        range(8),
+                    ))  # fmt: skip
+                assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+                assert len({a.json()["id"] for a in answers}) == 1
+                assert sum("Idempotent-Replayed" in a.headers for a in answers) == 7
+            # eight different bodies under one key: one is stored, the others refused
+            headers = {"Idempotency-Key": "race-bodies"}
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(
+                    lambda n: (client, second)[n % 2].post(
+                        "/v1/memories", json={"text": f"body {n}", "dedupe": False},
+                        headers=headers),
+                    range(8),
+                ))  # fmt: skip
+            assert sorted(a.status_code for a in answers) == [201] + [422] * 7
+        texts = [m["text"] for m in client.get("/v1/memories").json()["items"]]
+        assert len(texts) == 4 and sum(t.startswith("body ") for t in texts) == 1
+    finally:
+        replica.close()
+
+
+def test_a_failed_write_releases_its_key(client: TestClient, ns: str) -> None:
+    headers = {"Idempotency-Key": "fails-first"}
+    too_long = {"items": [{"text": "x" * 10}] * 10_000}
+    assert client.post("/v1/memories/batch", json=too_long, headers=headers).status_code == 413
+    later = client.post("/v1/memories/batch", json=too_long, headers=headers)
+    assert later.status_code == 413 and "Idempotent-Replayed" not in later.headers
+    keys = client.app.state.kernel.idempotency
+    assert keys.claim(ns, "fails-first", "another") is None  # free to claim again

@@ -91,12 +91,14 @@ def test_cold_memories_are_archived_and_found_again_with_states(memos: MemOS, ns
 
 def test_near_duplicates_are_merged_into_one_derived_from_each(memos: MemOS, ns: str) -> None:
     first = memos.add("Alice's favourite colour is teal.", namespace=ns, user_id="alice",
-                      tags=["prefs"]).memory  # fmt: skip
+                      tags=["prefs", "colour"]).memory  # fmt: skip
     second = memos.add("Alice's favourite colour is teal!", namespace=ns, user_id="alice",
-                       tags=["colour"], importance=0.9).memory  # fmt: skip
+                       tags=["colour", "prefs"], importance=0.9).memory  # fmt: skip
     bobs = memos.add("Alice's favourite colour is teal.", namespace=ns, user_id="bob").memory
     other = memos.add("Alice works on the payments team.", namespace=ns, user_id="alice").memory
-    report = run(scheduler(memos, merge_min_similarity=0.95), ns)
+    # the rule is opt-in: by default nothing is merged
+    assert run(scheduler(memos, merge_min_similarity=0.95), ns).moved["merge"] == 0
+    report = run(scheduler(memos, merge_min_similarity=0.95, merge_sources=("sdk",)), ns)
     assert report.moved["merge"] == 2 and not report.failed
     for source in (first, second):
         got = memos.get(source.id, namespace=ns)
@@ -206,6 +208,8 @@ def test_the_policy_comes_from_the_toml_config(tmp_path: Path) -> None:
         ("rules = ['expire', 'nap']", "rules"),
         ("archive_after_s = -1", "archive_after_s"),
         ("merge_min_similarity = 2", "merge_min_similarity"),
+        ("merge_sources = ['robots']", "merge_sources"),
+        ("merge_categories = 'notes'", "merge_categories"),
         ("activate_after_accesses = 1.5", "activate_after_accesses"),
         ("snooze = 1", "snooze"),
     ):

@@ -27,6 +27,8 @@ MAX_TITLE_CHARS = 500
 MAX_OWNER_CHARS = 200
 MAX_OUTCOME_CHARS = 20_000
 MAX_LINKS = 256  # dependencies or memories of one task
+CONTEXT_LIMIT = 200  # ancestors and dependencies a context holds, by default ...
+MAX_CONTEXT_LIMIT = 1_000  # ... and at most
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,11 @@ class TaskRecord:
 @dataclass(frozen=True)
 class TaskContext:
     task: TaskRecord
-    path: list[TaskRecord]  # from the root down to the task's parent
-    dependencies: list[TaskRecord]  # everything it depends on, dependencies first
+    path: list[TaskRecord]  # from the root (or the limit-th ancestor) down to the parent
+    dependencies: list[TaskRecord]  # all it depends on (the nearest limit), deps first
     memories: list[Memory] = field(default_factory=list)  # attached to those and the task
+    path_total: int = 0  # ancestors in all
+    dependencies_total: int = 0  # tasks it depends on, transitively, in all
 
 
 class TaskBoard:
@@ -125,40 +129,73 @@ class TaskBoard:
                                         f"{other.id!r}; change that task first")  # fmt: skip
             session.delete(task)
 
-    def context(self, namespace: str, task_id: str) -> TaskContext:
+    def context(
+        self, namespace: str, task_id: str, limit: int = CONTEXT_LIMIT
+    ) -> TaskContext:
+        """The task, its ancestors and what it depends on: at most ``limit`` of each, the
+        nearest (the totals say how many there are), with the memories attached."""
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidInputError("limit must be a whole number")
+        if not 1 <= limit <= MAX_CONTEXT_LIMIT:
+            raise InvalidInputError(f"limit must be from 1 to {MAX_CONTEXT_LIMIT}, got {limit}")
         with self._db.reader() as session:
             tasks = {t.id: _record(t) for t in namespace_tasks(session, namespace)}
             if task_id not in tasks:
                 raise NotFoundError(f"task {task_id!r} not found")
             task = tasks[task_id]
-            path: list[TaskRecord] = []
+            ancestors: list[TaskRecord] = []
             parent = task.parent_id
             while parent is not None and parent in tasks:
-                path.insert(0, tasks[parent])
+                ancestors.append(tasks[parent])
                 parent = tasks[parent].parent_id
-            dependencies = [tasks[d] for d in _dependencies_first(tasks, task_id)]
+            path = ancestors[:limit][::-1]
+            order = _dependencies_first(tasks, task_id)
+            dependencies = [tasks[d] for d in _nearest(tasks, task_id, order, limit)]
             attached = [m for t in [*path, *dependencies, task] for m in t.memory_ids]
             served = CubeRepository(session).live_by_ids(
                 namespace, list(dict.fromkeys(attached)), MemoryFilter(), utcnow()
             )
             memories = [memory_of(served[m]) for m in dict.fromkeys(attached) if m in served]
-        return TaskContext(task, path, dependencies, memories)
+        return TaskContext(task, path, dependencies, memories, len(ancestors), len(order))
 
 
 def _dependencies_first(tasks: dict[str, TaskRecord], task_id: str) -> list[str]:
-    """Every task ``task_id`` depends on, transitively, each after its own dependencies."""
+    """Every task ``task_id`` depends on, transitively, each after its own dependencies
+    (a walk with a stack of its own: chains may be deeper than Python's recursion)."""
     order: list[str] = []
     seen: set[str] = set()
-
-    def visit(current: str) -> None:
-        for dep in tasks[current].depends_on:
+    stack = [(task_id, iter(tasks[task_id].depends_on))]
+    while stack:
+        current, pending = stack[-1]
+        for dep in pending:
             if dep in tasks and dep not in seen:
                 seen.add(dep)
-                visit(dep)
-                order.append(dep)
-
-    visit(task_id)
+                stack.append((dep, iter(tasks[dep].depends_on)))
+                break
+        else:
+            stack.pop()
+            if current != task_id:
+                order.append(current)
     return order
+
+
+def _nearest(
+    tasks: dict[str, TaskRecord], task_id: str, order: list[str], limit: int
+) -> list[str]:
+    """The ``limit`` dependencies fewest steps from ``task_id``, in ``order``."""
+    if len(order) <= limit:
+        return order
+    near: set[str] = set()
+    frontier = [task_id]
+    while frontier and len(near) < limit:
+        following = []
+        for current in frontier:
+            for dep in tasks[current].depends_on:
+                if dep in tasks and dep not in near and len(near) < limit:
+                    near.add(dep)
+                    following.append(dep)
+        frontier = following
+    return [d for d in order if d in near]
 
 
 def _checked(**fields: Any) -> dict[str, Any]:
@@ -228,16 +265,19 @@ def _check_references(
 
 def _cycle_through(edges: dict[str, list[str]], start: str) -> list[str] | None:
     """A chain of dependencies from ``start`` back to itself, if there is one."""
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
+    came_from: dict[str, str] = {}
+    stack = [start]
     while stack:
-        node, chain = stack.pop()
+        node = stack.pop()
         for nxt in edges.get(node, ()):
             if nxt == start:
-                return [*chain, start]
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append((nxt, [*chain, nxt]))
+                chain = [node]
+                while chain[-1] != start:
+                    chain.append(came_from[chain[-1]])
+                return [*reversed(chain), start]
+            if nxt not in came_from:
+                came_from[nxt] = node
+                stack.append(nxt)
     return None
 
 

@@ -8,12 +8,16 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from memos.errors import ConflictError, MemOSError, NotFoundError
 from memos.graph.service import NewNode
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.graph_rows import has_live_facts
+from memos.memcube.identity import identity_key
 from memos.memcube.ids import new_id
 from memos.memcube.models import (
+    INDEXED_STATES,
     CubeVersion,
     Kind,
     MemCube,
@@ -24,36 +28,45 @@ from memos.memcube.models import (
 )
 from memos.memcube.repository import CubeRepository
 from memos.provenance import Origin, content_hash, version_row
-from memos.records import NewMemory
+from memos.records import Memory, NewMemory, memory_of
+from memos.vector_index import decode_vector
 
 if TYPE_CHECKING:
     from memos.core import MemOS
+
+    from .policy import SchedulerPolicy
 
 NEIGHBOURS = 8  # nearest memories looked at for each candidate
 
 
 def duplicate_groups(
-    memos: MemOS, namespace: str, cubes: Sequence[MemCube], min_similarity: float
+    memos: MemOS, namespace: str, cubes: Sequence[MemCube], policy: SchedulerPolicy
 ) -> list[list[str]]:
     """Groups of two or more served memories of ``namespace``, each a candidate from
-    ``cubes`` and the memories of the same user and agent at least ``min_similarity``
-    like it; a memory is in one group at most."""
+    ``cubes`` and the memories at least ``merge_min_similarity`` like it that are the
+    same record but for their wording (``_same_record``), all of them ones the policy
+    lets merge; a memory is in one group at most."""
     index = memos.indexes.get(namespace)
     grouped: set[str] = set()
     groups: list[list[str]] = []
     now = utcnow()
     with memos.db.reader() as session:
         repo = CubeRepository(session)
-        for cube in cubes:
-            if cube.id in grouped or cube.id not in index:
+        candidates = [c for c in cubes if c.mergeable and c.id in index]
+        created_by = repo.created_by([c.id for c in candidates])
+        for cube in candidates:
+            if cube.id in grouped or not policy.merges(cube.category, created_by[cube.id]):
                 continue
             vector = index.vectors_of([cube.id])[0]
             near = [
                 n.id for n in index.search(vector, NEIGHBOURS)
-                if n.id != cube.id and n.id not in grouped and n.score >= min_similarity
+                if n.id != cube.id and n.id not in grouped
+                and n.score >= policy.merge_min_similarity
             ]  # fmt: skip
             rows = repo.live_by_ids(namespace, near, MemoryFilter(), now)
-            twins = [i for i in near if i in rows and _owner(rows[i]) == _owner(cube)]
+            alike = [i for i in near if i in rows and _same_record(rows[i], cube)]
+            twin_sources = repo.created_by(alike)
+            twins = [i for i in alike if policy.merges(rows[i].category, twin_sources[i])]
             if not twins:
                 continue
             group = [cube.id, *twins]
@@ -158,5 +171,95 @@ def _merged(sources: Sequence[MemCube], newest: MemCube, now: Any) -> NewMemory:
     )  # fmt: skip
 
 
-def _owner(cube: MemCube) -> tuple[str | None, str | None, str]:
-    return cube.user_id, cube.agent_id, cube.kind
+def _same_record(other: MemCube, cube: MemCube) -> bool:
+    """Whether ``other`` differs from ``cube`` at most in its wording: the same kind,
+    owner, session, category, tag set and metadata, and neither a record."""
+    return (
+        other.mergeable and cube.mergeable and _selectors(other) == _selectors(cube)
+    )
+
+
+def _selectors(cube: MemCube) -> tuple:
+    selected = identity_key("", cube.user_id, cube.agent_id, cube.session_id, cube.category,
+                            cube.tags, cube.meta)  # fmt: skip
+    return (*selected, cube.kind)
+
+
+def unmerge(memos: MemOS, namespace: str, fused_id: str, origin: Origin) -> list[Memory]:
+    """Undo the merge that made ``fused_id``: its sources are served again as they were
+    before it (their state, text, ids and so their order), each with a new version
+    unmerged from it, and the fused memory is deleted. Refused (nothing written) when
+    ``fused_id`` was not made by a merge (409) or a source has changed since (409)."""
+    with memos.db.reader() as session:
+        repo = CubeRepository(session)
+        fused = repo.get(namespace, fused_id)
+        first = repo.version(fused_id, 1) if fused is not None else None
+    if fused is None or first is None:
+        raise NotFoundError(f"memory {fused_id!r} not found")
+    if first.operation != Operation.FUSE.value:
+        raise ConflictError(f"memory {fused_id!r} was not made by merging memories")
+    source_ids = [d["id"] for d in first.derived_from]
+    with memos.indexes.lock(namespace), memos.graph.lock:
+        index = memos.indexes.get(namespace)
+        memos.graph.graph(namespace)
+        with memos.db.unit_of_work() as session:
+            repo = CubeRepository(session)
+            now = utcnow()
+            fused = repo.get(namespace, fused_id, for_update=True)
+            if fused is None or fused.state not in INDEXED_STATES:
+                raise NotFoundError(f"memory {fused_id!r} not found")
+            sources = [_merged_source(repo, namespace, i, fused_id) for i in source_ids]
+            unmerged_from = [{"id": fused_id, "version": fused.version,
+                              "relation": "unmerged_from"}]  # fmt: skip
+            for cube, state in sources:
+                cube.state = state
+                cube.updated_at = now
+                cube.version += 1
+                repo.add_version(CubeVersion(**version_row(cube, Operation.UNMERGE, origin,
+                                                           now, unmerged_from)))  # fmt: skip
+            fused.state = State.DELETED.value
+            fused.deleted_at = now
+            fused.updated_at = now
+            fused.version += 1
+            restored = [{"id": c.id, "version": c.version, "relation": "unmerged_into"}
+                        for c, _ in sources]  # fmt: skip
+            repo.add_version(
+                CubeVersion(**version_row(fused, Operation.UNMERGE, origin, now, restored))
+            )
+            revision = repo.bump_revision(namespace)
+            uncache = memos.cache.invalidate_memories(session, namespace, [fused_id])
+            retire = memos.graph.retire_memory(session, namespace, fused_id, now)
+            index.remove([fused_id])
+            vectors = [decode_vector(c.embedding, memos.embedder.dim) for c, _ in sources]
+            relinks = []
+            for (cube, _), vector in zip(sources, vectors, strict=True):
+                near = memos.related(index, vector[None, :], itself=cube.id)[0]
+                node = NewNode(cube.id, cube.version, cube.payload or "", related=near)
+                relinks.append(memos.graph.relink(session, namespace, node, now))
+            result = [memory_of(cube) for cube, _ in sources]
+        uncache()
+        retire()
+        for relink in relinks:
+            relink()
+        index.upsert([c.id for c, _ in sources], np.stack(vectors))
+        index.revision = revision
+    return result
+
+
+def _merged_source(
+    repo: CubeRepository, namespace: str, source_id: str, fused_id: str
+) -> tuple[MemCube, str]:
+    """A source still merged into ``fused_id``, and the state it had before."""
+    cube = repo.get(namespace, source_id, for_update=True)
+    last = repo.version(source_id, cube.version) if cube is not None else None
+    into = last.derived_from if last is not None else []
+    if (
+        cube is None or cube.state != State.MERGED.value or cube.embedding is None
+        or not any(d.get("id") == fused_id and d.get("relation") == "merged_into" for d in into)
+    ):  # fmt: skip
+        raise ConflictError(
+            f"memory {source_id!r} is no longer merged into {fused_id!r}: it cannot be restored"
+        )
+    before = repo.version(source_id, cube.version - 1)
+    state = before.state if before is not None else State.GENERATED.value
+    return cube, state if state in INDEXED_STATES else State.GENERATED.value

@@ -10,7 +10,9 @@ from typing import Any
 
 from memos.config import config_table
 from memos.errors import InvalidInputError
+from memos.memcube.models import Source
 
+ANY = "*"
 RULES = ("expire", "purge", "activate", "archive", "merge", "activation")
 DAY_S = 86_400.0
 
@@ -25,8 +27,13 @@ class SchedulerPolicy:
     hot_window_s: float = DAY_S
     # archive: a served memory neither read nor changed for this long leaves default search
     archive_after_s: float = 30 * DAY_S
-    # merge: served memories of the same user and agent at least this similar are fused
+    # merge (opt-in): served memories of one owner, session, category, tag set and
+    # metadata, at least this similar, are fused, when their category is among
+    # merge_categories or the source that created them among merge_sources ("*": any).
+    # Records (added with dedupe false) are never merged. Default: nothing is merged.
     merge_min_similarity: float = 0.97
+    merge_categories: tuple[str, ...] = ()
+    merge_sources: tuple[str, ...] = ()
     # activation: a user's or agent's hot memories as one pinned KV block
     activation_min_memories: int = 3  # hot memories a user or agent needs for a block
     activation_max_memories: int = 32  # the hottest this many go in the block ...
@@ -57,6 +64,15 @@ class SchedulerPolicy:
             raise InvalidInputError(
                 "scheduler: activation_min_memories may not exceed activation_max_memories"
             )
+        sources = {s.value for s in Source} | {ANY}
+        if not set(self.merge_sources) <= sources:
+            raise InvalidInputError(
+                f"scheduler: merge_sources must name sources among {sorted(sources)}"
+            )
+        for name in ("merge_categories", "merge_sources"):
+            value = getattr(self, name)
+            if not all(isinstance(v, str) and v for v in value):
+                raise InvalidInputError(f"scheduler: {name} must be a list of names")
         score = self.merge_min_similarity
         if not _is_number(score) or not 0.5 <= score <= 1:
             raise InvalidInputError("scheduler: merge_min_similarity must be from 0.5 to 1")
@@ -68,12 +84,22 @@ class SchedulerPolicy:
         if unknown:
             raise InvalidInputError(f"scheduler: unknown setting {unknown[0]!r}")
         values = dict(table)
-        if "rules" in values:
-            rules = values["rules"]
-            if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
-                raise InvalidInputError("scheduler: rules must be a list of rule names")
-            values["rules"] = tuple(rules)
+        for name in ("rules", "merge_categories", "merge_sources"):
+            if name in values:
+                given = values[name]
+                if not isinstance(given, list) or not all(isinstance(v, str) for v in given):
+                    raise InvalidInputError(f"scheduler: {name} must be a list of names")
+                values[name] = tuple(given)
         return cls(**values)
+
+    def merges(self, category: str | None, source: str) -> bool:
+        """Whether the merge rule may fuse a memory of ``category`` created by ``source``."""
+        return (
+            ANY in self.merge_categories
+            or (category is not None and category in self.merge_categories)
+            or ANY in self.merge_sources
+            or source in self.merge_sources
+        )
 
     @classmethod
     def from_file(cls, path: Path | None, interval_s: float | None = None) -> SchedulerPolicy:

@@ -8,8 +8,10 @@ one, on every namespace otherwise.
   they last changed, become activated.
 - ``archive``: served memories neither read nor changed for ``archive_after_s`` leave
   default search (a search naming ``archived`` still finds them).
-- ``merge``: served memories of the same user and agent that say nearly the same are
-  fused into one, derived from each; the sources become merged.
+- ``merge`` (opt-in by category or source): served memories that are the same record
+  but for their wording (one owner, session, category, tag set and metadata) and say
+  nearly the same are fused into one, derived from each; the sources become merged.
+  Records (added with dedupe off) are never merged; ``unmerge`` undoes a merge.
 - ``activation``: an owner's hot (activated) memories become an activation memory kept
   in the engine's KV cache; it is rebuilt when its sources change and demoted when cold.
 """
@@ -143,6 +145,8 @@ class MergeRule:
         self._after: dict[str | None, tuple[datetime, str]] = {}
 
     def run(self, namespace: str | None) -> int:
+        if not (self.policy.merge_categories or self.policy.merge_sources):
+            return 0  # the rule is opt-in
         with self.memos.db.reader() as session:
             changed = CubeRepository(session).changed_since(
                 namespace, utcnow(), self._after.get(namespace), MERGE_BATCH
@@ -153,7 +157,7 @@ class MergeRule:
         fused = 0
         for ns in sorted({c.namespace for c in changed}):
             cubes = [c for c in changed if c.namespace == ns]
-            for group in duplicate_groups(self.memos, ns, cubes, self.policy.merge_min_similarity):
+            for group in duplicate_groups(self.memos, ns, cubes, self.policy):
                 if fuse_duplicates(self.memos, ns, group, rule_origin(self.name, "near_duplicate")):
                     fused += len(group)
         return fused

@@ -1,0 +1,109 @@
+"""Inputs a hostile caller sends to the parts added since the first hardening pass: each
+is a 422 (or 404) naming the field, never a 500, and changes nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from litestar.testing import TestClient
+
+from memos.core import MemOS
+from memos.errors import InvalidInputError
+from memos.memcube.filters import MemoryFilter
+from memos.memcube.ids import new_id
+from memos.memcube.models import Task, utcnow
+
+# the calendar's first and last hours with an offset: no longer date-times in UTC
+EDGES = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")
+
+
+def _fact(**when: str) -> dict:
+    return {"subject": "Ana", "predicate": "works_at", "object": "Acme", **when}
+
+
+def _body_cases(edge: str, memory_id: str) -> list[tuple[str, str, dict, str]]:
+    return [
+        ("POST", "/v1/memories", {"text": "x", "valid_from": edge}, "valid_from"),
+        ("POST", "/v1/memories", {"text": "x", "valid_to": edge}, "valid_to"),
+        ("POST", "/v1/memories", {"text": "x", "facts": [_fact(valid_from=edge)]}, "valid_from"),
+        ("POST", "/v1/memories", {"text": "x", "facts": [_fact(valid_until=edge)]}, "valid_until"),
+        ("POST", "/v1/memories/batch", {"items": [{"text": "x", "valid_from": edge}]}, "valid_from"),
+        ("PATCH", f"/v1/memories/{memory_id}", {"valid_to": edge}, "valid_to"),
+        ("POST", "/v1/memories/search", {"query": "x", "as_of": edge, "mode": "vector"}, "as_of"),
+        ("POST", "/v1/memories/search", {"query": "x", "as_of": edge, "mode": "hybrid"}, "as_of"),
+        ("POST", "/v1/memories/search", {"query": "x", "as_of": edge, "mode": "graph"}, "as_of"),
+        ("POST", "/v1/memories/search", {"query": "x", "filters": {"created_after": edge}}, "created_after"),
+        ("POST", "/v1/graph/facts", _fact(valid_from=edge), "valid_from"),
+        ("POST", "/v1/graph/facts", _fact(valid_until=edge), "valid_until"),
+    ]
+
+
+def _query_cases(edge: str) -> list[tuple[str, dict, str]]:
+    return [
+        ("/v1/memories", {"created_after": edge}, "created_after"),
+        ("/v1/memories", {"created_before": edge}, "created_before"),
+        ("/v1/graph/state", {"entity": "Ana", "as_of": edge}, "as_of"),
+        ("/v1/graph/state", {"entity": "Ana", "known_at": edge}, "known_at"),
+        ("/v1/graph/timeline", {"entity": "Ana", "known_at": edge}, "known_at"),
+        ("/v1/graph/neighbours", {"entity": "Ana", "as_of": edge}, "as_of"),
+        ("/v1/graph/subgraph", {"entity": "Ana", "as_of": edge}, "as_of"),
+    ]
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_datetimes_at_the_calendars_ends_are_a_422(client: TestClient, edge: str) -> None:
+    memory = client.post("/v1/memories", json={"text": "Ana works at Acme."}).json()
+    client.post("/v1/graph/facts", json=_fact())
+    before = client.get("/v1/memories").json()["items"]
+    for method, path, body, field in _body_cases(edge, memory["id"]):
+        answer = client.request(method, path, json=body)
+        assert answer.status_code == 422, (path, body, answer.text)
+        assert field in answer.json()["detail"] and "out of range" in answer.json()["detail"]
+    for path, params, field in _query_cases(edge):
+        answer = client.get(path, params=params)
+        assert answer.status_code == 422, (path, params, answer.text)
+        assert answer.json()["detail"].startswith(f"{field}:")
+    assert client.get("/v1/memories").json()["items"] == before
+
+
+def test_the_kernel_refuses_them_too(memos: MemOS, ns: str) -> None:
+    for edge in map(datetime.fromisoformat, EDGES):
+        with pytest.raises(InvalidInputError, match="valid_from"):
+            memos.add("x", namespace=ns, valid_from=edge)
+        with pytest.raises(InvalidInputError, match="as_of"):
+            memos.search("x", namespace=ns, as_of=edge)
+        with pytest.raises(InvalidInputError, match="created_after"):
+            MemoryFilter(created_after=edge)
+    assert memos.list(namespace=ns).items == []
+
+
+def test_a_deep_dependency_chain_has_a_bounded_context(
+    memos: MemOS, ns: str, client: TestClient
+) -> None:
+    # deeper than Python's recursion limit, in both the dependency DAG and the tree
+    # (written as rows at once: a create per task would check the whole chain each time)
+    chain = [new_id() for _ in range(1_200)]
+    now = utcnow()
+    with memos.db.unit_of_work() as session:
+        session.add_all(
+            Task(id=task_id, namespace=ns, title=f"step {n}", status="todo",
+                 parent_id=chain[n - 1] if n else None,
+                 depends_on=[chain[n - 1]] if n else [], memory_ids=[],
+                 created_at=now, updated_at=now)
+            for n, task_id in enumerate(chain)
+        )  # fmt: skip
+    answer = client.get(f"/v1/tasks/{chain[-1]}/context")
+    assert answer.status_code == 200, answer.text
+    context = answer.json()
+    assert (context["dependencies_total"], context["path_total"]) == (1_199, 1_199)
+    assert [t["id"] for t in context["dependencies"]] == chain[-201:-1]  # the nearest 200
+    assert [t["id"] for t in context["path"]] == chain[-201:-1]
+    wide = client.get(f"/v1/tasks/{chain[-1]}/context", params={"limit": 1000}).json()
+    assert [t["id"] for t in wide["dependencies"]] == chain[-1001:-1]
+    for bad in ("0", "1001", "x"):
+        answer = client.get(f"/v1/tasks/{chain[-1]}/context", params={"limit": bad})
+        assert answer.status_code == 422 and "limit" in answer.json()["detail"]
+    # closing the chain into a cycle is still refused, naming it
+    answer = client.patch(f"/v1/tasks/{chain[0]}", json={"depends_on": [chain[-1]]})
+    assert answer.status_code == 422 and "cycle" in answer.json()["detail"]
