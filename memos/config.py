@@ -110,8 +110,20 @@ class Settings:
     replica_poll_s: float = 1.0
     replica_listen: bool = True
     change_retention_s: int = 3_600
+    # fair shares of background work: training jobs a namespace may have queued or
+    # running at once, the most tokens one job may train on (steps x batch_size x
+    # max_tokens), and how soon a namespace may start another scheduler pass over REST
+    jobs_per_namespace: int = 8
+    max_job_tokens: int = 8_000_000
+    scheduler_run_min_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
+        for name, low in (("jobs_per_namespace", 1), ("max_job_tokens", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"MEMOS_{name.upper()} must be a whole number of at least {low}")
+        if not 0 <= self.scheduler_run_min_interval_s <= 3_600:
+            raise ValueError("MEMOS_SCHEDULER_RUN_MIN_INTERVAL_S must be from 0 to 3600 seconds")
         if self.search_ef < 10:
             raise ValueError(f"MEMOS_SEARCH_EF must be at least 10, got {self.search_ef}")
         if self.search_mode not in ("hnsw", "exact"):
@@ -229,6 +241,9 @@ class Settings:
             replica_poll_s=_env_number("MEMOS_REPLICA_POLL_S", 1.0),
             replica_listen=_env_flag("MEMOS_REPLICA_LISTEN", True),
             change_retention_s=_env_number("MEMOS_CHANGE_RETENTION_S", 3_600),
+            jobs_per_namespace=_env_number("MEMOS_JOBS_PER_NAMESPACE", 8),
+            max_job_tokens=_env_number("MEMOS_MAX_JOB_TOKENS", 8_000_000),
+            scheduler_run_min_interval_s=_env_number("MEMOS_SCHEDULER_RUN_MIN_INTERVAL_S", 1.0),
         )
 
 

@@ -36,7 +36,10 @@ class Kernel:
             memos, getattr(chat.backend, "unload_adapter", None) if chat is not None else None
         )
         self.compositions = Compositions(memos)
-        self.scheduler = MemScheduler(memos, self.policy, self.activations, self._upkeep())
+        self.scheduler = MemScheduler(
+            memos, self.policy, self.activations, self._upkeep(),
+            run_min_interval_s=settings.scheduler_run_min_interval_s,
+        )  # fmt: skip
         self.memory_chat = (
             MemoryChat(
                 memos, chat, self.activations, self.scheduler.note_used, self.parametric,

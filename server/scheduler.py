@@ -36,11 +36,13 @@ class SchedulerController(TenantController):
     path = "/v1/scheduler"
     tags = ["scheduler"]
 
-    @post("/run", status_code=200, summary="Run the rules now", responses=problems())
+    @post("/run", status_code=200, summary="Run the rules now", responses=problems(429))
     async def run(self, tenant: Tenant, kernel: Kernel) -> PassOut:
         """One pass of every configured rule over the caller's namespace (the service-wide
-        upkeep, such as purges and snapshots, keeps its own schedule)."""
-        report = await kernel.scheduler.run_pass(tenant.namespace)
+        upkeep, such as purges and snapshots, keeps its own schedule). A pass the
+        namespace asked for that is still running answers this call too; a namespace may
+        start one every ``MEMOS_SCHEDULER_RUN_MIN_INTERVAL_S`` (1 s; 429 sooner)."""
+        report = await kernel.scheduler.run_asked(tenant.namespace)
         return PassOut(report.moved, report.failed)
 
     @get("/", summary="The scheduler's rules and what they have done", responses=problems())

@@ -21,15 +21,22 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from memos import validation as check
-from memos.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
+from memos.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    TooManyError,
+    UnavailableError,
+)
+from memos.fair_queue import FairQueue
 from memos.llm.backend import AdapterRef
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.ids import new_id
@@ -99,13 +106,13 @@ def _job_info(row: Job) -> JobInfo:
 
 class ParametricMemory:
     """Trains, stores, finds and deletes a namespace's parametric memories. Jobs run one
-    at a time on a worker thread (training takes both cores)."""
+    at a time on a worker thread (training takes both cores), namespaces taking turns."""
 
     def __init__(self, memos: MemOS, unload: Callable[[int], Any] | None = None) -> None:
         self.memos = memos
         self._unload = unload  # drops an adapter the engine loaded (by the engine's id)
         self.root = memos.settings.data_dir / "adapters"
-        self._worker: ThreadPoolExecutor | None = None
+        self._queue = FairQueue("parametric")  # training takes both cores: one job at a time
         self._cancel: dict[str, threading.Event] = {}
         self._lora_ids: dict[str, int] = {}  # cube id -> the engine's id for its adapter
         self._lock = threading.Lock()
@@ -142,6 +149,7 @@ class ParametricMemory:
                 raise ConflictError(f"a parametric memory named {name!r} exists already")
             sources = self._sources(repo, namespace, memory_ids, filters)
             config = config.for_texts(len(sources))
+            self._check_share(session, namespace, config)
             job = Job(
                 id=new_id(), namespace=namespace, kind=JOB_KIND, state="queued", progress=0.0,
                 request={"name": name, "config": config.to_json(),
@@ -155,10 +163,34 @@ class ParametricMemory:
         cancel = threading.Event()
         with self._lock:
             self._cancel[info.id] = cancel
-            if self._worker is None:
-                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parametric")
-            self._worker.submit(self._run, info.id, namespace, name, texts, config, origin, cancel)
+        self._queue.submit(
+            namespace, partial(self._run, info.id, namespace, name, texts, config, origin, cancel)
+        )
         return info
+
+    def _check_share(self, session: Any, namespace: str, config: TrainingConfig) -> None:
+        """A job within the cost one job may have, and the namespace within its share of
+        the queue (every replica's jobs count: they are rows)."""
+        settings = self.memos.settings
+        tokens = (config.steps or 0) * config.batch_size * config.max_tokens
+        if tokens > settings.max_job_tokens:
+            raise InvalidInputError(
+                f"steps x batch_size x max_tokens = {tokens:,} tokens, more than one job may "
+                f"train on (MEMOS_MAX_JOB_TOKENS = {settings.max_job_tokens:,}); lower "
+                "steps, batch_size or max_tokens"
+            )
+        pending = session.scalar(
+            select(func.count()).select_from(Job).where(
+                Job.namespace == namespace, Job.state.in_(["queued", "running"])
+            )
+        )  # fmt: skip
+        if pending >= settings.jobs_per_namespace:
+            raise TooManyError(
+                f"namespace {namespace!r} has {pending} training jobs queued or running, the "
+                f"most one namespace may have (MEMOS_JOBS_PER_NAMESPACE = "
+                f"{settings.jobs_per_namespace}); retry when one finishes",
+                retry_after_s=30,
+            )
 
     def job(self, namespace: str, job_id: str) -> JobInfo:
         check.namespace(namespace)
@@ -199,9 +231,7 @@ class ParametricMemory:
         with self._lock:
             for event in self._cancel.values():
                 event.set()
-            worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.shutdown(wait=True)
+        self._queue.close()
 
     # parametric memories ------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 from memos.activation import ActivationMemory
+from memos.errors import TooManyError
 
 from .policy import SchedulerPolicy
 from .rules import (
@@ -60,9 +62,11 @@ class MemScheduler:
     def __init__(
         self, memos: MemOS, policy: SchedulerPolicy, activations: ActivationMemory,
         upkeep: list[tuple[str, Callable[[], Any]]] | None = None,
+        run_min_interval_s: float = 0.0,
     ) -> None:  # fmt: skip
         self.memos = memos
         self.policy = policy
+        self.run_min_interval_s = run_min_interval_s  # between passes a namespace asks for
         self.used = UsedMemories()
         every: dict[str, Rule] = {
             "expire": ExpireRule(memos),
@@ -78,6 +82,28 @@ class MemScheduler:
                          [*(r.name for r in self.rules), *(n for n, _ in self.upkeep)]}  # fmt: skip
         self.passes = 0
         self._lock = asyncio.Lock()
+        self._asked: dict[str, asyncio.Future[PassReport]] = {}  # passes callers wait for
+        self._asked_at: dict[str, float] = {}
+
+    async def run_asked(self, namespace: str) -> PassReport:
+        """A pass over ``namespace`` that a caller asked for. While one runs, it answers
+        every caller that asks (no second pass is queued); a namespace starts one at most
+        every ``run_min_interval_s`` (TooManyError after that)."""
+        running = self._asked.get(namespace)
+        if running is None:
+            since = time.monotonic() - self._asked_at.get(namespace, -math.inf)
+            if since < self.run_min_interval_s:
+                raise TooManyError(
+                    f"namespace {namespace!r} started a scheduler pass {since:.2f} s ago; one "
+                    f"may start every {self.run_min_interval_s:g} s "
+                    "(MEMOS_SCHEDULER_RUN_MIN_INTERVAL_S)",
+                    retry_after_s=max(1, math.ceil(self.run_min_interval_s - since)),
+                )
+            self._asked_at[namespace] = time.monotonic()
+            running = asyncio.ensure_future(self.run_pass(namespace))
+            self._asked[namespace] = running
+            running.add_done_callback(lambda _: self._asked.pop(namespace, None))
+        return await asyncio.shield(running)
 
     def note_used(self, namespace: str, memory_ids: list[str]) -> None:
         """Memories an answer used: the activate rule activates them on its next pass."""
