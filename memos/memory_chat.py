@@ -238,16 +238,18 @@ class MemoryChat:
         )
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("memory needs a user message to find memories for")
+        flt = MemoryFilter(user_id=memory.user_id, agent_id=memory.agent_id,
+                           session_id=memory.session_id)  # fmt: skip
+        # a block holds memories chosen without this question: it stands in for retrieval
+        # only when each is one the request could find (its scope; no score to pass)
         owner = memory.user_id is not None or memory.agent_id is not None
         activation = (
             await anyio.to_thread.run_sync(
-                self.activations.for_owner, namespace, memory.user_id, memory.agent_id
+                self.activations.for_owner, namespace, memory.user_id, memory.agent_id, flt
             )
-            if owner
+            if owner and memory.min_score is None
             else None
         )
-        flt = MemoryFilter(user_id=memory.user_id, agent_id=memory.agent_id,
-                           session_id=memory.session_id)  # fmt: skip
         search = partial(
             self.memos.search,
             namespace=namespace,

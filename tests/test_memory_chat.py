@@ -294,3 +294,25 @@ def test_a_cold_activation_is_demoted_and_let_go(
             # chat no longer starts with it
             reply = ask(client, "What is my cat called?", {"user_id": "alice", "top_k": 2})
             assert reply["memory"]["activation"] is None
+
+
+def test_a_block_answers_only_within_the_requests_scope(client: TestClient) -> None:
+    items = [{"text": "Alice's locker code is 4821.", "user_id": "alice", "agent_id": "desk",
+              "session_id": "s1"},
+             {"text": "Bob's locker code is 7305.", "user_id": "bob", "agent_id": "desk",
+              "session_id": "s2"}]  # fmt: skip
+    ids = client.post("/v1/memories/batch", json={"items": items}).json()["ids"]
+    made = client.post("/v1/activations", json={"agent_id": "desk", "memory_ids": ids})
+    assert made.status_code == 201, made.text
+    block = made.json()["id"]
+    # the agent's whole scope: the block stands in for retrieval
+    reply = ask(client, "What is the locker code?", {"agent_id": "desk"})
+    assert reply["memory"]["activation"] == block
+    # a narrower scope than the block's: retrieval, within it
+    for scope, allowed in (({"session_id": "s2"}, {ids[1]}), ({"user_id": "alice"}, {ids[0]})):
+        reply = ask(client, "What is the locker code?", {"agent_id": "desk", "top_k": 1, **scope})
+        assert reply["memory"]["activation"] is None, scope
+        assert set(reply["memory"]["used"]) <= allowed and reply["memory"]["used"], scope
+    # a score floor the block cannot answer for: retrieval too
+    reply = ask(client, "What is the locker code?", {"agent_id": "desk", "min_score": 0.99})
+    assert reply["memory"]["activation"] is None and reply["memory"]["used"] == []

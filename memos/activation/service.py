@@ -106,12 +106,23 @@ class ActivationMemory:
             return self._of(session, self._cube(CubeRepository(session), namespace, activation_id))
 
     def for_owner(
-        self, namespace: str, user_id: str | None, agent_id: str | None
-    ) -> Activation | None:
-        """The served activation of this user and agent, if there is one."""
+        self, namespace: str, user_id: str | None, agent_id: str | None,
+        scope: MemoryFilter | None = None,
+    ) -> Activation | None:  # fmt: skip
+        """The served activation of this user and agent, if there is one (and, given a
+        ``scope``, only when every memory it holds is served and within it: a block never
+        answers with a memory the request could not have found)."""
         with self.memos.db.reader() as session:
-            cube = self._owned(CubeRepository(session), namespace, user_id, agent_id)
-            return self._of(session, cube) if cube is not None else None
+            repo = CubeRepository(session)
+            cube = self._owned(repo, namespace, user_id, agent_id)
+            if cube is None:
+                return None
+            activation = self._of(session, cube)
+            if scope is not None:
+                held = list(activation.memory_ids)
+                if len(repo.live_by_ids(namespace, held, scope, utcnow())) != len(set(held)):
+                    return None
+            return activation
 
     def held(self, activation: Activation) -> dict[str, int]:
         """What the engine keeps of the block now (empty when it cannot tell)."""
