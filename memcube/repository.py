@@ -6,7 +6,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, distinct, func, insert, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    and_,
+    cast,
+    delete,
+    distinct,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer
@@ -442,12 +454,26 @@ class CubeRepository:
         )
         return self.session.scalar(stmt)
 
-    def erase_version_payloads(self, cube_id: str) -> None:
-        self.session.execute(
-            update(CubeVersion)
-            .where(CubeVersion.cube_id == cube_id)
-            .values(payload=None, content_hash=None, meta={})
+    def drop_versions(self, cube_id: str) -> None:
+        """Remove every version of a cube (an erasure keeps only its tombstone)."""
+        self.session.execute(delete(CubeVersion).where(CubeVersion.cube_id == cube_id))
+        self.session.flush()
+
+    def derived_from_any(
+        self, namespace: str, source_ids: Iterable[str]
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
+        """(cube id, derived_from) of each version in ``namespace`` whose provenance may
+        name one of ``source_ids`` (the caller reads the entries)."""
+        wanted = list(source_ids)
+        if not wanted:
+            return []
+        text = cast(CubeVersion.derived_from, String)
+        stmt = (
+            select(CubeVersion.cube_id, CubeVersion.derived_from)
+            .join(MemCube, MemCube.id == CubeVersion.cube_id)
+            .where(MemCube.namespace == namespace, or_(*(text.contains(i) for i in wanted)))
         )
+        return [(cube_id, list(derived)) for cube_id, derived in self.session.execute(stmt)]
 
 
 def _in(stmt: Select, namespace: str | None) -> Select:

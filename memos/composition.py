@@ -205,6 +205,29 @@ class Compositions:
                                              for_update=for_update)  # fmt: skip
 
 
+def drop_members(
+    repo: CubeRepository, cube: MemCube, gone: set[str], origin: Origin, now: Any
+) -> bool:
+    """In the caller's unit of work (an erasure): the composition ``cube`` without the
+    members in ``gone``, as its next version; deleted when none is left. Whether it
+    held any of them."""
+    composition = _of(cube)
+    kept = [m for m in composition.members if m.id not in gone]
+    if len(kept) == len(composition.members):
+        return False
+    cube.version += 1
+    cube.updated_at = now
+    if not kept:
+        cube.state, cube.deleted_at = State.DELETED.value, now
+        repo.add_version(CubeVersion(**version_row(cube, Operation.DELETE, origin, now)))
+        return True
+    cube.payload = json.dumps({"members": [m.to_json() for m in kept]})
+    cube.content_hash = content_hash(Kind.COMPOSITION.value, cube.payload)
+    derived = [{"id": m.id, "version": m.version} for m in kept]
+    repo.add_version(CubeVersion(**version_row(cube, Operation.UPDATE, origin, now, derived)))
+    return True
+
+
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not check.NAMESPACE_PATTERN.match(name):
         raise InvalidInputError(

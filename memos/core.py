@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import text
@@ -68,6 +68,9 @@ from .replication import ChangeFollower
 from .retrieval import Retriever, SearchMode
 from .tool_history import ToolHistory
 from .vector_index import VectorIndex, encode_vector
+
+if TYPE_CHECKING:
+    from .erasure import ErasureReport
 
 log = logging.getLogger(__name__)
 
@@ -631,10 +634,16 @@ class MemOS:
     def delete(
         self, memory_id: str, *, namespace: str = "default", erase: bool = False,
         origin: Origin = SDK,
-    ) -> None:  # fmt: skip
-        """Tombstone a memory (it stays in history and can be rolled back); ``erase``
-        also removes its text, metadata and embedding from every version for good."""
+    ) -> ErasureReport | None:  # fmt: skip
+        """Tombstone a memory (it stays in history and can be rolled back). ``erase``
+        removes its content for good instead, with everything made from any of its
+        versions (``memos.erasure``; the service's ``Kernel.erase`` also lets go of what
+        the engine holds of them), and says what it touched."""
         check.namespace(namespace)
+        if erase:
+            from .erasure import erase_memory  # the kinds made from memories, on demand
+
+            return erase_memory(self, namespace, memory_id, origin).report
         with self.indexes.lock(namespace):
             index = self.indexes.get(namespace)
             with self.db.unit_of_work() as session:
@@ -647,8 +656,6 @@ class MemOS:
                 cube.updated_at = now
                 cube.version += 1
                 repo.add_version(CubeVersion(**version_row(cube, Operation.DELETE, origin, now)))
-                if erase:
-                    lifecycle.erase(repo, cube, now, origin)
                 revision = repo.bump_revision(namespace)
                 uncache = self.cache.invalidate_memories(session, namespace, [memory_id])
                 retire = self.graph.retire_memory(session, namespace, memory_id, now)
@@ -656,6 +663,7 @@ class MemOS:
             retire()
             index.remove([memory_id])
             index.revision = revision
+        return None
 
     def rollback(
         self, memory_id: str, version: int, *, namespace: str = "default",
@@ -674,6 +682,8 @@ class MemOS:
             if cube is None:
                 raise NotFoundError(f"memory {memory_id!r} not found")
             _check_plaintext(cube)
+            if cube.purged_at is not None:
+                raise ConflictError(f"memory {memory_id!r} was erased")
             if cube.state == State.MERGED.value:
                 into = [d["id"] for d in repo.version(memory_id, cube.version).derived_from]
                 raise ConflictError(

@@ -9,11 +9,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from .activation import ActivationMemory
 from .composition import Compositions
+from .erasure import ErasureReport, erase_memory
 from .idempotency import IdempotencyKeys
 from .memory_chat import MemoryChat
 from .parametric.service import ParametricMemory
+from .provenance import Origin
 from .scheduler import MemScheduler, SchedulerPolicy
 
 if TYPE_CHECKING:
@@ -49,6 +53,18 @@ class Kernel:
             else None
         )  # fmt: skip
         self._snapshot_at = time.monotonic()
+
+    async def erase(self, namespace: str, memory_id: str, origin: Origin) -> ErasureReport:
+        """Erase a memory and what was made from it (``memos.erasure``), then let go of
+        what the engine holds of them: the activation blocks' KV, the adapters."""
+        erased = await anyio.to_thread.run_sync(
+            erase_memory, self.memos, namespace, memory_id, origin
+        )
+        for activation in erased.activations:
+            await self.activations.release(activation)
+        for adapter in erased.adapters:
+            await anyio.to_thread.run_sync(self.parametric.let_go, adapter)
+        return erased.report
 
     def save_tool_durations(self) -> None:
         """Keep the tool durations chat learned (the TTL policy's input) across restarts."""

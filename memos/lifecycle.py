@@ -68,9 +68,12 @@ def purge_deleted(memos: MemOS, older_than_s: float, batch: int = 1_000) -> int:
 
 
 def erase(repo: CubeRepository, cube: MemCube, now: datetime, origin: Origin) -> None:
-    """Remove a memory's text, metadata and embedding from the cube and every version."""
-    repo.erase_version_payloads(cube.id)
+    """Remove a memory's content for good: its text, metadata, tags, category and
+    embedding go from the cube, and its versions give way to one tombstone."""
+    repo.drop_versions(cube.id)
     cube.payload, cube.embedding, cube.content_hash, cube.meta = None, None, None, {}
+    cube.tags, cube.category = [], None
+    repo.set_tags(cube.id, [])
     cube.purged_at = now
     cube.version += 1
     repo.add_version(CubeVersion(**version_row(cube, Operation.PURGE, origin, now)))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
+import anyio
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
@@ -23,6 +25,7 @@ from .schemas import (
     AddOut,
     BatchIn,
     BatchOut,
+    ErasedOut,
     FiltersIn,
     HistoryOut,
     HitOut,
@@ -191,16 +194,30 @@ class MemoryController(TenantController):
 
     @delete(
         "/{memory_id:str}",
-        sync_to_thread=True,
-        summary="Delete (tombstone) a memory",
-        responses=problems(404),
+        status_code=200,
+        summary="Delete (tombstone) a memory, or erase it and what was made from it",
+        responses={
+            **problems(404, 409),
+            204: ResponseSpec(None, description="A tombstone (without erase)"),
+        },
     )
-    def delete_memory(
-        self, memory_id: str, tenant: Tenant, memos: MemOS, erase: bool = False
-    ) -> None:
-        """204. With ``erase=true`` the text and embedding are removed for good at once;
-        otherwise the purge job removes them after the configured grace period."""
-        memos.delete(memory_id, namespace=tenant.namespace, erase=erase, origin=tenant.origin())
+    async def delete_memory(
+        self, memory_id: str, tenant: Tenant, memos: MemOS, kernel: Kernel, erase: bool = False
+    ) -> Response[ErasedOut | None]:
+        """204: a tombstone (the purge job removes its content after the configured
+        grace period). With ``erase=true``, 200: its content is removed for good at
+        once, with everything made from any of its versions (fused and copied memories,
+        activation blocks and their KV, cached answers; compositions lose it; adapters
+        trained on it are no longer served: retrain them), and its history keeps only
+        the tombstone."""
+        if erase:
+            report = await kernel.erase(tenant.namespace, memory_id, tenant.origin())
+            return Response(ErasedOut(report.erased, report.rebuilt, report.retired_adapters),
+                            status_code=200)  # fmt: skip
+        await anyio.to_thread.run_sync(partial(
+            memos.delete, memory_id, namespace=tenant.namespace, origin=tenant.origin()
+        ))  # fmt: skip
+        return Response(None, status_code=204)
 
     @get(
         "/index/verify", sync_to_thread=True, responses=problems(),

@@ -105,7 +105,7 @@ class ParametricController(TenantController):
     path = "/v1/parametric"
     tags = ["parametric"]
 
-    @post("/", status_code=202, responses=problems(404, 409, 503),
+    @post("/", status_code=202, responses=problems(404, 409, 429, 503),
           summary="Train a named adapter on memories (a background job)")  # fmt: skip
     async def train(self, data: ParametricIn, tenant: Tenant, kernel: Kernel) -> JobOut:
         """202 with the job; `GET /v1/jobs/{id}` follows it. The memories are chosen now
@@ -130,6 +130,17 @@ class ParametricController(TenantController):
             )  # fmt: skip
 
         return JobOut.of(await anyio.to_thread.run_sync(start))
+
+    @post("/{name:str}/retrain", status_code=202, responses=problems(404, 409, 429, 503),
+          summary="Train an adapter an erasure retired again, without the erased")  # fmt: skip
+    async def retrain(self, name: str, tenant: Tenant, kernel: Kernel) -> JobOut:
+        """202 with the job: the retired adapter's training configuration on its sources
+        that are still served. 404 when no adapter of that name was retired; 409 when
+        one of that name is served, or none of its sources is."""
+        info = await anyio.to_thread.run_sync(
+            kernel.parametric.retrain, tenant.namespace, name, tenant.origin()
+        )
+        return JobOut.of(info)
 
     @get("/", summary="List parametric memories", responses=problems())
     async def list_parametric(self, tenant: Tenant, kernel: Kernel) -> ParametricListOut:

@@ -125,6 +125,12 @@ class SearchIn(Strict):
     consistency: ConsistencyIn | None = None
 
 
+class ErasedOut(msgspec.Struct):
+    erased: list[str]  # memories whose content is gone: the one asked for and its derivatives
+    rebuilt: list[str]  # memories written again without them (compositions, merge sources)
+    retired_adapters: list[str]  # parametric memories no longer served: retrain them
+
+
 class RollbackIn(Strict):
     version: Version
 

@@ -244,7 +244,8 @@ def test_strict_query_values_still_work(client: TestClient) -> None:
     r = client.get("/v1/memories?limit=5&user_id=u1&tag=a&created_after=2020-01-01T00:00:00Z")
     assert r.status_code == 200 and len(r.json()["items"]) == 1
     memory_id = _memory(client)["id"]
-    assert client.delete(f"/v1/memories/{memory_id}?erase=true").status_code == 204
+    erased = client.delete(f"/v1/memories/{memory_id}?erase=true")
+    assert erased.status_code == 200 and erased.json()["erased"] == [memory_id]
     _problem(
         client.delete(f"/v1/memories/{_memory(client, text='other')['id']}?erase=1"), 422, "erase"
     )

@@ -316,3 +316,35 @@ def test_a_block_answers_only_within_the_requests_scope(client: TestClient) -> N
     # a score floor the block cannot answer for: retrieval too
     reply = ask(client, "What is the locker code?", {"agent_id": "desk", "min_score": 0.99})
     assert reply["memory"]["activation"] is None and reply["memory"]["used"] == []
+
+
+def test_an_erased_memory_leaves_the_block_its_kv_and_the_answers(
+    client: TestClient, store: MemOS
+) -> None:
+    ids = add_all(client, ALICE[:3], "alice")
+    secret = ids[0]  # "Alice's locker code is 4821."
+    activation = client.post("/v1/activations",
+                             json={"user_id": "alice", "memory_ids": ids}).json()  # fmt: skip
+    question = "What is Alice's locker code?"
+    body = {"messages": [{"role": "user", "content": question}], "max_tokens": 12,
+            "temperature": 0, "memory": {"user_id": "alice"}}  # fmt: skip
+    before = client.post("/v1/chat/completions", json=body).json()
+    assert before["memory"]["activation"] == activation["id"] and secret in before["memory"]["used"]
+    engine = client.app.state.chat.backend.engine
+    prefix = f"activation:{store.keys.namespace_for(_secret(client))}:{activation['id']}"
+    assert engine.prefix_held(prefix)["pinned_blocks"] > 0
+
+    erased = client.delete(f"/v1/memories/{secret}", params={"erase": "true"})
+    assert erased.status_code == 200, erased.text
+    assert set(erased.json()["erased"]) == {secret, activation["id"]}
+    # the block is gone from the store, its history and the engine's device and host tiers
+    assert client.get(f"/v1/activations/{activation['id']}").status_code == 404
+    history = client.get(f"/v1/memories/{activation['id']}/history").json()["versions"]
+    assert [(v["operation"], v["text"]) for v in history] == [("purge", None)]
+    assert engine.prefix_held(prefix) == {"pinned_blocks": 0, "host_blocks": 0}
+    # the same question again: no cached answer, no block, no erased memory in the context
+    after = client.post("/v1/chat/completions", json=body).json()
+    assert after["memory"]["activation"] is None and secret not in after["memory"]["used"]
+    assert "4821" not in after["choices"][0]["message"]["content"]
+    hits = client.post("/v1/memories/search", json={"query": question}).json()["results"]
+    assert all("4821" not in h["text"] for h in hits)

@@ -88,7 +88,7 @@ def test_erase_removes_text_and_embedding_for_good(memos: MemOS, ns: str) -> Non
     m = memos.add("my passport number is X1234", namespace=ns).memory
     memos.delete(m.id, namespace=ns, erase=True)
     history = memos.history(m.id, namespace=ns)
-    assert [v.operation for v in history] == ["create", "delete", "purge"]
+    assert [(v.operation, v.version) for v in history] == [("purge", 3)]  # the tombstone only
     assert all(v.text is None and v.content_hash is None for v in history)
     with memos.db.reader() as session:
         from memos.memcube.models import MemCube

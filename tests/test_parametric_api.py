@@ -100,6 +100,22 @@ def test_train_store_serve_info_and_delete(api: TestClient, store: MemOS, ns: st
     finished = api.post(f"/v1/jobs/{job['id']}/cancel")
     assert finished.status_code == 409
 
+    # erasing a source retires the adapter (its weights hold the text too) until retrained
+    assert api.post("/v1/parametric/facts/retrain").status_code == 409  # served: nothing to do
+    ids = [m["id"] for m in memories]
+    erased = api.delete(f"/v1/memories/{ids[1]}", params={"erase": "true"})
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["retired_adapters"] == ["facts"]
+    assert api.get("/v1/parametric/facts").status_code == 404 and not folder.exists()
+    assert api.post("/v1/parametric/nothing/retrain").status_code == 404
+    again = api.post("/v1/parametric/facts/retrain")
+    assert again.status_code == 202, again.text
+    assert wait(api, again.json()["id"])["state"] == "succeeded"
+    retrained = api.get("/v1/parametric/facts").json()
+    assert retrained["id"] != found["id"] and retrained["training"]["rank"] == 4
+    assert {d["id"] for d in retrained["derived_from"]} == {ids[0], ids[2]}
+    folder = store.settings.data_dir / "adapters" / ns / retrained["id"]
+
     assert api.delete("/v1/parametric/facts").status_code == 204
     assert not folder.exists()
     assert api.get("/v1/parametric/facts").status_code == 404
@@ -186,3 +202,4 @@ def test_another_namespace_sees_no_job_and_a_restart_fails_running_jobs(
     with store.db.reader() as session:
         row = session.get(Job, "0190a0a0-0000-7000-8000-00000000abcd")
         assert row is not None and row.state == "failed" and "restarted" in (row.error or "")
+

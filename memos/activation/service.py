@@ -98,12 +98,13 @@ class ActivationMemory:
         """The served activations of a namespace, or of every namespace (the scheduler's)."""
         with self.memos.db.reader() as session:
             cubes = CubeRepository(session).of_kind(namespace, Kind.ACTIVATION.value, LIVE_STATES)
-            return [self._of(session, c) for c in cubes]
+            return [self.of_cube(session, c) for c in cubes]
 
     def get(self, namespace: str, activation_id: str) -> Activation:
         check.namespace(namespace)
         with self.memos.db.reader() as session:
-            return self._of(session, self._cube(CubeRepository(session), namespace, activation_id))
+            cube = self._cube(CubeRepository(session), namespace, activation_id)
+            return self.of_cube(session, cube)
 
     def for_owner(
         self, namespace: str, user_id: str | None, agent_id: str | None,
@@ -117,7 +118,7 @@ class ActivationMemory:
             cube = self._owned(repo, namespace, user_id, agent_id)
             if cube is None:
                 return None
-            activation = self._of(session, cube)
+            activation = self.of_cube(session, cube)
             if scope is not None:
                 held = list(activation.memory_ids)
                 if len(repo.live_by_ids(namespace, held, scope, utcnow())) != len(set(held)):
@@ -167,7 +168,7 @@ class ActivationMemory:
         with self.memos.db.unit_of_work() as session:
             repo = CubeRepository(session)
             cube = self._cube(repo, namespace, activation_id, for_update=True)
-            activation = self._of(session, cube)
+            activation = self.of_cube(session, cube)
             now = utcnow()
             cube.state, cube.deleted_at, cube.updated_at = State.DELETED.value, now, now
             cube.version += 1
@@ -333,7 +334,7 @@ class ActivationMemory:
                                                           sources)])  # fmt: skip
                 return Activation(memory_of(row), tuple(sources), 0, selection), True
             if cube.payload == text and cube.meta.get("selection") == selection:
-                return self._of(session, cube), False
+                return self.of_cube(session, cube), False
             cube.payload, cube.meta = text, meta
             cube.content_hash = content_hash(Kind.ACTIVATION.value, text)
             cube.updated_at = now
@@ -373,7 +374,7 @@ class ActivationMemory:
         return cube
 
     @staticmethod
-    def _of(session: Any, cube: MemCube) -> Activation:
+    def of_cube(session: Any, cube: MemCube) -> Activation:
         latest = CubeRepository(session).version(cube.id, cube.version)
         sources = tuple(latest.derived_from) if latest is not None else ()
         meta = cube.meta

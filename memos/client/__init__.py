@@ -17,7 +17,7 @@ from .errors import (
     UnavailableError,
     ValidationError,
 )
-from .models import CachedAnswer, ChatAnswer, Memory, Page, SearchResult, Version
+from .models import CachedAnswer, ChatAnswer, Erasure, Memory, Page, SearchResult, Version
 from .sync import MemOSClient
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "CachedAnswer",
     "ChatAnswer",
     "ConflictError",
+    "Erasure",
     "MemOSClient",
     "MemOSClientError",
     "MemOSConnectionError",

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from .errors import api_error
-from .models import CachedAnswer, ChatAnswer, Memory, Page, SearchResult, Version
+from .models import CachedAnswer, ChatAnswer, Erasure, Memory, Page, SearchResult, Version
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 503})
@@ -276,9 +276,13 @@ class Verbs:
         body = {k: _plain(v) for k, v in changes.items()}
         return self._run(Call("PATCH", f"/v1/memories/{_id(memory_id)}", Memory.of, json=body))
 
-    def delete(self, memory_id: str, *, erase: bool = False) -> None:
-        params = {"erase": "true"} if erase else None
-        return self._run(Call("DELETE", f"/v1/memories/{_id(memory_id)}", _nothing, params=params))
+    def delete(self, memory_id: str, *, erase: bool = False) -> Erasure | None:
+        """Tombstone a memory; ``erase``: remove it for good with what was made from it,
+        and say what that touched."""
+        if erase:
+            return self._run(Call("DELETE", f"/v1/memories/{_id(memory_id)}", Erasure.of,
+                                  params={"erase": "true"}))  # fmt: skip
+        return self._run(Call("DELETE", f"/v1/memories/{_id(memory_id)}", _nothing))
 
     def history(self, memory_id: str) -> list[Version]:
         return self._run(

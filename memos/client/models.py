@@ -79,6 +79,20 @@ class SearchResult:
 
 
 @dataclass(frozen=True)
+class Erasure:
+    """What erasing a memory touched."""
+
+    erased: tuple[str, ...]  # memories whose content is gone: it and what was made from it
+    rebuilt: tuple[str, ...]  # memories written again without them
+    retired_adapters: tuple[str, ...]  # parametric memories no longer served: retrain them
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Erasure:
+        return cls(tuple(body["erased"]), tuple(body["rebuilt"]),
+                   tuple(body["retired_adapters"]))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Version:
     version: int
     text: str | None

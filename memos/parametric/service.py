@@ -21,7 +21,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from memos import validation as check
+from memos.config import DEFAULT_LORA_MODULES
 from memos.errors import (
     ConflictError,
     InvalidInputError,
@@ -308,11 +309,44 @@ class ParametricMemory:
             CubeRepository(session).add_version(
                 CubeVersion(**version_row(cube, Operation.DELETE, origin, now))
             )
+        self.let_go(found)
+        return found
+
+    def let_go(self, found: Parametric) -> None:
+        """Remove a retired or deleted adapter's files and unload it from the engine."""
         shutil.rmtree(found.adapter_dir, ignore_errors=True)
         lora_id = self.lora_id(found.id)
         if lora_id is not None and self._unload is not None:
             self._unload(lora_id)
-        return found
+
+    def retrain(self, namespace: str, name: str, origin: Origin) -> JobInfo:
+        """Train a parametric memory that an erasure retired again, with its training
+        configuration, on its sources that are still served (the erased ones are not)."""
+        check.namespace(namespace)
+        with self.memos.db.reader() as session:
+            if self._named(session, namespace, name) is not None:
+                raise ConflictError(f"parametric memory {name!r} is served: nothing to retrain")
+            retired = [
+                c for c in CubeRepository(session).of_kind(
+                    namespace, Kind.PARAMETRIC.value, (State.DELETED.value,))
+                if c.meta.get("name") == name and "retired" in c.meta
+            ]  # fmt: skip
+            if not retired:
+                raise NotFoundError(f"no parametric memory {name!r} was retired by an erasure")
+            last = max(retired, key=lambda c: (c.updated_at, c.id))
+            first = CubeRepository(session).version(last.id, 1)
+            wanted = [d["id"] for d in (first.derived_from if first is not None else [])]
+            plain = MemoryFilter(kind=Kind.PLAINTEXT.value)
+            served = CubeRepository(session).live_by_ids(namespace, wanted, plain, utcnow())
+            training = dict(last.meta.get("training", {}))
+        kept = [i for i in wanted if i in served]
+        if not kept:
+            raise ConflictError(f"none of the memories {name!r} was trained on is served now")
+        known = {f.name for f in fields(TrainingConfig)}
+        values = {k: v for k, v in training.items() if k in known}
+        values["target_modules"] = tuple(values.get("target_modules", DEFAULT_LORA_MODULES))
+        return self.start(namespace, name, memory_ids=kept, config=TrainingConfig(**values),
+                          origin=origin)  # fmt: skip
 
     # the worker -----------------------------------------------------------------------
 
@@ -435,23 +469,43 @@ class ParametricMemory:
         return any(r.request.get("name") == name for r in rows)
 
     def _of(self, session: Any, cube: MemCube) -> Parametric:
-        spec = json.loads(cube.payload)
-        first = session.scalars(
-            select(CubeVersion).where(CubeVersion.cube_id == cube.id, CubeVersion.version == 1)
-        ).first()
-        return Parametric(
-            id=cube.id, namespace=cube.namespace, name=cube.meta["name"], version=cube.version,
-            adapter_dir=self.memos.settings.data_dir / spec["adapter"],
-            checksum=spec["checksum"], base_model=spec["base_model"],
-            training=dict(cube.meta.get("training", {})),
-            metrics=dict(cube.meta.get("metrics", {})),
-            derived_from=tuple(first.derived_from) if first is not None else (),
-        )  # fmt: skip
+        return parametric_of(session, cube, self.memos.settings.data_dir)
 
     def _model_ready(self) -> bool:
         from memos.llm.model import is_prepared
 
         return is_prepared(self.model_dir)
+
+
+def parametric_of(session: Any, cube: MemCube, data_dir: Path) -> Parametric:
+    spec = json.loads(cube.payload)
+    first = session.scalars(
+        select(CubeVersion).where(CubeVersion.cube_id == cube.id, CubeVersion.version == 1)
+    ).first()
+    return Parametric(
+        id=cube.id, namespace=cube.namespace, name=cube.meta["name"], version=cube.version,
+        adapter_dir=data_dir / spec["adapter"],
+        checksum=spec["checksum"], base_model=spec["base_model"],
+        training=dict(cube.meta.get("training", {})),
+        metrics=dict(cube.meta.get("metrics", {})),
+        derived_from=tuple(first.derived_from) if first is not None else (),
+    )  # fmt: skip
+
+
+def retire(
+    session: Any, cube: MemCube, data_dir: Path, erased: list[str], origin: Origin, now: Any
+) -> Parametric:
+    """In an erasure's unit of work: the parametric memory ``cube`` was trained on the
+    erased memories and is served no more (``ParametricMemory.let_go`` removes its files
+    and unloads it once the work commits; ``retrain`` trains it again without them)."""
+    found = parametric_of(session, cube, data_dir)
+    cube.state, cube.deleted_at, cube.updated_at = State.DELETED.value, now, now
+    cube.meta = {**cube.meta, "retired": {"erased_sources": sorted(erased)}}
+    cube.version += 1
+    CubeRepository(session).add_version(
+        CubeVersion(**version_row(cube, Operation.DELETE, origin, now))
+    )
+    return found
 
 
 def _release_memory() -> None:

@@ -3,12 +3,13 @@ metadata, derived from each source's version; the sources are marked merged."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from memos.errors import ConflictError, MemOSError, NotFoundError
 from memos.graph.service import NewNode
@@ -29,7 +30,7 @@ from memos.memcube.models import (
 from memos.memcube.repository import CubeRepository
 from memos.provenance import Origin, content_hash, version_row
 from memos.records import Memory, NewMemory, memory_of
-from memos.vector_index import decode_vector
+from memos.vector_index import VectorIndex, decode_vector
 
 if TYPE_CHECKING:
     from memos.core import MemOS
@@ -208,48 +209,81 @@ def unmerge(memos: MemOS, namespace: str, fused_id: str, origin: Origin) -> list
             fused = repo.get(namespace, fused_id, for_update=True)
             if fused is None or fused.state not in INDEXED_STATES:
                 raise NotFoundError(f"memory {fused_id!r} not found")
-            sources = [_merged_source(repo, namespace, i, fused_id) for i in source_ids]
-            unmerged_from = [{"id": fused_id, "version": fused.version,
-                              "relation": "unmerged_from"}]  # fmt: skip
-            for cube, state in sources:
-                cube.state = state
-                cube.updated_at = now
-                cube.version += 1
-                repo.add_version(CubeVersion(**version_row(cube, Operation.UNMERGE, origin,
-                                                           now, unmerged_from)))  # fmt: skip
+            restored = restore_sources(memos, session, fused, source_ids, origin, now, index)
             fused.state = State.DELETED.value
             fused.deleted_at = now
             fused.updated_at = now
             fused.version += 1
-            restored = [{"id": c.id, "version": c.version, "relation": "unmerged_into"}
-                        for c, _ in sources]  # fmt: skip
+            into = [{"id": c.id, "version": c.version, "relation": "unmerged_into"}
+                    for c in restored.cubes]  # fmt: skip
             repo.add_version(
-                CubeVersion(**version_row(fused, Operation.UNMERGE, origin, now, restored))
+                CubeVersion(**version_row(fused, Operation.UNMERGE, origin, now, into))
             )
             revision = repo.bump_revision(namespace)
             uncache = memos.cache.invalidate_memories(session, namespace, [fused_id])
             retire = memos.graph.retire_memory(session, namespace, fused_id, now)
-            index.remove([fused_id])
-            vectors = [decode_vector(c.embedding, memos.embedder.dim) for c, _ in sources]
-            relinks = []
-            for (cube, _), vector in zip(sources, vectors, strict=True):
-                near = memos.related(index, vector[None, :], itself=cube.id)[0]
-                node = NewNode(cube.id, cube.version, cube.payload or "", related=near)
-                relinks.append(memos.graph.relink(session, namespace, node, now))
-            result = [memory_of(cube) for cube, _ in sources]
+            result = [memory_of(cube) for cube in restored.cubes]
         uncache()
         retire()
-        for relink in relinks:
-            relink()
-        index.upsert([c.id for c, _ in sources], np.stack(vectors))
+        index.remove([fused_id])
+        restored.apply(index)
         index.revision = revision
     return result
 
 
+@dataclass
+class Restored:
+    """Sources served again in a unit of work, and what follows once it committed."""
+
+    cubes: list[MemCube]
+    vectors: list[np.ndarray]
+    relinks: list[Callable[[], None]]
+
+    def apply(self, index: VectorIndex) -> None:
+        for relink in self.relinks:
+            relink()
+        if self.cubes:
+            index.upsert([c.id for c in self.cubes], np.stack(self.vectors))
+
+
+def restore_sources(
+    memos: MemOS, session: Session, fused: MemCube, source_ids: Sequence[str], origin: Origin,
+    now: datetime, index: VectorIndex, *, strict: bool = True,
+) -> Restored:  # fmt: skip
+    """In the caller's unit of work (holding the index and graph locks): the sources of
+    ``fused`` that are still merged into it served again in the state they had before,
+    each with a version ``unmerged_from`` it. ``strict``: one that is not is a conflict
+    (otherwise it is left as it is)."""
+    repo = CubeRepository(session)
+    unmerged_from = [{"id": fused.id, "version": fused.version, "relation": "unmerged_from"}]
+    restored = Restored([], [], [])
+    for source_id in source_ids:
+        found = _merged_source(repo, fused.namespace, source_id, fused.id)
+        if found is None:
+            if strict:
+                raise ConflictError(f"memory {source_id!r} is no longer merged into "
+                                    f"{fused.id!r}: it cannot be restored")  # fmt: skip
+            continue
+        cube, state = found
+        cube.state = state
+        cube.updated_at = now
+        cube.version += 1
+        repo.add_version(CubeVersion(**version_row(cube, Operation.UNMERGE, origin, now,
+                                                   unmerged_from)))  # fmt: skip
+        vector = decode_vector(cube.embedding, memos.embedder.dim)
+        near = memos.related(index, vector[None, :], itself=cube.id)[0]
+        node = NewNode(cube.id, cube.version, cube.payload or "", related=near)
+        restored.cubes.append(cube)
+        restored.vectors.append(vector)
+        restored.relinks.append(memos.graph.relink(session, fused.namespace, node, now))
+    return restored
+
+
 def _merged_source(
     repo: CubeRepository, namespace: str, source_id: str, fused_id: str
-) -> tuple[MemCube, str]:
-    """A source still merged into ``fused_id``, and the state it had before."""
+) -> tuple[MemCube, str] | None:
+    """A source still merged into ``fused_id``, and the state it had before; None when
+    it is not (any longer)."""
     cube = repo.get(namespace, source_id, for_update=True)
     last = repo.version(source_id, cube.version) if cube is not None else None
     into = last.derived_from if last is not None else []
@@ -257,9 +291,7 @@ def _merged_source(
         cube is None or cube.state != State.MERGED.value or cube.embedding is None
         or not any(d.get("id") == fused_id and d.get("relation") == "merged_into" for d in into)
     ):  # fmt: skip
-        raise ConflictError(
-            f"memory {source_id!r} is no longer merged into {fused_id!r}: it cannot be restored"
-        )
+        return None
     before = repo.version(source_id, cube.version - 1)
     state = before.state if before is not None else State.GENERATED.value
     return cube, state if state in INDEXED_STATES else State.GENERATED.value
