@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -45,6 +46,53 @@ def update_entity(
         update(GraphEntity)
         .where(GraphEntity.namespace == namespace, GraphEntity.id == entity_id)
         .values(type=type, aliases=aliases)
+    )
+
+
+def move_entity(
+    session: Session, namespace: str, source: tuple[str, str], target: tuple[str, str],
+    at: datetime,
+) -> None:  # fmt: skip
+    """Retire the live facts and links that name the entity ``source`` (its id and its
+    node) and state each again, recorded ``at``, naming ``target`` instead; ``source``
+    is marked merged into ``target``. What was believed before ``at`` stays as it was."""
+    (source_id, source_node), (target_id, target_node) = source, target
+    facts = session.scalars(select(GraphFact).where(
+        GraphFact.namespace == namespace, GraphFact.retired_at.is_(None),
+        (GraphFact.subject == source_id) | (GraphFact.object == source_id),
+    )).all()  # fmt: skip
+    moved = []
+    for fact in facts:
+        fact.retired_at = at
+        moved.append(dict(
+            id=str(uuid.uuid4()), namespace=namespace,
+            subject=target_id if fact.subject == source_id else fact.subject,
+            predicate=fact.predicate,
+            object=target_id if fact.object == source_id else fact.object,
+            value=fact.value, valid_from=fact.valid_from, valid_until=fact.valid_until,
+            recorded_at=at, retired_at=None, memory_id=fact.memory_id,
+            memory_version=fact.memory_version,
+        ))  # fmt: skip
+    edges = session.scalars(select(GraphEdge).where(
+        GraphEdge.namespace == namespace, GraphEdge.retired_at.is_(None),
+        (GraphEdge.source == source_node) | (GraphEdge.target == source_node),
+    )).all()  # fmt: skip
+    relinked = []
+    for edge in edges:
+        edge.retired_at = at
+        relinked.append(dict(
+            id=str(uuid.uuid4()), namespace=namespace, kind=edge.kind,
+            source=target_node if edge.source == source_node else edge.source,
+            target=target_node if edge.target == source_node else edge.target,
+            weight=edge.weight, memory_id=edge.memory_id, created_at=at, retired_at=None,
+        ))  # fmt: skip
+    session.flush()
+    add_facts(session, moved)
+    add_edges(session, relinked)
+    session.execute(
+        update(GraphEntity)
+        .where(GraphEntity.namespace == namespace, GraphEntity.id == source_id)
+        .values(merged_into=target_id)
     )
 
 

@@ -263,6 +263,7 @@ class GraphEntity(Base):
     type: Mapped[str] = mapped_column(String(64))
     aliases: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    merged_into: Mapped[str | None] = mapped_column(String(36))  # the entity it became
 
 
 class GraphFact(Base):

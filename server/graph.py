@@ -45,6 +45,11 @@ class EntityIn(Strict):
     )
 
 
+class EntityMergeIn(Strict):
+    entity: EntityName  # merged away: a name, alias or id
+    into: EntityName  # kept: a name, alias or id
+
+
 class FactIn(FactSpec, kw_only=True):
     memory_id: MemoryId | None = None  # the memory that asserts it (its current version)
 
@@ -54,10 +59,12 @@ class EntityOut(msgspec.Struct):
     name: str
     type: str
     aliases: list[str]
+    merged_into: str | None  # the entity it was merged into (found by its id only then)
 
     @classmethod
     def of(cls, entity: Entity) -> EntityOut:
-        return cls(entity.id, entity.name, entity.type, list(entity.aliases))
+        return cls(entity.id, entity.name, entity.type, list(entity.aliases),
+                   entity.merged_into)  # fmt: skip
 
 
 class MemoryRefOut(msgspec.Struct):
@@ -119,10 +126,19 @@ class GraphController(TenantController):
     tags = ["graph"]
 
     @post("/entities", status_code=200, sync_to_thread=True,
-          summary="An entity by name or alias, made if new", responses=problems())  # fmt: skip
+          summary="An entity by name or alias, made if new", responses=problems(409))  # fmt: skip
     def entity(self, data: EntityIn, tenant: Tenant, memos: MemOS) -> EntityOut:
         entity = memos.graph.entity(tenant.namespace, data.name, data.type, tuple(data.aliases))
         return EntityOut.of(entity)
+
+    @post("/entities/merge", status_code=200, sync_to_thread=True, responses=problems(404, 409),
+          summary="Merge one entity into another, moving its facts")  # fmt: skip
+    def merge_entities(self, data: EntityMergeIn, tenant: Tenant, memos: MemOS) -> EntityOut:
+        """The kept entity, with the other's name and aliases among its aliases. The
+        facts and links naming the other are retired and stated again of the kept one,
+        recorded now (the timeline's ``known_at`` still shows what was believed before);
+        the other is found by its id only after this."""
+        return EntityOut.of(memos.graph.merge_entities(tenant.namespace, data.entity, data.into))
 
     @post("/facts", status_code=201, sync_to_thread=True,
           summary="Assert a fact; a later one on the same subject and predicate supersedes it",

@@ -236,3 +236,67 @@ def test_bad_facts_on_a_memory_store_nothing(client: TestClient) -> None:
     r = client.post("/v1/memories/batch", json={"items": items})
     assert r.status_code == 422 and "items[1].facts[0]" in r.json()["detail"], r.text
     assert client.get("/v1/memories").json()["items"] == []
+
+
+def test_aliases_never_collide_and_entities_merge_with_their_history(
+    client: TestClient, memos, settings, embedder, ns: str
+) -> None:
+    assert client.post("/v1/graph/entities", json={"name": "Ana Silva", "aliases": ["A.S."]}).status_code == 200
+    for body in ({"name": "Andre Santos", "aliases": ["a.s."]},
+                 {"name": "Andre Santos", "aliases": ["ana silva"]}):  # fmt: skip
+        taken = client.post("/v1/graph/entities", json=body)
+        assert taken.status_code == 409 and "Ana Silva" in taken.json()["detail"], body
+    client.post("/v1/graph/entities", json={"name": "Andre Santos"})
+    taken = client.post("/v1/graph/entities", json={"name": "Andre Santos", "aliases": ["A.S."]})
+    assert taken.status_code == 409
+    assert client.get("/v1/graph/state", params={"entity": "A.S."}).json()["entity"]["name"] == "Ana Silva"
+
+    # one person, two entities: merge them, moving the facts
+    fact(client, subject="Ana", predicate="lives_in", object="Lisbon",
+         valid_from="2025-01-01T00:00:00Z")  # fmt: skip
+    fact(client, subject="Ana Silva", predicate="works_at", object="Acme",
+         valid_from="2025-06-01T00:00:00Z")  # fmt: skip
+    before = datetime.now(UTC).isoformat()
+    time.sleep(0.01)
+    gone = client.get("/v1/graph/state", params={"entity": "Ana Silva"}).json()["entity"]
+    merged = client.post("/v1/graph/entities/merge", json={"entity": "Ana Silva", "into": "Ana"})
+    assert merged.status_code == 200, merged.text
+    assert {"Ana Silva", "A.S."} <= set(merged.json()["aliases"])
+    state = client.get("/v1/graph/state", params={"entity": "ana silva"}).json()
+    assert state["entity"]["name"] == "Ana"
+    assert {p: f["object"] for p, f in state["facts"].items()} == {
+        "lives_in": "Lisbon", "works_at": "Acme"}
+    # what was believed before the merge is still what was believed then
+    then = client.get("/v1/graph/state", params={"entity": "Ana", "known_at": before}).json()
+    assert set(then["facts"]) == {"lives_in"}
+    by_id = client.get("/v1/graph/state", params={"entity": gone["id"]}).json()
+    assert by_id["entity"]["merged_into"] == merged.json()["id"] and by_id["facts"] == {}
+    again = client.post("/v1/graph/entities/merge", json={"entity": gone["id"], "into": "Ana"})
+    assert again.status_code == 409
+    same = client.post("/v1/graph/entities/merge", json={"entity": "A.S.", "into": "Ana"})
+    assert same.status_code == 422
+    missing = client.post("/v1/graph/entities/merge", json={"entity": "Nobody", "into": "Ana"})
+    assert missing.status_code == 404
+
+    # a restart reads the same: names resolve as before
+    from memos.core import MemOS
+
+    fresh = MemOS(settings, embedder=embedder)
+    try:
+        for name, wanted in (("ana silva", "Ana"), ("A.S.", "Ana"), ("andre santos", "Andre Santos")):
+            assert fresh.graph.graph(ns).find(name).name == wanted
+    finally:
+        fresh.close()
+
+
+def test_names_claimed_twice_resolve_the_same_in_any_load_order() -> None:
+    from memos.graph.namespace_graph import Entity, NamespaceGraph
+
+    first = Entity("b-2", "Sam", "person", ("S.",))
+    second = Entity("a-1", "Samuel", "person", ("S.", "sam"))
+    for order in ((first, second), (second, first)):
+        graph = NamespaceGraph("t")
+        for entity in order:
+            graph.add_entity(entity)
+        assert graph.find("sam").id == "b-2"  # a name before an alias
+        assert graph.find("S.").id == "a-1"  # two aliases: the smaller id

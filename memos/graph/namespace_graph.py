@@ -28,6 +28,11 @@ class Entity:
     name: str
     type: str
     aliases: tuple[str, ...] = ()
+    merged_into: str | None = None  # merged into that entity: found by id only
+
+    @classmethod
+    def of_row(cls, row: Any) -> Entity:
+        return cls(row.id, row.name, row.type, tuple(row.aliases), row.merged_into)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class NamespaceGraph:
         self.graph = nx.MultiDiGraph()
         self.entities: dict[str, Entity] = {}
         self._by_name: dict[str, str] = {}  # folded name or alias -> entity id
+        # which entity a name means when two claim it (stored before collisions were
+        # refused): a name before an alias, then the smaller id, whatever the load order
+        self._claim: dict[str, tuple[int, str]] = {}
         self._facts: dict[tuple[str, str], list[Fact]] = defaultdict(list)
         self._fact_by_id: dict[str, Fact] = {}
         self._predicates: dict[str, set[str]] = defaultdict(set)  # subject -> its predicates
@@ -97,8 +105,16 @@ class NamespaceGraph:
 
     def add_entity(self, entity: Entity) -> None:
         self.entities[entity.id] = entity
-        for name in (entity.name, *entity.aliases):
-            self._by_name.setdefault(name_key(name), entity.id)
+        names = [(entity.name, 0), *((alias, 1) for alias in entity.aliases)]
+        for name, rank in names:
+            key = name_key(name)
+            if entity.merged_into is not None:
+                if self._by_name.get(key) == entity.id:
+                    del self._by_name[key], self._claim[key]
+                continue
+            claim = (rank, entity.id)
+            if key not in self._claim or claim <= self._claim[key]:
+                self._by_name[key], self._claim[key] = entity.id, claim
         self.graph.add_node(entity_node(entity.id), kind="entity", name=entity.name,
                             type=entity.type, aliases=list(entity.aliases))  # fmt: skip
 

@@ -18,7 +18,7 @@ import networkx as nx
 from sqlalchemy.orm import Session
 
 from memos import validation as check
-from memos.errors import InvalidInputError, NotFoundError
+from memos.errors import ConflictError, InvalidInputError, NotFoundError
 from memos.memcube.database import Database
 from memos.memcube.graph_rows import (
     add_edges,
@@ -30,6 +30,7 @@ from memos.memcube.graph_rows import (
     load_edges,
     load_entities,
     load_facts,
+    move_entity,
     retire_edges,
     retire_facts,
     rows_by_id,
@@ -168,6 +169,7 @@ class GraphMemory:
         with self._lock:
             graph = self.graph(namespace)
             entity, new = _resolve(graph, name, type, aliases)
+            _refuse_taken(graph, aliases, entity.id)
             if new:
                 resolver = _Resolver(graph, [entity])
                 with self._db.unit_of_work() as session:
@@ -189,6 +191,36 @@ class GraphMemory:
                                   list(changed.aliases))  # fmt: skip
                 graph.add_entity(changed)
             return changed
+
+    def merge_entities(self, namespace: str, name: str, into: str) -> Entity:
+        """Merge the entity ``name`` (a name, alias or id) into ``into``: the facts and
+        links that name it are retired and stated again of ``into``, recorded now (what
+        was believed before stays in the timeline); its name and aliases become aliases
+        of ``into``; it is found by its id only, as merged."""
+        with self._lock:
+            graph = self.graph(namespace)
+            gone, keep = self._existing(graph, name), self._existing(graph, into)
+            if gone.id == keep.id:
+                raise InvalidInputError(f"{name!r} and {into!r} are the same entity")
+            for entity in (gone, keep):
+                if entity.merged_into is not None:
+                    raise ConflictError(
+                        f"entity {entity.id} was merged into {entity.merged_into} already"
+                    )
+            known = {name_key(a) for a in (keep.name, *keep.aliases)}
+            more = {name_key(a): a for a in (gone.name, *gone.aliases) if name_key(a) not in known}
+            merged = replace(keep, aliases=keep.aliases + tuple(more.values()))
+            if len(merged.aliases) > MAX_ALIASES:
+                raise InvalidInputError(
+                    f"the merged entity would have {len(merged.aliases)} aliases, more than "
+                    f"{MAX_ALIASES}"
+                )
+            with self._db.unit_of_work() as session:
+                move_entity(session, namespace, (gone.id, entity_node(gone.id)),
+                            (keep.id, entity_node(keep.id)), utcnow())  # fmt: skip
+                update_entity(session, namespace, keep.id, keep.type, list(merged.aliases))
+            self._graphs[namespace] = self._load(namespace)
+            return merged
 
     def assert_fact(
         self, namespace: str, subject: str, predicate: str, *, object: str | None = None,
@@ -533,7 +565,7 @@ class GraphMemory:
                 self._graphs[namespace] = self._load(namespace)
                 return
             for row in entities.values():
-                graph.add_entity(Entity(row.id, row.name, row.type, tuple(row.aliases)))
+                graph.add_entity(Entity.of_row(row))
             rows = sorted(facts.values(), key=lambda r: (r.recorded_at, r.id))
             graph.add_facts(_fact_of(row) for row in rows if graph.fact(row.id) is None)
             for row in rows:
@@ -561,7 +593,7 @@ class GraphMemory:
             facts = load_facts(session, namespace)
             edges = load_edges(session, namespace)
             for row in entities:
-                graph.add_entity(Entity(row.id, row.name, row.type, tuple(row.aliases)))
+                graph.add_entity(Entity.of_row(row))
             graph.add_facts(_fact_of(row) for row in facts)
             graph.add_links(
                 Link(row.id, row.kind, row.source, row.target, row.weight, row.memory_id)
@@ -592,7 +624,7 @@ class _Resolver:
         then holds it, and ``fact`` and ``link`` point at it."""
         taken = claim_entities(session, [_entity_row(namespace, e, now) for e in self.made])
         self._instead = {
-            mine: Entity(row.id, row.name, row.type, tuple(row.aliases))
+            mine: Entity.of_row(row)
             for mine, row in taken.items()
         }
         self.made = [self._instead.get(e.id, e) for e in self.made]
@@ -641,6 +673,18 @@ def _new_fact(
         given.value, valid_from, given.valid_until, now, None,
         memory.id if memory else None, memory.version if memory else None,
     )  # fmt: skip
+
+
+def _refuse_taken(graph: NamespaceGraph, aliases: Iterable[str], owner: str) -> None:
+    """An alias may not be another entity's name or alias: which one a name meant would
+    then hang on the order rows load in."""
+    for alias in aliases:
+        other = graph.find(alias)
+        if other is not None and other.id != owner:
+            raise ConflictError(
+                f"alias {alias!r} already names entity {other.name!r} ({other.id}); if they "
+                "are one, merge them (POST /v1/graph/entities/merge)"
+            )
 
 
 def _resolve(
