@@ -265,26 +265,30 @@ def _redacted(url: str) -> str:
 @click.option(
     "--key",
     envvar="MEMOS_API_KEY",
-    required=True,
-    help="The API key whose namespace the tools see (env MEMOS_API_KEY).",
+    default=None,
+    help="stdio: the API key whose namespace the tools see (env MEMOS_API_KEY). Over "
+    "http each client presents its own (Authorization: Bearer).",
 )
 @click.option(
     "--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="http: where to listen")
 @click.option("--port", default=8765, show_default=True, type=int, help="http: the port")
-def mcp(url: str, key: str, transport: str, host: str, port: int) -> None:
-    """Serve the memory tools to MCP clients, over stdio or streamable HTTP (at /mcp)."""
-    from memos.client import AsyncMemOSClient
-
-    from .mcp_server import build_server
+def mcp(url: str, key: str | None, transport: str, host: str, port: int) -> None:
+    """Serve the memory tools to MCP clients, over stdio or streamable HTTP (at /mcp;
+    each client authenticates with its own API key)."""
+    from .mcp_server import build_server, serve_http
 
     logging.getLogger().setLevel(logging.WARNING)  # stdio: stdout carries the protocol
-    server = build_server(AsyncMemOSClient(base_url=url, api_key=key))
-    if transport == "stdio":
-        server.run("stdio")
-    else:
-        server.run("streamable-http", host=host, port=port)
+    if transport == "http":
+        serve_http(url, host, port)
+        return
+    if key is None:
+        raise click.UsageError("stdio needs --key (or MEMOS_API_KEY): the namespace it serves")
+    from memos.client import AsyncMemOSClient
+
+    client = AsyncMemOSClient(base_url=url, api_key=key)
+    build_server(lambda _ctx: client).run("stdio")
 
 
 # eval --------------------------------------------------------------------------

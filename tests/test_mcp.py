@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 from memos.serve_process import ServeProcess, free_port
 from tests.conftest import MODEL_CACHE
@@ -111,10 +113,12 @@ def test_the_tools_over_stdio_see_only_their_keys_namespace(
     asyncio.run(scenario())
 
 
-def test_the_tools_over_streamable_http(service: tuple[str, str, str], tmp_path: Path) -> None:
-    url, key, _ = service
+def test_the_tools_over_streamable_http_take_each_clients_key(
+    service: tuple[str, str, str], tmp_path: Path
+) -> None:
+    url, key, other_key = service
     port = free_port()
-    env = {**os.environ, "MEMOS_API_KEY": key}
+    env = {k: v for k, v in os.environ.items() if k != "MEMOS_API_KEY"}  # no key of its own
     log = (tmp_path / "mcp.log").open("w")
     proc = subprocess.Popen(
         [MEMOS, "mcp", "--url", url, "--transport", "http", "--port", str(port)],
@@ -132,9 +136,26 @@ def test_the_tools_over_streamable_http(service: tuple[str, str, str], tmp_path:
                 assert time.monotonic() < deadline, (tmp_path / "mcp.log").read_text()
                 time.sleep(0.2)
 
+        endpoint = f"http://127.0.0.1:{port}/mcp"
+
+        def keyed(secret: str) -> Client:
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"})
+            return Client(streamable_http_client(endpoint, http_client=http))
+
+        # no key, or one the service does not accept: nothing is read, listed or written
+        for headers in ({}, {"Authorization": "Bearer mk_not-a-key"}, {"Authorization": key}):
+            refused = httpx.post(endpoint, headers=headers, json={
+                "jsonrpc": "2.0", "id": 1, "method": "tools/list"})  # fmt: skip
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+
         async def scenario() -> None:
-            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            async with keyed(key) as client:
                 await _use_tools(client)
+                kept = _data(await client.call_tool("add_memory", {"text": "Mine only."}))
+            async with keyed(other_key) as other:  # another namespace's key sees its own
+                theirs = await other.call_tool("get_memory", {"memory_id": kept["id"]})
+                assert theirs.is_error and "not found" in theirs.content[0].text
+                assert _data(await other.call_tool("list_memories", {}))["memories"] == []
 
         asyncio.run(scenario())
     finally:
