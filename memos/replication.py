@@ -88,8 +88,9 @@ class ChangeFollower:
         with self._memos.db.reader() as session:
             latest = changes.latest_seq(session)
         if seq > latest:
-            raise InvalidInputError(
-                f"consistency.after: no change {seq} has been made (the newest is {latest})"
+            raise InvalidInputError(  # the service-wide counter is no tenant's to see
+                f"consistency.after: {seq} is ahead of every change made; pass a MemOS-Seq a "
+                "write answered"
             )
         deadline = time.monotonic() + timeout_s
         while self.applied < seq:
@@ -100,8 +101,8 @@ class ChangeFollower:
                     return
                 if remaining <= 0:
                     raise UnavailableError(
-                        f"this replica has applied changes up to {self.applied}, not yet "
-                        f"{seq}, after {timeout_s:g} s; retry", retry_after_s=1,
+                        f"this replica has not yet applied change {seq} after "
+                        f"{timeout_s:g} s; retry", retry_after_s=1,
                     )  # fmt: skip
                 self._applied_changed.wait(min(remaining, 0.05))
 

@@ -54,6 +54,22 @@ def bounded_text(value: Any, limit: int, field: str, allow_blank: bool = False) 
     return value
 
 
+# zero-width characters and bidirectional overrides: a name holding one looks like another
+INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def visible_name(value: Any, limit: int, field: str) -> str:
+    """A name as ``bounded_text`` takes it, holding no invisible or direction-changing
+    character (two names that look alike must be alike)."""
+    bounded_text(value, limit, field)
+    found = INVISIBLE.search(value)
+    if found is not None:
+        raise InvalidInputError(
+            f"{field} holds the invisible character U+{ord(found.group()):04X}; names may not"
+        )
+    return value
+
+
 def identifier(value: str | None, field: str) -> str | None:
     if value is None:
         return None

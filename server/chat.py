@@ -30,7 +30,7 @@ from msgspec import Meta
 
 from memos.cache import MAX_NAME_CHARS
 from memos.core import DEFAULT_SEARCH_MODE
-from memos.errors import InvalidInputError, MemOSError
+from memos.errors import InvalidInputError, MemOSError, NotFoundError
 from memos.kernel import Kernel
 from memos.llm.chat import (
     MAX_MESSAGES,
@@ -194,15 +194,21 @@ def _chat_request(data: ChatCompletionIn, request: Request) -> ChatRequest:
 
 async def _adapter_named(data: ChatCompletionIn, tenant: Tenant, kernel: Kernel) -> str | None:
     """The parametric memory a request names: ``memory.parametric``, or a ``model`` that
-    is one of the namespace's parametric memories (any other model name is only a label,
-    as before)."""
+    is one of the namespace's parametric memories. Any other model than the one served
+    is not found (the base model never answers under another's name)."""
     if data.memory is not None and data.memory.parametric is not None:
         return data.memory.parametric
     assert kernel.memory_chat is not None
-    if data.model is None or data.model == kernel.memory_chat.chat.model_name:
+    served = kernel.memory_chat.chat.model_name
+    if data.model is None or data.model == served:
         return None
     named = await anyio.to_thread.run_sync(kernel.parametric.exists, tenant.namespace, data.model)
-    return data.model if named else None
+    if not named:
+        raise NotFoundError(
+            f"model {data.model!r} not found: this service serves {served!r} and the "
+            "namespace's parametric memories (GET /v1/parametric)"
+        )
+    return data.model
 
 
 def _usage(chunk: ChatChunk) -> dict[str, Any]:
@@ -221,7 +227,7 @@ class ChatController(TenantController):
         "/v1/chat/completions",
         status_code=200,
         summary="Chat completion (OpenAI shape)",
-        responses=problems(),
+        responses=problems(404, 409),
     )
     async def complete(
         self, data: ChatCompletionIn, request: Request, tenant: Tenant, kernel: Kernel

@@ -29,9 +29,12 @@ from .schemas import FactSpec, MemoryId, Strict
 
 EntityName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
 ENTITY = Parameter(query="entity", min_length=1, max_length=MAX_NAME_CHARS)
-ENTITIES = Parameter(query="entity", max_items=MAX_SUBGRAPH_ENTITIES, max_length=MAX_NAME_CHARS)
-TYPES = Parameter(query="type", max_items=32, min_length=1, max_length=MAX_PREDICATE_CHARS)
+# repeatable: the bounds on each value are the kernel's (OpenAPI would put them on the array)
+ENTITIES = Parameter(query="entity", max_items=MAX_SUBGRAPH_ENTITIES)
+TYPES = Parameter(query="type", max_items=32)
 DEPTH = Parameter(ge=1, le=MAX_DEPTH)
+TIMELINE_PAGE = 200  # facts a timeline answers at once, by default ...
+MAX_TIMELINE_PAGE = 1_000  # ... and at most
 SOURCE = Parameter(query="from", min_length=1, max_length=MAX_NAME_CHARS)
 TARGET = Parameter(query="to", min_length=1, max_length=MAX_NAME_CHARS)
 PREDICATE = Parameter(query="predicate", min_length=1, max_length=MAX_PREDICATE_CHARS)
@@ -106,7 +109,9 @@ class StateOut(msgspec.Struct):
 
 class TimelineOut(msgspec.Struct):
     entity: EntityOut
-    facts: list[FactOut]  # in world order
+    facts: list[FactOut]  # a page, in world order
+    total: int  # facts in the whole timeline
+    next_cursor: str | None  # the next page's cursor; None on the last page
 
 
 class NeighboursOut(msgspec.Struct):
@@ -173,12 +178,19 @@ class GraphController(TenantController):
     def timeline(
         self, tenant: Tenant, memos: MemOS, entity: Annotated[str, ENTITY],
         predicate: Annotated[str | None, PREDICATE] = None, known_at: datetime | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_TIMELINE_PAGE)] = TIMELINE_PAGE,
+        cursor: Annotated[str | None, Parameter(pattern=r"^[0-9]{1,9}$")] = None,
     ) -> TimelineOut:  # fmt: skip
+        """A page of ``limit`` facts; ``next_cursor`` asks for the next one."""
         spans = memos.graph.timeline(tenant.namespace, entity, predicate, known_at=known_at)
         graph = memos.graph.graph(tenant.namespace)
         subject = graph.find(entity)
         assert subject is not None
-        return TimelineOut(EntityOut.of(subject), [FactOut.of(s, graph) for s in spans])
+        start = int(cursor or 0)
+        page = spans[start : start + limit]
+        more = str(start + limit) if start + limit < len(spans) else None
+        return TimelineOut(EntityOut.of(subject), [FactOut.of(s, graph) for s in page],
+                           len(spans), more)  # fmt: skip
 
     @get("/neighbours", sync_to_thread=True, responses=problems(404),
          summary="The nodes near an entity, by edge type, at a world time")  # fmt: skip

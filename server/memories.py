@@ -42,7 +42,7 @@ from .schemas import (
 )
 
 NAME = Parameter(min_length=1, max_length=check.MAX_ID_CHARS)
-KIND_PATTERN = "^(plaintext|activation|parametric)$"
+KIND_PATTERN = "^(plaintext|activation|parametric|composition)$"
 
 
 
@@ -134,7 +134,7 @@ class MemoryController(TenantController):
         kind: Annotated[str | None, Parameter(pattern=KIND_PATTERN)] = None,
         tags: Annotated[
             list[str] | None,
-            Parameter(query="tag", max_items=check.MAX_FILTER_TAGS, max_length=check.MAX_TAG_CHARS),
+            Parameter(query="tag", max_items=check.MAX_FILTER_TAGS),  # each: the kernel's bound
         ] = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,

@@ -1,5 +1,5 @@
-"""/v1/scheduler: run a MemScheduler pass over the caller's namespace now, and see what
-the rules have done (the same counters /metrics shows)."""
+"""/v1/scheduler: run a MemScheduler pass over the caller's namespace now, and see the
+rules and the caller's last pass (service-wide counters are on /metrics)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,6 @@ from .auth import Tenant, TenantController
 from .problems import problems
 
 
-class RuleOut(msgspec.Struct):
-    runs: int
-    moved: int
-    failures: int
-    seconds: float
-    last_error: str | None
-
-
 class PassOut(msgspec.Struct):
     moved: dict[str, int]  # per rule that ran: memories it moved
     failed: dict[str, str]  # per rule that failed: why (the others still ran)
@@ -28,8 +20,9 @@ class PassOut(msgspec.Struct):
 class SchedulerOut(msgspec.Struct):
     interval_s: float
     rules: list[str]
-    passes: int
-    counters: dict[str, RuleOut]  # service-wide, since the start
+    # the caller's own: the last pass its namespace asked for (service-wide counters and
+    # errors are /metrics', not a tenant's)
+    last_pass: PassOut | None
 
 
 class SchedulerController(TenantController):
@@ -45,14 +38,11 @@ class SchedulerController(TenantController):
         report = await kernel.scheduler.run_asked(tenant.namespace)
         return PassOut(report.moved, report.failed)
 
-    @get("/", summary="The scheduler's rules and what they have done", responses=problems())
-    async def status(self, kernel: Kernel) -> SchedulerOut:
+    @get("/", summary="The scheduler's rules and the caller's last pass", responses=problems())
+    async def status(self, tenant: Tenant, kernel: Kernel) -> SchedulerOut:
         scheduler = kernel.scheduler
-        counters = {
-            name: RuleOut(c.runs, c.moved, c.failures, round(c.seconds, 6), c.last_error)
-            for name, c in scheduler.counters.items()
-        }
+        last = scheduler.last_asked.get(tenant.namespace)
         return SchedulerOut(
-            scheduler.policy.interval_s, [r.name for r in scheduler.rules], scheduler.passes,
-            counters,
+            scheduler.policy.interval_s, [r.name for r in scheduler.rules],
+            PassOut(last.moved, last.failed) if last is not None else None,
         )  # fmt: skip

@@ -100,7 +100,7 @@ class FiltersIn(Strict):
     agent_id: Name | None = None
     session_id: Name | None = None
     category: Name | None = None
-    kind: Literal["plaintext", "activation", "parametric"] | None = None
+    kind: Literal["plaintext", "activation", "parametric", "composition"] | None = None
     tags: FilterTags = msgspec.field(default_factory=list)
     created_after: Moment | None = None
     created_before: Moment | None = None

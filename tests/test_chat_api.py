@@ -238,6 +238,15 @@ def test_bad_chat_requests_get_a_precise_4xx(
     assert detail in r.json()["detail"], r.json()
 
 
+def test_an_unknown_model_is_not_answered_by_another(client: TestClient) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    for model in ("gpt-4o", "a-deleted-adapter"):
+        r = client.post("/v1/chat/completions", json={**body, "model": model})
+        assert r.status_code == 404 and model in r.json()["detail"], r.text
+    served = client.post("/v1/chat/completions", json={**body, "model": "SmolLM2-135M-Instruct"})
+    assert served.status_code == 200 and served.json()["model"] == "SmolLM2-135M-Instruct"
+
+
 def test_content_as_text_parts_is_accepted(client: TestClient) -> None:
     parts = [{"type": "text", "text": "Say "}, {"type": "text", "text": "hello."}]
     common = {"max_tokens": 6, "temperature": 0, "cache": False}

@@ -107,3 +107,48 @@ def test_a_deep_dependency_chain_has_a_bounded_context(
     # closing the chain into a cycle is still refused, naming it
     answer = client.patch(f"/v1/tasks/{chain[0]}", json={"depends_on": [chain[-1]]})
     assert answer.status_code == 422 and "cycle" in answer.json()["detail"]
+
+
+def test_graph_names_and_predicates_that_would_mislead(client: TestClient) -> None:
+    for body, field in (
+        ({"subject": "Ana", "predicate": "mentions", "object": "Bob"}, "predicate"),
+        ({"subject": "Ana", "predicate": " Supersedes ", "object": "Bob"}, "predicate"),
+        ({"subject": "An\u200ba", "predicate": "knows", "object": "Bob"}, "subject"),
+        ({"subject": "Ana", "predicate": "knows", "object": "\u202eboB"}, "object"),
+    ):  # fmt: skip
+        answer = client.post("/v1/graph/facts", json=body)
+        assert answer.status_code == 422 and field in answer.json()["detail"], (body, answer.text)
+    for body in ({"name": "Ana\u2066"}, {"name": "Ana", "aliases": ["\ufeffAna"]}):
+        assert client.post("/v1/graph/entities", json=body).status_code == 422
+    added = client.post("/v1/memories", json={"text": "x", "facts": [
+        {"subject": "Ana", "predicate": "related", "object": "Bob"}]})  # fmt: skip
+    assert added.status_code == 422 and "predicate" in added.json()["detail"]
+    assert client.post("/v1/graph/facts", json={"subject": "Ana", "predicate": "related_to",
+                                                "object": "Bob"}).status_code == 201  # fmt: skip
+
+
+def test_a_long_timeline_comes_in_pages(memos: MemOS, ns: str, client: TestClient) -> None:
+    for n in range(250):
+        memos.graph.assert_fact(ns, "Larkspur", f"setting_{n % 7}", value=str(n))
+    first = client.get("/v1/graph/timeline", params={"entity": "Larkspur"}).json()
+    assert (len(first["facts"]), first["total"], first["next_cursor"]) == (200, 250, "200")
+    rest = client.get("/v1/graph/timeline", params={"entity": "Larkspur",
+                                                    "cursor": first["next_cursor"]}).json()  # fmt: skip
+    assert len(rest["facts"]) == 50 and rest["next_cursor"] is None
+    ids = [f["id"] for f in first["facts"] + rest["facts"]]
+    assert len(set(ids)) == 250
+    for bad in ({"limit": "0"}, {"limit": "1001"}, {"cursor": "-1"}, {"cursor": "abc"}):
+        answer = client.get("/v1/graph/timeline", params={"entity": "Larkspur", **bad})
+        assert answer.status_code == 422, bad
+
+
+def test_compositions_are_listed_like_any_memory(client: TestClient) -> None:
+    made = client.post("/v1/memories", json={"text": "The gate code is 1234."}).json()
+    composed = client.put("/v1/compositions/gate", json={"memory_ids": [made["id"]]})
+    assert composed.status_code == 201, composed.text
+    listed = client.get("/v1/memories", params={"kind": "composition"})
+    assert listed.status_code == 200 and [m["id"] for m in listed.json()["items"]] == [
+        composed.json()["id"]]
+    long_tag = client.get("/v1/memories", params={"tag": "t" * 129})
+    assert long_tag.status_code == 422 and "tag" in long_tag.json()["detail"]
+    assert client.get("/v1/memories", params={"tag": ["a"] * 65}).status_code == 422

@@ -138,12 +138,16 @@ def test_a_cancelled_job_and_a_failed_job_leave_nothing(api: TestClient, store: 
     assert api.get("/v1/parametric/long").status_code == 404
     assert not any(p.is_file() for p in adapters(store))
 
-    # a source deleted while training: the job fails, nothing is kept
+    # a source deleted while training: the job stops between two steps and fails, nothing
+    # is kept
     started = api.post("/v1/parametric", json={"name": "doomed", "memory_ids": ids,
-                                               **{**QUICK, "steps": 10}})  # fmt: skip
+                                               **{**QUICK, "steps": 2000}})  # fmt: skip
+    while api.get(f"/v1/jobs/{started.json()['id']}").json()["detail"]["steps_done"] == 0:
+        time.sleep(0.1)
     assert api.delete(f"/v1/memories/{ids[0]}").status_code == 204
-    job = wait(api, started.json()["id"])
+    job = wait(api, started.json()["id"], timeout_s=60)
     assert job["state"] == "failed" and "deleted while training" in job["error"]
+    assert job["detail"]["steps_done"] < 2000
     assert api.get("/v1/parametric/doomed").status_code == 404
     assert not any(p.is_file() for p in adapters(store))
 

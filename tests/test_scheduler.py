@@ -175,7 +175,8 @@ def test_a_pass_over_rest_touches_only_the_callers_namespace(
     assert other_client.get(f"/v1/memories/{theirs['id']}").json()["state"] == "generated"
     status = client.get("/v1/scheduler").json()
     assert status["rules"] == ["expire", "purge", "activate", "archive", "merge", "activation"]
-    assert status["counters"]["activate"]["moved"] == 1
+    assert status["last_pass"]["moved"]["activate"] == 1 and "counters" not in status
+    assert other_client.get("/v1/scheduler").json()["last_pass"] is None  # its own only
     metrics = client.get("/metrics").text
     assert 'memos_scheduler_rule_moved_total{rule="activate"}' in metrics
 

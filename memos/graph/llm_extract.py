@@ -18,7 +18,14 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .service import MAX_NAME_CHARS, MAX_VALUE_CHARS, FactInput, GraphMemory, MemoryRef
+from .service import (
+    MAX_NAME_CHARS,
+    MAX_VALUE_CHARS,
+    RESERVED_PREDICATES,
+    FactInput,
+    GraphMemory,
+    MemoryRef,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +100,7 @@ def _grounded(item: object, folded_note: str) -> FactInput | None:
     if named[0].strip().casefold() == named[1].strip().casefold():
         return None  # a thing related to itself says nothing
     relation = re.sub(r"[^a-z0-9]+", "_", predicate.casefold()).strip("_")[:MAX_PREDICATE]
-    if not relation or len(subject) > MAX_NAME_CHARS:
+    if not relation or relation in RESERVED_PREDICATES or len(subject) > MAX_NAME_CHARS:
         return None
     if target is not None and len(target) > MAX_NAME_CHARS:
         return None

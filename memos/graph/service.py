@@ -57,6 +57,8 @@ MAX_PREDICATE_CHARS = 128
 MAX_VALUE_CHARS = 4_096
 MAX_ALIASES = 32
 DEFAULT_ENTITY_TYPE = "entity"
+# the kinds of the graph's own edges: a fact's predicate may not pass for one of them
+RESERVED_PREDICATES = frozenset({"mentions", "related", "derived_from", "fact", "supersedes"})
 MAX_DEPTH = 3
 MAX_PATH = 8
 MAX_NODES = 1_000
@@ -107,12 +109,17 @@ def check_fact(fact: FactInput, where: str = "") -> FactInput:
     """``fact`` validated, or an InvalidInputError naming the field."""
     if not isinstance(fact, FactInput):
         raise InvalidInputError(f"{where or 'fact'} must be a FactInput")
-    check.bounded_text(fact.subject, MAX_NAME_CHARS, f"{where}subject")
-    check.bounded_text(fact.predicate, MAX_PREDICATE_CHARS, f"{where}predicate")
+    check.visible_name(fact.subject, MAX_NAME_CHARS, f"{where}subject")
+    check.visible_name(fact.predicate, MAX_PREDICATE_CHARS, f"{where}predicate")
+    if fact.predicate.strip().casefold() in RESERVED_PREDICATES:
+        raise InvalidInputError(
+            f"{where}predicate {fact.predicate.strip()!r} is reserved for the graph's own "
+            f"edges ({', '.join(sorted(RESERVED_PREDICATES))})"
+        )
     if (fact.object is None) == (fact.value is None):
         raise InvalidInputError(f"a fact has exactly one of {where}object and {where}value")
     if fact.object is not None:
-        check.bounded_text(fact.object, MAX_NAME_CHARS, f"{where}object")
+        check.visible_name(fact.object, MAX_NAME_CHARS, f"{where}object")
     if fact.value is not None:
         check.bounded_text(fact.value, MAX_VALUE_CHARS, f"{where}value", allow_blank=True)
     valid_from = check.aware_datetime(fact.valid_from, f"{where}valid_from")
@@ -159,13 +166,13 @@ class GraphMemory:
         """The entity with this name or alias, made if there is none; ``type`` and
         ``aliases``, when given, are set on it (an entity found in text has the type of
         the rule that found it until told better)."""
-        check.bounded_text(name, MAX_NAME_CHARS, "name")
+        check.visible_name(name, MAX_NAME_CHARS, "name")
         if type is not None:
             check.bounded_text(type, MAX_TYPE_CHARS, "type")
         if len(aliases) > MAX_ALIASES:
             raise InvalidInputError(f"aliases may hold at most {MAX_ALIASES} names")
         for i, alias in enumerate(aliases):
-            check.bounded_text(alias, MAX_NAME_CHARS, f"aliases[{i}]")
+            check.visible_name(alias, MAX_NAME_CHARS, f"aliases[{i}]")
         with self._lock:
             graph = self.graph(namespace)
             entity, new = _resolve(graph, name, type, aliases)
@@ -522,6 +529,8 @@ class GraphMemory:
         node-link JSON (the whole graph when no entity is given)."""
         if len(entities) > MAX_SUBGRAPH_ENTITIES:
             raise InvalidInputError(f"entities may name at most {MAX_SUBGRAPH_ENTITIES}")
+        for i, name in enumerate(entities):
+            check.bounded_text(name, MAX_NAME_CHARS, f"entity[{i}]")
         depth = _check_depth("depth", depth)
         kinds = _check_kinds(kinds)
         as_of = check.aware_datetime(as_of, "as_of")
@@ -741,8 +750,13 @@ def _check_depth(field: str, value: Any, limit: int = MAX_DEPTH) -> int:
 
 def _check_kinds(kinds: Any) -> frozenset[str]:
     """Edge kinds (fact, supersedes, mentions, related, ...) or fact predicates."""
-    if isinstance(kinds, str) or not all(isinstance(k, str) and k for k in kinds):
-        raise InvalidInputError("types must be a list of edge kinds or fact predicates")
+    if isinstance(kinds, str) or not all(
+        isinstance(k, str) and 0 < len(k) <= MAX_PREDICATE_CHARS for k in kinds
+    ):
+        raise InvalidInputError(
+            f"types must be a list of edge kinds or fact predicates of 1 to "
+            f"{MAX_PREDICATE_CHARS} characters"
+        )
     if len(kinds) > 32:
         raise InvalidInputError("types may list at most 32 kinds")
     return frozenset(kinds)

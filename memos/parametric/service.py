@@ -365,6 +365,7 @@ class ParametricMemory:
             def progress(done: int, total: int, loss: float) -> None:
                 if done == total or time.monotonic() - last[0] >= PROGRESS_EVERY_S:
                     last[0] = time.monotonic()
+                    self._check_sources(job_id, namespace)  # a source gone stops the job
                     detail = {"steps_done": done, "steps": total, "loss": loss}
                     self._update(job_id, progress=done / total, detail=detail)
 
@@ -402,23 +403,23 @@ class ParametricMemory:
             if self._named(session, namespace, name) is not None:
                 raise ConflictError(f"a parametric memory named {name!r} was made meanwhile")
             now = utcnow()
-            sources = job.request["sources"]
-            live = CubeRepository(session).live_by_ids(
-                namespace, [src["id"] for src in sources], MemoryFilter(), now
-            )
-            for src in sources:
-                if src["id"] not in live:
-                    raise ConflictError(f"memory {src['id']!r} was deleted while training")
+            _refuse_gone_sources(session, namespace, job)
             item = NewMemory(text=payload, metadata=meta)
             row = self.memos.new_cube_row(cube_id, namespace, item,
                                           content_hash(Kind.PARAMETRIC.value, payload), None, now,
                                           Kind.PARAMETRIC)  # fmt: skip
             CubeRepository(session).insert_new(
                 [vars(row)],
-                [version_row(row, Operation.CREATE, origin, now, sources)],
+                [version_row(row, Operation.CREATE, origin, now, job.request["sources"])],
             )
             job.state, job.progress, job.result_id, job.finished_at = "succeeded", 1.0, cube_id, now
             job.detail = {**job.detail, **result.metrics()}
+
+    def _check_sources(self, job_id: str, namespace: str) -> None:
+        with self.memos.db.reader() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            _refuse_gone_sources(session, namespace, job)
 
     def _update(self, job_id: str, **changes: Any) -> None:
         with self.memos.db.unit_of_work() as session:
@@ -475,6 +476,15 @@ class ParametricMemory:
         from memos.llm.model import is_prepared
 
         return is_prepared(self.model_dir)
+
+
+def _refuse_gone_sources(session: Any, namespace: str, job: Job) -> None:
+    """A job whose source memory is no longer served fails (it would learn what is gone)."""
+    wanted = [src["id"] for src in job.request["sources"]]
+    live = CubeRepository(session).live_by_ids(namespace, wanted, MemoryFilter(), utcnow())
+    for memory_id in wanted:
+        if memory_id not in live:
+            raise ConflictError(f"memory {memory_id!r} was deleted while training")
 
 
 def parametric_of(session: Any, cube: MemCube, data_dir: Path) -> Parametric:

@@ -84,6 +84,7 @@ class MemScheduler:
         self._lock = asyncio.Lock()
         self._asked: dict[str, asyncio.Future[PassReport]] = {}  # passes callers wait for
         self._asked_at: dict[str, float] = {}
+        self.last_asked: dict[str, PassReport] = {}  # each namespace's last asked pass
 
     async def run_asked(self, namespace: str) -> PassReport:
         """A pass over ``namespace`` that a caller asked for. While one runs, it answers
@@ -102,8 +103,13 @@ class MemScheduler:
             self._asked_at[namespace] = time.monotonic()
             running = asyncio.ensure_future(self.run_pass(namespace))
             self._asked[namespace] = running
-            running.add_done_callback(lambda _: self._asked.pop(namespace, None))
+            running.add_done_callback(lambda done: self._asked_done(namespace, done))
         return await asyncio.shield(running)
+
+    def _asked_done(self, namespace: str, done: asyncio.Future[PassReport]) -> None:
+        self._asked.pop(namespace, None)
+        if not done.cancelled() and done.exception() is None:
+            self.last_asked[namespace] = done.result()
 
     def note_used(self, namespace: str, memory_ids: list[str]) -> None:
         """Memories an answer used: the activate rule activates them on its next pass."""
