@@ -152,3 +152,18 @@ def test_compositions_are_listed_like_any_memory(client: TestClient) -> None:
     long_tag = client.get("/v1/memories", params={"tag": "t" * 129})
     assert long_tag.status_code == 422 and "tag" in long_tag.json()["detail"]
     assert client.get("/v1/memories", params={"tag": ["a"] * 65}).status_code == 422
+
+
+def test_a_neighbourhood_is_bounded_in_edges(memos: MemOS, ns: str, client: TestClient) -> None:
+    from memos.graph.service import MAX_EDGES, FactInput, MemoryRef
+
+    memory = memos.add("Larkspur and Quill have a long history.", namespace=ns).memory
+    facts = [FactInput("Larkspur", f"p{n % 50}", "Quill", None) for n in range(MAX_EDGES + 500)]
+    memos.graph.assert_facts(ns, facts, MemoryRef(memory.id, memory.version))
+    answer = client.get("/v1/graph/neighbours", params={
+        "entity": "Larkspur", "depth": 3, "include_superseded": "true"})  # fmt: skip
+    assert answer.status_code == 200
+    body = answer.json()
+    assert len(body["edges"]) <= MAX_EDGES and body["truncated"] is True
+    whole = client.get("/v1/graph/subgraph", params={"include_superseded": "true"}).json()
+    assert len(whole["edges"]) <= MAX_EDGES and whole["truncated"] is True

@@ -62,6 +62,7 @@ RESERVED_PREDICATES = frozenset({"mentions", "related", "derived_from", "fact", 
 MAX_DEPTH = 3
 MAX_PATH = 8
 MAX_NODES = 1_000
+MAX_EDGES = 5_000  # an answer's edges (many facts on one pair would make it megabytes)
 MAX_SUBGRAPH_ENTITIES = 32
 
 
@@ -69,7 +70,7 @@ MAX_SUBGRAPH_ENTITIES = 32
 class Neighbourhood:
     distance: dict[str, int]  # node -> edges from the entity asked about
     node_link: dict[str, Any]  # those nodes and the edges among them
-    truncated: bool  # more nodes were within reach than MAX_NODES
+    truncated: bool  # more nodes were within reach than MAX_NODES, or edges than MAX_EDGES
 
 
 @dataclass(frozen=True)
@@ -488,9 +489,9 @@ class GraphMemory:
             )
             nearest = sorted(reach, key=lambda n: (reach[n], n))
             kept = nearest[:MAX_NODES]
+            data, cut = _bounded(graph.node_link(view.subgraph(kept)))
             return Neighbourhood(
-                {n: reach[n] for n in kept}, graph.node_link(view.subgraph(kept)),
-                truncated=len(nearest) > len(kept),
+                {n: reach[n] for n in kept}, data, truncated=len(nearest) > len(kept) or cut
             )  # fmt: skip
 
     def path(
@@ -549,8 +550,8 @@ class GraphMemory:
                     for node, d in near.items():
                         reach[node] = min(d, reach.get(node, d))
                 nodes = sorted(reach, key=lambda n: (reach[n], n))
-            data = graph.node_link(view.subgraph(nodes[:MAX_NODES]))
-            data["truncated"] = len(nodes) > MAX_NODES
+            data, cut = _bounded(graph.node_link(view.subgraph(nodes[:MAX_NODES])))
+            data["truncated"] = len(nodes) > MAX_NODES or cut
             return data
 
     def apply(
@@ -746,6 +747,15 @@ def _check_depth(field: str, value: Any, limit: int = MAX_DEPTH) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
         raise InvalidInputError(f"{field} must be an integer from 1 to {limit}, got {value!r}")
     return value
+
+
+def _bounded(node_link: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """At most MAX_EDGES of the edges (the live ones first); whether any were cut."""
+    edges = node_link["edges"]
+    if len(edges) <= MAX_EDGES:
+        return node_link, False
+    edges = sorted(edges, key=lambda e: e.get("retired_at") is not None)[:MAX_EDGES]
+    return {**node_link, "edges": edges}, True
 
 
 def _check_kinds(kinds: Any) -> frozenset[str]:
