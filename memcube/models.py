@@ -365,6 +365,18 @@ class Job(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    owner: Mapped[str | None] = mapped_column(String(36))  # the process that runs it
+    lease_until: Mapped[datetime | None]  # past this, unrenewed: another process takes it
+
+
+class Lease(Base):
+    """A named piece of background work one process holds at a time (memos/leases.py)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(36))
+    until: Mapped[datetime]
 
 
 class Change(Base):

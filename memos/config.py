@@ -116,12 +116,17 @@ class Settings:
     jobs_per_namespace: int = 8
     max_job_tokens: int = 8_000_000
     scheduler_run_min_interval_s: float = 1.0
+    # replicas: a training job's lease (renewed by its holder every third of it; another
+    # replica takes over a job whose lease lapsed)
+    job_lease_s: float = 30.0
 
     def __post_init__(self) -> None:
         for name, low in (("jobs_per_namespace", 1), ("max_job_tokens", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"MEMOS_{name.upper()} must be a whole number of at least {low}")
+        if not 1 <= self.job_lease_s <= 3_600:
+            raise ValueError("MEMOS_JOB_LEASE_S must be from 1 to 3600 seconds")
         if not 0 <= self.scheduler_run_min_interval_s <= 3_600:
             raise ValueError("MEMOS_SCHEDULER_RUN_MIN_INTERVAL_S must be from 0 to 3600 seconds")
         if self.search_ef < 10:
@@ -244,6 +249,7 @@ class Settings:
             jobs_per_namespace=_env_number("MEMOS_JOBS_PER_NAMESPACE", 8),
             max_job_tokens=_env_number("MEMOS_MAX_JOB_TOKENS", 8_000_000),
             scheduler_run_min_interval_s=_env_number("MEMOS_SCHEDULER_RUN_MIN_INTERVAL_S", 1.0),
+            job_lease_s=_env_number("MEMOS_JOB_LEASE_S", 30.0),
         )
 
 

@@ -52,6 +52,7 @@ from .graph.policy import GraphPolicy
 from .graph.service import FactInput, MemoryRef, NewNode, check_fact
 from .graph.tasks import TaskBoard
 from .index_registry import IndexRegistry
+from .leases import Leases, process_id
 from .provenance import SDK, Origin, content_hash, version_row
 from .records import (
     AddResult,
@@ -107,6 +108,8 @@ class MemOS:
         )
         self.keys = ApiKeys(self.db)
         self.tool_history = ToolHistory(self.db)
+        # this process among the replicas: the holder of the background work it leases
+        self.leases = Leases(self.db, process_id())
         # each namespace's graph loads at open(), or on first use
         self.graph = GraphMemory(self.db, GraphPolicy.from_file(self.settings.config_path))
         # the chat model's fact extraction, when configured; the app runs its worker

@@ -43,6 +43,7 @@ class Kernel:
         self.scheduler = MemScheduler(
             memos, self.policy, self.activations, self._upkeep(),
             run_min_interval_s=settings.scheduler_run_min_interval_s,
+            local_upkeep=self._local_upkeep(),
         )  # fmt: skip
         self.memory_chat = (
             MemoryChat(
@@ -72,12 +73,17 @@ class Kernel:
             self.memos.tool_history.save_from(self.chat.registry.predictor)
 
     def _upkeep(self) -> list[tuple[str, Callable[[], Any]]]:
+        """The service's upkeep: one replica runs it (the scheduler pass's lease holder)."""
         jobs: list[tuple[str, Callable[[], Any]]] = [
             ("idempotency_keys", self.idempotency.forget_expired),
-            ("snapshots", self._snapshot_when_due),
         ]
         if self.memos.db.feeds_changes:
             jobs.append(("change_feed", self.memos.prune_changes))
+        return jobs
+
+    def _local_upkeep(self) -> list[tuple[str, Callable[[], Any]]]:
+        """This process's own upkeep: every replica runs it."""
+        jobs: list[tuple[str, Callable[[], Any]]] = [("snapshots", self._snapshot_when_due)]
         if self.chat is not None:
             jobs.insert(0, ("tool_durations", self.save_tool_durations))
         return jobs

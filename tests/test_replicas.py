@@ -208,7 +208,7 @@ def test_after_is_checked_and_free_on_one_process(memos: MemOS, ns: str) -> None
     if memos.follower is None:  # SQLite: one process made every change; nothing to wait for
         assert found(memos, ns, "vpn", after=10**9)
     else:
-        with pytest.raises(InvalidInputError, match="no change"):
+        with pytest.raises(InvalidInputError, match="ahead of every change"):
             memos.search("vpn", namespace=ns, after=10**12)
 
 

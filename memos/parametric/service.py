@@ -22,17 +22,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from memos import validation as check
 from memos.config import DEFAULT_LORA_MODULES
 from memos.errors import (
     ConflictError,
     InvalidInputError,
+    MemOSError,
     NotFoundError,
     TooManyError,
     UnavailableError,
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 JOB_KIND = "parametric"
 FINISHED = ("succeeded", "failed", "cancelled")
+PENDING = ("queued", "running")
 PROGRESS_EVERY_S = 1.0  # how often a running job's progress is written
 
 
@@ -117,6 +120,9 @@ class ParametricMemory:
         self._cancel: dict[str, threading.Event] = {}
         self._lora_ids: dict[str, int] = {}  # cube id -> the engine's id for its adapter
         self._lock = threading.Lock()
+        self._holder = memos.leases.holder  # this process, as its jobs' owner
+        self._keeper: threading.Thread | None = None  # renews leases, takes lapsed jobs
+        self._stopping = threading.Event()
 
     @property
     def model_dir(self) -> Path:
@@ -157,17 +163,25 @@ class ParametricMemory:
                          "sources": [{"id": c.id, "version": c.version} for c in sources],
                          "origin": {"source": origin.source, "actor": origin.actor}},
                 detail={"steps_done": 0, "steps": config.steps}, created_at=utcnow(),
+                owner=self._holder, lease_until=self._lease_end(),
             )  # fmt: skip
             session.add(job)
             texts = [c.payload for c in sources]
             info = _job_info(job)
+        self._enqueue(info.id, namespace, name, texts, config, origin)
+        self._keep_leases()
+        return info
+
+    def _enqueue(
+        self, job_id: str, namespace: str, name: str, texts: list[str], config: TrainingConfig,
+        origin: Origin,
+    ) -> None:  # fmt: skip
         cancel = threading.Event()
         with self._lock:
-            self._cancel[info.id] = cancel
+            self._cancel[job_id] = cancel
         self._queue.submit(
-            namespace, partial(self._run, info.id, namespace, name, texts, config, origin, cancel)
+            namespace, partial(self._run, job_id, namespace, name, texts, config, origin, cancel)
         )
-        return info
 
     def _check_share(self, session: Any, namespace: str, config: TrainingConfig) -> None:
         """A job within the cost one job may have, and the namespace within its share of
@@ -202,10 +216,15 @@ class ParametricMemory:
             return _job_info(row)
 
     def cancel(self, namespace: str, job_id: str) -> JobInfo:
-        """Ask a queued or running job to stop (it stops between two training steps)."""
+        """Ask a queued or running job to stop (it stops between two training steps),
+        whichever replica runs it: the request is a mark on its row the runner reads."""
         info = self.job(namespace, job_id)
         if info.state in FINISHED:
             raise ConflictError(f"job {job_id!r} has {info.state} already")
+        with self.memos.db.unit_of_work() as session:
+            row = session.get(Job, job_id, with_for_update=True)
+            if row is not None and row.state not in FINISHED:
+                row.detail = {**row.detail, "cancel_requested": True}
         with self._lock:
             event = self._cancel.get(job_id)
         if event is not None:
@@ -213,26 +232,81 @@ class ParametricMemory:
         return info
 
     def recover(self) -> int:
-        """After a restart: jobs left queued or running (by a process before this one)
-        failed with it; their scratch folders go. Returns how many."""
-        with self._lock:
-            ours = set(self._cancel)
-        with self.memos.db.unit_of_work() as session:
-            rows = list(session.scalars(select(Job).where(Job.state.in_(["queued", "running"]))))
-            rows = [r for r in rows if r.id not in ours]
-            for row in rows:
-                row.state, row.error, row.finished_at = "failed", "the service restarted", utcnow()
-        if self.root.exists() and not ours:
-            for scratch in self.root.glob("*/.*"):
-                shutil.rmtree(scratch, ignore_errors=True)
-        return len(rows)
+        """At start: take over the jobs whose holder stopped renewing their lease (a
+        process before this one, or a replica that died), and keep this process's own
+        leases from now on. A live replica's job is left to it. Returns how many."""
+        self._keep_leases()
+        return self._take_over()
 
     def close(self) -> None:
         """Cancel the jobs in flight and wait for them to leave nothing behind."""
+        self._stopping.set()
         with self._lock:
             for event in self._cancel.values():
                 event.set()
+            keeper, self._keeper = self._keeper, None
         self._queue.close()
+        if keeper is not None:
+            keeper.join()
+        self._stopping.clear()
+
+    # leases ---------------------------------------------------------------------------
+
+    def _lease_end(self) -> Any:
+        return utcnow() + timedelta(seconds=self.memos.settings.job_lease_s)
+
+    def _keep_leases(self) -> None:
+        with self._lock:
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep, name="parametric-leases",
+                                                daemon=True)  # fmt: skip
+                self._keeper.start()
+
+    def _keep(self) -> None:
+        """Every third of a lease: renew this process's jobs' leases, take lapsed ones."""
+        while not self._stopping.wait(self.memos.settings.job_lease_s / 3):
+            try:
+                with self.memos.db.unit_of_work() as session:
+                    session.execute(
+                        update(Job)
+                        .where(Job.owner == self._holder, Job.state.in_(PENDING))
+                        .values(lease_until=self._lease_end())
+                    )
+                self._take_over()
+            except Exception:
+                log.exception("parametric job leases could not be renewed")
+
+    def _take_over(self) -> int:
+        """Claim each job whose lease lapsed (one conditional write: one replica wins)
+        and queue it here again from its request; one that cannot run again fails."""
+        now = utcnow()
+        lapsed = (Job.lease_until.is_(None)) | (Job.lease_until < now)
+        with self.memos.db.reader() as session:
+            ids = list(session.scalars(select(Job.id).where(Job.state.in_(PENDING), lapsed)))
+        taken = 0
+        for job_id in ids:
+            with self.memos.db.unit_of_work() as session:
+                won = session.execute(
+                    update(Job).where(Job.id == job_id, Job.state.in_(PENDING), lapsed)
+                    .values(owner=self._holder, lease_until=self._lease_end(), state="queued",
+                            progress=0.0, started_at=None)
+                ).rowcount  # fmt: skip
+                if not won:
+                    continue
+                row = session.get(Job, job_id)
+                assert row is not None
+                try:
+                    texts, config, name, origin = _resumable(session, row)
+                except (KeyError, TypeError, ValueError, MemOSError) as exc:
+                    row.state, row.finished_at = "failed", utcnow()
+                    row.error = f"taken over after its replica stopped, but cannot run: {exc}"
+                    taken += 1
+                    continue
+                namespace = row.namespace
+            log.info("parametric job %s taken over (its holder's lease lapsed)", job_id)
+            self._enqueue(job_id, namespace, name, texts, config, origin)
+            taken += 1
+        return taken
 
     # parametric memories ------------------------------------------------------------
 
@@ -342,10 +416,7 @@ class ParametricMemory:
         kept = [i for i in wanted if i in served]
         if not kept:
             raise ConflictError(f"none of the memories {name!r} was trained on is served now")
-        known = {f.name for f in fields(TrainingConfig)}
-        values = {k: v for k, v in training.items() if k in known}
-        values["target_modules"] = tuple(values.get("target_modules", DEFAULT_LORA_MODULES))
-        return self.start(namespace, name, memory_ids=kept, config=TrainingConfig(**values),
+        return self.start(namespace, name, memory_ids=kept, config=config_of(training),
                           origin=origin)  # fmt: skip
 
     # the worker -----------------------------------------------------------------------
@@ -357,15 +428,16 @@ class ParametricMemory:
         cube_id = new_id()
         target = self.root / namespace / cube_id
         try:
+            if not self._update(job_id, state="running", started_at=utcnow(), only="queued"):
+                return  # cancelled meanwhile, or another replica holds it now
             if cancel.is_set():
                 raise TrainingCancelled("cancelled before it started")
-            self._update(job_id, state="running", started_at=utcnow())
             last = [0.0]
 
             def progress(done: int, total: int, loss: float) -> None:
                 if done == total or time.monotonic() - last[0] >= PROGRESS_EVERY_S:
                     last[0] = time.monotonic()
-                    self._check_sources(job_id, namespace)  # a source gone stops the job
+                    self._check_job(job_id, namespace)  # cancelled, taken over, source gone
                     detail = {"steps_done": done, "steps": total, "loss": loss}
                     self._update(job_id, progress=done / total, detail=detail)
 
@@ -400,6 +472,8 @@ class ParametricMemory:
         with self.memos.db.unit_of_work() as session:
             job = session.get(Job, job_id, with_for_update=True)
             assert job is not None
+            if job.owner != self._holder:
+                raise TrainingCancelled("taken over by another replica")
             if self._named(session, namespace, name) is not None:
                 raise ConflictError(f"a parametric memory named {name!r} was made meanwhile")
             now = utcnow()
@@ -415,19 +489,28 @@ class ParametricMemory:
             job.state, job.progress, job.result_id, job.finished_at = "succeeded", 1.0, cube_id, now
             job.detail = {**job.detail, **result.metrics()}
 
-    def _check_sources(self, job_id: str, namespace: str) -> None:
+    def _check_job(self, job_id: str, namespace: str) -> None:
+        """Between steps: stop when the job was cancelled (on any replica) or taken over,
+        and fail when a source is gone."""
         with self.memos.db.reader() as session:
             job = session.get(Job, job_id)
             assert job is not None
+            if job.owner != self._holder:
+                raise TrainingCancelled("taken over by another replica")
+            if job.detail.get("cancel_requested"):
+                raise TrainingCancelled("cancelled")
             _refuse_gone_sources(session, namespace, job)
 
-    def _update(self, job_id: str, **changes: Any) -> None:
+    def _update(self, job_id: str, only: str | None = None, **changes: Any) -> bool:
+        """Change the job's row if this process still holds it (and, given ``only``, it
+        is in that state); whether it did."""
         with self.memos.db.unit_of_work() as session:
             job = session.get(Job, job_id, with_for_update=True)
-            if job is None:
-                return
+            if job is None or job.owner != self._holder or (only and job.state != only):
+                return False
             for key, value in changes.items():
                 setattr(job, key, value)
+            return True
 
     # reads ----------------------------------------------------------------------------
 
@@ -476,6 +559,32 @@ class ParametricMemory:
         from memos.llm.model import is_prepared
 
         return is_prepared(self.model_dir)
+
+
+def _resumable(
+    session: Any, job: Job
+) -> tuple[list[str], TrainingConfig, str, Origin]:  # fmt: skip
+    """What a job taken over runs on: its sources' text at the versions it asked for,
+    its configuration, name and origin (from its row)."""
+    request = job.request
+    _refuse_gone_sources(session, job.namespace, job)
+    repo = CubeRepository(session)
+    texts = []
+    for src in request["sources"]:
+        version = repo.version(src["id"], src["version"])
+        if version is None or version.payload is None:
+            raise ConflictError(f"version {src['version']} of memory {src['id']!r} is gone")
+        texts.append(version.payload)
+    return (texts, config_of(request["config"]), request["name"],
+            Origin(request["origin"]["source"], request["origin"]["actor"]))  # fmt: skip
+
+
+def config_of(stored: dict[str, Any]) -> TrainingConfig:
+    """A training configuration as ``to_json`` stored it."""
+    known = {f.name for f in fields(TrainingConfig)}
+    values = {k: v for k, v in stored.items() if k in known}
+    values["target_modules"] = tuple(values.get("target_modules", DEFAULT_LORA_MODULES))
+    return TrainingConfig(**values)
 
 
 def _refuse_gone_sources(session: Any, namespace: str, job: Job) -> None:

@@ -91,6 +91,9 @@ class PurgeRule:
         return self.memos.purge_deleted() if namespace is None else 0  # a service-wide job
 
 
+SOURCES = (State.GENERATED.value, State.ARCHIVED.value)  # what activate moves from
+
+
 class ActivateRule:
     name = "activate"
 
@@ -98,21 +101,28 @@ class ActivateRule:
         self.memos, self.policy, self.used = memos, policy, used
 
     def run(self, namespace: str | None) -> int:
-        sources = (State.GENERATED.value, State.ARCHIVED.value)
+        return self.run_used(namespace) + self._run_accessed(namespace)
+
+    def run_used(self, namespace: str | None) -> int:
+        """The memories answers on this process used (each process notes its own)."""
         moved = 0
         for ns, ids in self.used.take(namespace).items():
             origin = rule_origin(self.name, "used_in_answer")
-            moved += len(move(self.memos, ns, ids, sources, State.ACTIVATED.value,
+            moved += len(move(self.memos, ns, ids, SOURCES, State.ACTIVATED.value,
                               Operation.ACTIVATE, origin))  # fmt: skip
+        return moved
+
+    def _run_accessed(self, namespace: str | None) -> int:
         now = utcnow()
         read_since = now - timedelta(seconds=self.policy.hot_window_s)
         with self.memos.db.reader() as session:
             due = CubeRepository(session).due_to_activate(
                 namespace, now, self.policy.activate_after_accesses, read_since, BATCH
             )
+        moved = 0
         for ns, ids in _by_namespace(due).items():
             origin = rule_origin(self.name, "accessed_often")
-            moved += len(move(self.memos, ns, ids, sources, State.ACTIVATED.value,
+            moved += len(move(self.memos, ns, ids, SOURCES, State.ACTIVATED.value,
                               Operation.ACTIVATE, origin))  # fmt: skip
         return moved
 

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PASS_LEASE = "scheduler"  # the service-wide pass's lease; "scheduler:<ns>" for asked ones
+MIN_PASS_LEASE_S = 5.0  # a pass's lease lasts three intervals, at least this long
+ASKED_LEASE_S = 300.0  # an asked pass's lease, released when it ends (a bound if it dies)
+
 
 class Rule(Protocol):
     name: str
@@ -63,6 +67,7 @@ class MemScheduler:
         self, memos: MemOS, policy: SchedulerPolicy, activations: ActivationMemory,
         upkeep: list[tuple[str, Callable[[], Any]]] | None = None,
         run_min_interval_s: float = 0.0,
+        local_upkeep: list[tuple[str, Callable[[], Any]]] | None = None,
     ) -> None:  # fmt: skip
         self.memos = memos
         self.policy = policy
@@ -77,9 +82,15 @@ class MemScheduler:
             "activation": ActivationRule(memos, policy, activations),
         }
         self.rules: list[Rule] = [every[name] for name in policy.rules]
+        self._activate = every["activate"]
         self.upkeep = upkeep or []  # service-wide jobs run after the rules: (name, job)
-        self.counters = {name: RuleCounters() for name in
-                         [*(r.name for r in self.rules), *(n for n, _ in self.upkeep)]}  # fmt: skip
+        self.local_upkeep = local_upkeep or []  # this process's own (its index snapshots)
+        self.counters = {
+            name: RuleCounters() for name in [
+                *(r.name for r in self.rules), *(n for n, _ in self.upkeep),
+                *(n for n, _ in self.local_upkeep),
+            ]
+        }  # fmt: skip
         self.passes = 0
         self._lock = asyncio.Lock()
         self._asked: dict[str, asyncio.Future[PassReport]] = {}  # passes callers wait for
@@ -101,10 +112,24 @@ class MemScheduler:
                     retry_after_s=max(1, math.ceil(self.run_min_interval_s - since)),
                 )
             self._asked_at[namespace] = time.monotonic()
-            running = asyncio.ensure_future(self.run_pass(namespace))
+            running = asyncio.ensure_future(self._run_leased(namespace))
             self._asked[namespace] = running
             running.add_done_callback(lambda done: self._asked_done(namespace, done))
         return await asyncio.shield(running)
+
+    async def _run_leased(self, namespace: str) -> PassReport:
+        """A pass over ``namespace`` that no other replica runs at the same time."""
+        name = f"{PASS_LEASE}:{namespace}"
+        held = await anyio.to_thread.run_sync(self.memos.leases.hold, name, ASKED_LEASE_S)
+        if not held:
+            raise TooManyError(
+                f"a scheduler pass over namespace {namespace!r} is running on another replica",
+                retry_after_s=5,
+            )
+        try:
+            return await self.run_pass(namespace)
+        finally:
+            await anyio.to_thread.run_sync(self.memos.leases.release, name)
 
     def _asked_done(self, namespace: str, done: asyncio.Future[PassReport]) -> None:
         self._asked.pop(namespace, None)
@@ -125,15 +150,36 @@ class MemScheduler:
                 outcome = await self._run(rule.name, rule.run, namespace)
                 _record(rule.name, outcome, moved, failed)
             if namespace is None:
-                for name, job in self.upkeep:
+                for name, job in [*self.upkeep, *self.local_upkeep]:
                     _record(name, await self._run(name, job), moved, failed)
             self.passes += 1
             return PassReport(moved, failed)
 
+    async def run_local(self) -> PassReport:
+        """What a replica that does not hold the pass's lease still does: activate the
+        memories its own answers used, and its own upkeep (its index snapshots)."""
+        async with self._lock:
+            moved: dict[str, int] = {}
+            failed: dict[str, str] = {}
+            if self._activate in self.rules:
+                _record("activate", await self._run("activate", self._activate.run_used, None),
+                        moved, failed)  # fmt: skip
+            for name, job in self.local_upkeep:
+                _record(name, await self._run(name, job), moved, failed)
+            return PassReport(moved, failed)
+
     async def run_forever(self) -> None:
+        """A service-wide pass every ``interval_s``, run by the one replica that holds
+        the pass's lease (renewed each pass; taken over when its holder stops)."""
+        ttl_s = max(3 * self.policy.interval_s, MIN_PASS_LEASE_S)
         while True:
             await asyncio.sleep(self.policy.interval_s)
-            report = await self.run_pass()
+            try:
+                held = await anyio.to_thread.run_sync(self.memos.leases.hold, PASS_LEASE, ttl_s)
+            except Exception:
+                log.exception("the scheduler's lease could not be read; this pass is skipped")
+                continue
+            report = await (self.run_pass() if held else self.run_local())
             if any(report.moved.values()):
                 log.info("scheduler pass: %s", report.moved)
 
