@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -315,7 +316,9 @@ def probe_isolation(base: str, owner_key: str, prober_key: str, rounds: int) -> 
         if response.status_code < 300 and any(i in body for i in owner_ids):
             report.cross_namespace_reads += 1
             report.problems.append(f"{what}: {response.status_code} {body[:200]}")
-        elif response.status_code < 300 and what.startswith(("PATCH", "DELETE", "POST rollback")):
+        elif response.status_code < 300 and what.startswith(
+            ("PATCH", "DELETE", "POST rollback", "POST unmerge", "POST entities", "POST retrain")
+        ):
             report.cross_namespace_reads += 1
             report.problems.append(f"{what} succeeded on a foreign id")
 
@@ -347,8 +350,46 @@ def probe_isolation(base: str, owner_key: str, prober_key: str, rounds: int) -> 
             leaked("cache lookup", lookup, ids)
             leaked("GET cache entry", prober.get(f"/v1/cache/entries/{eid}"), ids)
             leaked("DELETE cache entry", prober.delete(f"/v1/cache/entries/{eid}"), ids)
+            _probe_the_rest(owner, prober, n, mid, leaked)
             still = owner.get(f"/v1/memories/{mid}").json()
             if still.get("text") != secret or still.get("version") != 1:
                 report.cross_namespace_reads += 1
                 report.problems.append(f"{mid} changed by another namespace: {still}")
     return report
+
+
+def _probe_the_rest(
+    owner: httpx.Client, prober: httpx.Client, n: int, mid: str,
+    leaked: Callable[[str, httpx.Response, set[str]], None],
+) -> None:  # fmt: skip
+    """The routes added since the first pass: graph, tasks, compositions, merges,
+    erasure and retraining, probed by id and by name."""
+    entity = f"Zircon Vault {n}"
+    fact = owner.post("/v1/graph/facts", json={"subject": entity, "predicate": "code",
+                                               "value": f"owner secret {n}"}).json()  # fmt: skip
+    task = owner.post("/v1/tasks", json={"title": f"owner task {n}",
+                                         "memory_ids": [mid]}).json()  # fmt: skip
+    composed = owner.put(f"/v1/compositions/secret-{n}", json={"memory_ids": [mid]}).json()
+    ids = {mid, fact["id"], task["id"], composed["id"], f"owner secret {n}"}
+    leaked("GET graph state", prober.get("/v1/graph/state", params={"entity": entity}), ids)
+    leaked("GET graph timeline", prober.get("/v1/graph/timeline", params={"entity": entity}),
+           ids)  # fmt: skip
+    leaked("GET subgraph", prober.get("/v1/graph/subgraph"), ids)
+    leaked("POST entities merge", prober.post("/v1/graph/entities/merge", json={
+        "entity": entity, "into": "Prober"}), ids)  # fmt: skip
+    leaked("GET task", prober.get(f"/v1/tasks/{task['id']}"), ids)
+    leaked("GET task context", prober.get(f"/v1/tasks/{task['id']}/context"), ids)
+    leaked("PATCH task", prober.patch(f"/v1/tasks/{task['id']}", json={"status": "done"}), ids)
+    leaked("DELETE task", prober.delete(f"/v1/tasks/{task['id']}"), ids)
+    leaked("GET tasks", prober.get("/v1/tasks"), ids)
+    leaked("GET composition", prober.get(f"/v1/compositions/secret-{n}"), ids)
+    leaked("DELETE composition", prober.delete(f"/v1/compositions/secret-{n}"), ids)
+    leaked("POST unmerge", prober.post(f"/v1/memories/{mid}/unmerge"), ids)
+    leaked("DELETE erase", prober.delete(f"/v1/memories/{mid}", params={"erase": "true"}), ids)
+    leaked("POST retrain", prober.post(f"/v1/parametric/secret-{n}/retrain"), ids)
+    leaked("GET scheduler", prober.get("/v1/scheduler"), ids)
+    still = owner.get(f"/v1/tasks/{task['id']}").json()
+    if still.get("status") != "todo":
+        leaked("task changed by another namespace", httpx.Response(200, text=mid), {mid})
+    if owner.get(f"/v1/compositions/secret-{n}").status_code != 200:
+        leaked("composition deleted by another namespace", httpx.Response(200, text=mid), {mid})

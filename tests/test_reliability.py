@@ -81,7 +81,7 @@ def test_a_tenant_probing_another_over_http_sees_nothing(tmp_path: Path) -> None
         owner = (tmp_path / "var" / "bootstrap-key").read_text().strip()
         prober = cli_key(tmp_path, _serve_env(), "prober")
         report = probe_isolation(server.url, owner, prober, rounds=3)
-    assert report.attempts == 30 and report.cross_namespace_reads == 0, report.problems
+    assert report.attempts == 75 and report.cross_namespace_reads == 0, report.problems
 
 
 # --- properties of isolation, in process -------------------------------------------------
@@ -127,6 +127,9 @@ def test_one_namespace_never_sees_another(
     entry = owner.post("/v1/cache", json={"query": text[:200], "response": "owner's answer"})
     assert entry.status_code == 201, entry.text
     mid, eid = memory.json()["id"], entry.json()["id"]
+    task = owner.post("/v1/tasks", json={"title": text[:200], "memory_ids": [mid]}).json()
+    composed = owner.put(f"/v1/compositions/c-{user}", json={"memory_ids": [mid]})
+    assert composed.status_code in (200, 201), composed.text
 
     filters = {
         k: v
@@ -141,6 +144,13 @@ def test_one_namespace_never_sees_another(
         prober.delete(f"/v1/memories/{mid}"),
         prober.get(f"/v1/cache/entries/{eid}"),
         prober.delete(f"/v1/cache/entries/{eid}"),
+        prober.delete(f"/v1/memories/{mid}", params={"erase": "true"}),
+        prober.post(f"/v1/memories/{mid}/unmerge"),
+        prober.get(f"/v1/tasks/{task['id']}"),
+        prober.get(f"/v1/tasks/{task['id']}/context"),
+        prober.patch(f"/v1/tasks/{task['id']}", json={"status": "done"}),
+        prober.get(f"/v1/compositions/c-{user}"),
+        prober.delete(f"/v1/compositions/c-{user}"),
     ):
         assert probe.status_code == 404, probe.text
     for query_text in (query, text):
@@ -153,3 +163,5 @@ def test_one_namespace_never_sees_another(
     lookup = prober.post("/v1/cache/lookup", json={"query": text[:200]})
     assert lookup.status_code == 200 and lookup.json()["hit"] is False
     assert owner.get(f"/v1/memories/{mid}").json()["version"] == 1  # untouched
+    assert owner.get(f"/v1/tasks/{task['id']}").json()["status"] == "todo"
+    assert prober.get("/v1/tasks").json()["items"] == []
