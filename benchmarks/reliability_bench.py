@@ -6,6 +6,10 @@
 - schemathesis over the server's own OpenAPI document (every phase, every check but
   "valid data accepted"): cases generated, 5xx answers, other failures;
 - one tenant probing another's memories and cached answers by id and by content;
+- an erase that must leave nothing behind (search, history, activation, cached answer,
+  served adapter, composition, chat, export): the places that still show the text;
+- one namespace's training job while another has 20 queued: how long it waits, against
+  how long one job takes;
 - the chat engine failing under load (a step that raises, injected the way a sampling
   value the service failed to check would raise it): time until it serves again
   against its start time, and what other tenants' requests got meanwhile, over HTTP.
@@ -30,6 +34,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import print_table, write_json
+from benchmarks.forgetting import erase_leaks, job_wait
 from benchmarks.reliability import (
     PostgresSchema,
     cli_key,
@@ -109,6 +114,29 @@ def run_fuzz_and_isolation(max_examples: int, seeds: list[int], rounds: int) -> 
             "problems": isolation.problems[:20],
         },
     }
+
+
+# --- forgetting and fair shares (issue 30) ------------------------------------------------
+
+
+def run_forgetting(queued: int) -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        env = {**_env(llm="embedded"), "MEMOS_JOBS_PER_NAMESPACE": str(queued + 5)}
+        with ServeProcess(Path(work), env) as server:
+            server.wait_for_chat()
+            key = (Path(work) / "var" / "bootstrap-key").read_text().strip()
+            erasure = erase_leaks(server.url, key, Path(work), env)
+            print(f"  erase: {erasure}", flush=True)
+            light = cli_key(Path(work), env, "light")
+            fairness = job_wait(server.url, key, light, queued)
+            print(f"  fair shares: {fairness}", flush=True)
+    return {
+        "erasure": {"checks": erasure.checks, "leaks": erasure.leaks,
+                    "erased": erasure.erased, "retired_adapters": erasure.retired_adapters,
+                    "problems": erasure.problems},
+        "fairness": {"queued_by_other": fairness.queued_by_other,
+                     "one_job_s": fairness.one_job_s, "wait_s": fairness.wait_s},
+    }  # fmt: skip
 
 
 # --- engine failure under load ----------------------------------------------------------
@@ -249,6 +277,8 @@ def main() -> None:
     crashes = run_crashes(cycles, args.seed)
     print(f"schemathesis ({examples} examples an operation) and isolation ({rounds} rounds)")
     fuzz_iso = run_fuzz_and_isolation(examples, fuzz_seeds, rounds)
+    print("erasure and fair shares", flush=True)
+    forgetting = run_forgetting(queued=20)
     engine = run_engine_failures(engine_failures)
 
     crash_rows = [
@@ -288,6 +318,18 @@ def main() -> None:
         ["attempts", "cross-namespace reads"],
         [[iso["attempts"], iso["cross_namespace_reads"]]],
     )
+    erasure, fairness = forgetting["erasure"], forgetting["fairness"]
+    print_table(
+        "an erase, then every place a user could read the text again",
+        ["places checked", "still showing it", "memories erased", "adapters retired"],
+        [[erasure["checks"], erasure["leaks"], erasure["erased"], erasure["retired_adapters"]]],
+    )
+    print_table(
+        "a namespace's one training job while another has jobs queued",
+        ["queued by the other", "one job takes s", "the one waits s", "FIFO would wait s"],
+        [[fairness["queued_by_other"], fairness["one_job_s"], fairness["wait_s"],
+          round(fairness["queued_by_other"] * fairness["one_job_s"], 1)]],
+    )  # fmt: skip
     print_table(
         "engine failures under another tenant's load",
         [
@@ -313,13 +355,16 @@ def main() -> None:
         "fuzz_cases": sum(f["cases"] for f in fuzz),
         "fuzz_5xx": sum(f["server_errors"] for f in fuzz),
         "cross_namespace_reads": iso["cross_namespace_reads"],
+        "erase_leaks": erasure["leaks"],
+        "job_wait_s_other_tenant": fairness["wait_s"],
         "engine_recoveries": engine["engine_recoveries"],
     }
     print("\nsummary:", summary)
     write_json(
         args.json,
         summary,
-        {"crashes": crashes, **fuzz_iso, "engine": engine, "quick": args.quick, "seed": args.seed},
+        {"crashes": crashes, **fuzz_iso, **forgetting, "engine": engine, "quick": args.quick,
+         "seed": args.seed},
     )
 
 
