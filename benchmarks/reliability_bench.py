@@ -262,7 +262,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     cycles = 10 if args.quick else 20  # per backend
-    examples, fuzz_seeds = (20, [args.seed]) if args.quick else (50, [args.seed, args.seed + 1])
+    examples, fuzz_seeds = (20, [args.seed]) if args.quick else (70, [args.seed, args.seed + 1])
     rounds = 20 if args.quick else 100
     engine_failures = 1 if args.quick else 3
 

@@ -214,9 +214,9 @@ class MemOS:
     ) -> list[AddResult]:
         """Add many memories in one transaction: all are stored, or none is. Each new
         memory joins the graph: linked to the entities its text mentions and to the
-        stored memories most like it, with the facts it asserts. An item whose exact twin
-        is stored (the same text, owner, session, category, tags and metadata) is not
-        stored again (nor are its facts), unless its ``dedupe`` is false (one flag for
+        stored memories most like it, with the facts it asserts. An item whose twin is
+        stored (the same text, owner, session, category and tag set) is not stored
+        again (nor are its facts), unless its ``dedupe`` is false (one flag for
         all, or one per item): then it is a record, stored each time, and never merged.
 
         For imports: ``ids`` keeps given ids (one already in use is a conflict) and
@@ -388,8 +388,8 @@ class MemOS:
         deduped: Sequence[bool],
         repo: CubeRepository | None = None,
     ) -> dict[int, str]:
-        """Positions of the items to dedupe whose exact twin is stored: the same text,
-        owner, session, category, tags and metadata, and not a record."""
+        """Positions of the items to dedupe whose twin is stored: the same text, owner,
+        session, category and tag set, and not a record."""
         wanted = [hashes[i] for i in range(len(items)) if deduped[i]]
         if not wanted:
             return {}
@@ -794,10 +794,9 @@ def _check_plaintext(cube: MemCube) -> None:
 
 
 def _dedupe_key(item: NewMemory, digest: str) -> tuple:
-    """What makes two memories the same record: their text and everything a caller
-    selects them by."""
+    """What makes two memories one added twice (``memcube/identity.py``)."""
     return identity_key(digest, item.user_id, item.agent_id, item.session_id, item.category,
-                        item.tags, item.metadata)  # fmt: skip
+                        item.tags)  # fmt: skip
 
 
 

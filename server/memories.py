@@ -85,7 +85,7 @@ class MemoryController(TenantController):
         self, data: MemoryIn, request: Request, tenant: Tenant, memos: MemOS, kernel: Kernel,
     ) -> Response[AddOut]:  # fmt: skip
         """201 with the new memory; 200 with the existing one when its exact twin is stored
-        (the same text, owner, session, category, tags and metadata) unless ``dedupe`` is
+        (the same text, owner, session, category and tag set) unless ``dedupe`` is
         false, which stores a record (kept each time, never merged). A retry
         with the same ``Idempotency-Key`` header gets the first answer again;
         ``X-Memos-Source`` (api, sdk, agent, tool) is the provenance source."""

@@ -97,8 +97,7 @@ def test_every_verb_of_both_clients(service: tuple[str, str], kind: str) -> None
             )
         )
         assert added.created and added.text == "Alice prefers window seats."
-        again = do(c.add("Alice prefers window seats.", user_id=who, tags=["travel"],
-                         metadata={"from": "test"}))  # fmt: skip
+        again = do(c.add("Alice prefers window seats.", user_id=who, tags=["travel"]))
         assert again.created is False and again.id == added.id
         ids = do(
             c.add_batch(

@@ -45,10 +45,13 @@ def test_the_same_text_in_two_sessions_is_two_memories(memos: MemOS, ns: str) ->
     for session in ("s1", "s2"):
         page = memos.list(namespace=ns, filters=MemoryFilter(session_id=session))
         assert [m.text for m in page.items] == ["yes"]
-    # another tag set, category or metadata is another record too
-    for extra in ({"tags": ["a"]}, {"category": "notes"}, {"metadata": {"key": "k"}}):
+    # another tag set or category is another record too
+    for extra in ({"tags": ["a"]}, {"category": "notes"}):
         assert memos.add("yes", namespace=ns, user_id="ana", session_id="s1", **extra).created
-    # the exact twin is the same memory (tags in any order)
+    # metadata is a record's data, not its identity (records apart by it: dedupe off)
+    again = memos.add("yes", namespace=ns, user_id="ana", session_id="s1", metadata={"k": 1})
+    assert not again.created and again.memory.id == first.memory.id
+    # the twin is the same memory (tags in any order)
     twin = memos.add("yes", namespace=ns, user_id="ana", session_id="s1")
     assert not twin.created and twin.memory.id == first.memory.id
     tagged = memos.add("no", namespace=ns, tags=["a", "b"]).memory

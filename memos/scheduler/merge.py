@@ -15,7 +15,7 @@ from memos.errors import ConflictError, MemOSError, NotFoundError
 from memos.graph.service import NewNode
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.graph_rows import has_live_facts
-from memos.memcube.identity import identity_key
+from memos.memcube.identity import canonical_metadata, identity_key
 from memos.memcube.ids import new_id
 from memos.memcube.models import (
     INDEXED_STATES,
@@ -182,8 +182,8 @@ def _same_record(other: MemCube, cube: MemCube) -> bool:
 
 def _selectors(cube: MemCube) -> tuple:
     selected = identity_key("", cube.user_id, cube.agent_id, cube.session_id, cube.category,
-                            cube.tags, cube.meta)  # fmt: skip
-    return (*selected, cube.kind)
+                            cube.tags)  # fmt: skip
+    return (*selected, canonical_metadata(cube.meta), cube.kind)
 
 
 def unmerge(memos: MemOS, namespace: str, fused_id: str, origin: Origin) -> list[Memory]:
