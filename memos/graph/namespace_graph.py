@@ -129,14 +129,57 @@ class NamespaceGraph:
     def add_facts(self, facts: Iterable[Fact]) -> None:
         """Add facts, then derive the supersedes edges of each (subject, predicate) they
         touch once (a namespace's whole history loads in one call)."""
-        touched: set[tuple[str, str]] = set()
+        touched: dict[tuple[str, str], list[Fact]] = defaultdict(list)
         for fact in facts:
             if fact.id in self._fact_by_id:
                 continue  # known already (a replica may hear of a fact twice)
             self._add(fact)
-            touched.add((fact.subject, fact.predicate))
-        for subject, predicate in touched:
-            self._link_supersessions(subject, predicate)
+            touched[(fact.subject, fact.predicate)].append(fact)
+        for (subject, predicate), added in touched.items():
+            if len(added) == 1 and self._is_newest(added[0]):
+                self._append_span(added[0])  # the usual case: a later fact, in one step
+            else:
+                self._link_supersessions(subject, predicate)
+
+    def _is_newest(self, fact: Fact) -> bool:
+        """Whether ``fact`` (live) comes after every live fact of its (subject,
+        predicate) in world order, so that its history only grows at the end."""
+        spans = self._known_now.get((fact.subject, fact.predicate), [])
+        if fact.retired_at is not None:
+            return False
+        if not spans:
+            return len(self._facts[(fact.subject, fact.predicate)]) == 1
+        last = spans[-1].fact
+        return (fact.valid_from, fact.recorded_at) >= (last.valid_from, last.recorded_at)
+
+    def _append_span(self, fact: Fact) -> None:
+        """What ``_link_supersessions`` would make of a history that gains ``fact`` at
+        its end: the previous last span may end where it begins, and supersede it."""
+        key = (fact.subject, fact.predicate)
+        spans = self._known_now.setdefault(key, [])
+        if spans:
+            before = spans[-1]
+            ends = before.fact.valid_until
+            if ends is None or fact.valid_from < ends:
+                ended = Span(before.fact, fact.valid_from, fact.id)
+                spans[-1] = ended
+                self._span_now[before.fact.id] = ended
+                for entity in (before.fact.subject, before.fact.object):
+                    if entity is not None:
+                        self._open[entity].discard(before.fact.id)
+                if fact.memory_id is not None and before.fact.memory_id is not None:
+                    edge = (memory_node(fact.memory_id), memory_node(before.fact.memory_id),
+                            f"supersedes:{before.fact.id}")  # fmt: skip
+                    self.graph.add_edge(*edge, kind="supersedes", fact=before.fact.id,
+                                        by=fact.id)  # fmt: skip
+                    self._supersedes[key].append(edge)
+        span = Span(fact, fact.valid_until, None)
+        spans.append(span)
+        self._span_now[fact.id] = span
+        if fact.valid_until is None:
+            for entity in (fact.subject, fact.object):
+                if entity is not None:
+                    self._open[entity].add(fact.id)
 
     def _add(self, fact: Fact) -> None:
         self._world_edge = max(
