@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from memos import validation as check
 from memos.errors import ConflictError, InvalidInputError, NotFoundError
+from memos.lifecycle import tombstone
 from memos.memcube.ids import is_id, new_id
 from memos.memcube.models import (
     LIVE_STATES,
@@ -28,7 +29,6 @@ from memos.memcube.models import (
     Kind,
     MemCube,
     Operation,
-    State,
     is_served,
     utcnow,
 )
@@ -161,12 +161,7 @@ class Compositions:
             cube = self._named(session, namespace, name, for_update=True)
             if cube is None:
                 raise NotFoundError(f"composition {name!r} not found")
-            now = utcnow()
-            cube.state, cube.deleted_at, cube.updated_at = State.DELETED.value, now, now
-            cube.version += 1
-            CubeRepository(session).add_version(
-                CubeVersion(**version_row(cube, Operation.DELETE, origin, now))
-            )
+            tombstone(CubeRepository(session), cube, utcnow(), origin)
             return _of(cube)
 
     def context(self, namespace: str, name: str) -> ComposedContext:
@@ -215,12 +210,11 @@ def drop_members(
     kept = [m for m in composition.members if m.id not in gone]
     if len(kept) == len(composition.members):
         return False
+    if not kept:
+        tombstone(repo, cube, now, origin)
+        return True
     cube.version += 1
     cube.updated_at = now
-    if not kept:
-        cube.state, cube.deleted_at = State.DELETED.value, now
-        repo.add_version(CubeVersion(**version_row(cube, Operation.DELETE, origin, now)))
-        return True
     cube.payload = json.dumps({"members": [m.to_json() for m in kept]})
     cube.content_hash = content_hash(Kind.COMPOSITION.value, cube.payload)
     derived = [{"id": m.id, "version": m.version} for m in kept]

@@ -654,11 +654,7 @@ class MemOS:
                 now = utcnow()
                 cube = self._live(repo, namespace, memory_id, now, for_update=True)
                 _check_plaintext(cube)
-                cube.state = State.DELETED.value
-                cube.deleted_at = now
-                cube.updated_at = now
-                cube.version += 1
-                repo.add_version(CubeVersion(**version_row(cube, Operation.DELETE, origin, now)))
+                lifecycle.tombstone(repo, cube, now, origin)
                 revision = repo.bump_revision(namespace)
                 uncache = self.cache.invalidate_memories(session, namespace, [memory_id])
                 retire = self.graph.retire_memory(session, namespace, memory_id, now)
@@ -797,7 +793,6 @@ def _dedupe_key(item: NewMemory, digest: str) -> tuple:
     """What makes two memories one added twice (``memcube/identity.py``)."""
     return identity_key(digest, item.user_id, item.agent_id, item.session_id, item.category,
                         item.tags)  # fmt: skip
-
 
 
 def _per_item(dedupe: bool | Sequence[bool], count: int) -> list[bool]:

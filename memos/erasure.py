@@ -25,10 +25,10 @@ from memos import lifecycle
 from memos.activation.service import Activation, ActivationMemory
 from memos.composition import drop_members
 from memos.errors import ConflictError, NotFoundError
-from memos.memcube.models import CubeVersion, Kind, MemCube, Operation, State, utcnow
+from memos.memcube.models import Kind, MemCube, Operation, State, utcnow
 from memos.memcube.repository import CubeRepository
 from memos.parametric.service import Parametric, retire
-from memos.provenance import Origin, version_row
+from memos.provenance import Origin
 from memos.scheduler.merge import Restored, restore_sources
 
 if TYPE_CHECKING:
@@ -154,13 +154,7 @@ class _Work:
 
     def erase(self, cube: MemCube) -> None:
         if cube.state not in (State.DELETED.value, State.EXPIRED.value):
-            cube.state = State.DELETED.value
-            cube.deleted_at = self.now
-            cube.updated_at = self.now
-            cube.version += 1
-            self.repo.add_version(
-                CubeVersion(**version_row(cube, Operation.DELETE, self.origin, self.now))
-            )
+            lifecycle.tombstone(self.repo, cube, self.now, self.origin)
         lifecycle.erase(self.repo, cube, self.now, self.origin)
         self.after_commit.append(
             self.memos.graph.retire_memory(self.session, self.namespace, cube.id, self.now)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from memos.memcube.models import (
     INDEXED_STATES,
@@ -65,6 +66,17 @@ def purge_deleted(memos: MemOS, older_than_s: float, batch: int = 1_000) -> int:
         for cube in cubes:
             erase(repo, cube, now, PURGE)
         return len(cubes)
+
+
+def tombstone(
+    repo: CubeRepository, cube: MemCube, now: datetime, origin: Origin,
+    operation: Operation = Operation.DELETE, derived_from: Sequence[dict[str, Any]] = (),
+) -> None:  # fmt: skip
+    """In the caller's unit of work: ``cube`` deleted, as its next version (with the
+    provenance of the change)."""
+    cube.state, cube.deleted_at, cube.updated_at = State.DELETED.value, now, now
+    cube.version += 1
+    repo.add_version(CubeVersion(**version_row(cube, operation, origin, now, derived_from)))
 
 
 def erase(repo: CubeRepository, cube: MemCube, now: datetime, origin: Origin) -> None:

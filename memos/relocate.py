@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from memos import validation as check
 from memos.errors import ConflictError, InvalidInputError, NotFoundError
 from memos.graph.service import NewNode
+from memos.lifecycle import tombstone
 from memos.memcube.graph_rows import has_live_facts
 from memos.memcube.identity import identity_of
 from memos.memcube.ids import is_id, new_id
-from memos.memcube.models import CubeVersion, Kind, MemCube, Operation, State, is_served, utcnow
+from memos.memcube.models import CubeVersion, Kind, MemCube, Operation, is_served, utcnow
 from memos.memcube.repository import CubeRepository
 from memos.provenance import Origin, version_row
 from memos.records import Memory, memory_of
@@ -84,15 +85,9 @@ def migrate_memories(
             retire = []
             if move:
                 for cube, copy in zip(cubes, copies, strict=True):
-                    cube.state = State.DELETED.value
-                    cube.deleted_at = now
-                    cube.updated_at = now
-                    cube.version += 1
                     moved = [{"namespace": target.namespace, "id": copy.id,
                               "version": copy.version, "relation": "moved_to"}]  # fmt: skip
-                    repo.add_version(
-                        CubeVersion(**version_row(cube, Operation.MIGRATE, origin, now, moved))
-                    )
+                    tombstone(repo, cube, now, origin, Operation.MIGRATE, moved)
                     retire.append(memos.graph.retire_memory(session, source, cube.id, now))
             revisions = {namespace: repo.bump_revision(namespace) for namespace in namespaces}
             uncache = memos.cache.invalidate_memories(session, source, list(ids)) if move else None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from memos import validation as check
 from memos.errors import InvalidInputError, NotFoundError, UnavailableError
+from memos.lifecycle import tombstone
 from memos.llm.backend import ChatRequest
 from memos.llm.pin_hint import PinHint
 from memos.memcube.filters import MemoryFilter
@@ -169,10 +170,7 @@ class ActivationMemory:
             repo = CubeRepository(session)
             cube = self._cube(repo, namespace, activation_id, for_update=True)
             activation = self.of_cube(session, cube)
-            now = utcnow()
-            cube.state, cube.deleted_at, cube.updated_at = State.DELETED.value, now, now
-            cube.version += 1
-            repo.add_version(CubeVersion(**version_row(cube, Operation.DELETE, origin, now)))
+            tombstone(repo, cube, utcnow(), origin)
         return activation
 
     def demote(self, namespace: str, activation_id: str, origin: Origin) -> bool:

@@ -167,12 +167,7 @@ class NamespaceGraph:
                 for entity in (before.fact.subject, before.fact.object):
                     if entity is not None:
                         self._open[entity].discard(before.fact.id)
-                if fact.memory_id is not None and before.fact.memory_id is not None:
-                    edge = (memory_node(fact.memory_id), memory_node(before.fact.memory_id),
-                            f"supersedes:{before.fact.id}")  # fmt: skip
-                    self.graph.add_edge(*edge, kind="supersedes", fact=before.fact.id,
-                                        by=fact.id)  # fmt: skip
-                    self._supersedes[key].append(edge)
+                self._link_supersession(key, before.fact, fact)
         span = Span(fact, fact.valid_until, None)
         spans.append(span)
         self._span_now[fact.id] = span
@@ -349,12 +344,17 @@ class NamespaceGraph:
                         self._open[entity].add(span.fact.id)
         for span in spans:
             newer = self._fact_by_id.get(span.superseded_by or "")
-            if newer is None or newer.memory_id is None or span.fact.memory_id is None:
-                continue
-            edge = (memory_node(newer.memory_id), memory_node(span.fact.memory_id),
-                    f"supersedes:{span.fact.id}")  # fmt: skip
-            self.graph.add_edge(*edge, kind="supersedes", fact=span.fact.id, by=newer.id)
-            edges.append(edge)
+            if newer is not None:
+                self._link_supersession((subject, predicate), span.fact, newer)
+
+    def _link_supersession(self, key: tuple[str, str], older: Fact, newer: Fact) -> None:
+        """The supersedes edge from the memory of ``newer`` to that of ``older``."""
+        if newer.memory_id is None or older.memory_id is None:
+            return
+        edge = (memory_node(newer.memory_id), memory_node(older.memory_id),
+                f"supersedes:{older.id}")  # fmt: skip
+        self.graph.add_edge(*edge, kind="supersedes", fact=older.id, by=newer.id)
+        self._supersedes[key].append(edge)
 
     # views ------------------------------------------------------------------------------
 

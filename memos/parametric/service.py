@@ -40,6 +40,7 @@ from memos.errors import (
     UnavailableError,
 )
 from memos.fair_queue import FairQueue
+from memos.lifecycle import tombstone
 from memos.llm.backend import AdapterRef
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.ids import new_id
@@ -377,12 +378,7 @@ class ParametricMemory:
             if cube is None:
                 raise NotFoundError(f"no parametric memory named {name!r}")
             found = self._of(session, cube)
-            now = utcnow()
-            cube.state, cube.deleted_at, cube.updated_at = State.DELETED.value, now, now
-            cube.version += 1
-            CubeRepository(session).add_version(
-                CubeVersion(**version_row(cube, Operation.DELETE, origin, now))
-            )
+            tombstone(CubeRepository(session), cube, utcnow(), origin)
         self.let_go(found)
         return found
 
@@ -618,12 +614,8 @@ def retire(
     erased memories and is served no more (``ParametricMemory.let_go`` removes its files
     and unloads it once the work commits; ``retrain`` trains it again without them)."""
     found = parametric_of(session, cube, data_dir)
-    cube.state, cube.deleted_at, cube.updated_at = State.DELETED.value, now, now
     cube.meta = {**cube.meta, "retired": {"erased_sources": sorted(erased)}}
-    cube.version += 1
-    CubeRepository(session).add_version(
-        CubeVersion(**version_row(cube, Operation.DELETE, origin, now))
-    )
+    tombstone(CubeRepository(session), cube, now, origin)
     return found
 
 

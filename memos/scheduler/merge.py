@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from memos.errors import ConflictError, MemOSError, NotFoundError
 from memos.graph.service import NewNode
+from memos.lifecycle import tombstone
 from memos.memcube.filters import MemoryFilter
 from memos.memcube.graph_rows import has_live_facts
 from memos.memcube.identity import canonical_metadata, identity_key
@@ -210,15 +211,9 @@ def unmerge(memos: MemOS, namespace: str, fused_id: str, origin: Origin) -> list
             if fused is None or fused.state not in INDEXED_STATES:
                 raise NotFoundError(f"memory {fused_id!r} not found")
             restored = restore_sources(memos, session, fused, source_ids, origin, now, index)
-            fused.state = State.DELETED.value
-            fused.deleted_at = now
-            fused.updated_at = now
-            fused.version += 1
             into = [{"id": c.id, "version": c.version, "relation": "unmerged_into"}
                     for c in restored.cubes]  # fmt: skip
-            repo.add_version(
-                CubeVersion(**version_row(fused, Operation.UNMERGE, origin, now, into))
-            )
+            tombstone(repo, fused, now, origin, Operation.UNMERGE, into)
             revision = repo.bump_revision(namespace)
             uncache = memos.cache.invalidate_memories(session, namespace, [fused_id])
             retire = memos.graph.retire_memory(session, namespace, fused_id, now)
